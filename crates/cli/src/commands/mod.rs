@@ -1,0 +1,10 @@
+//! One module per subcommand: its clap `Args` and a `run` function.
+
+pub mod chat;
+pub mod detokenize;
+pub mod generate;
+pub mod logits;
+pub mod parse;
+pub mod render;
+pub mod run;
+pub mod tokenize;

@@ -1,0 +1,54 @@
+//! The `gpt-oss` binary: parses the command line and hands each subcommand to
+//! its module in `commands/`. Only this crate turns errors into exit codes.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gpt-oss", version, about = "Run OpenAI's gpt-oss models locally, offline.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Encode text with o200k_harmony and print the token ids as JSON.
+    Tokenize(commands::tokenize::Args),
+    /// Decode token ids (comma-separated or a JSON array) back to text.
+    Detokenize(commands::detokenize::Args),
+    /// Render a harmony conversation (openai-harmony JSON) to token ids.
+    Render(commands::render::Args),
+    /// Parse completion tokens into harmony messages.
+    Parse(commands::parse::Args),
+    /// Run the forward pass and write logits for every position (.npy).
+    Logits(commands::logits::Args),
+    /// Raw token-level generation without harmony; prints ids as JSON.
+    Generate(commands::generate::Args),
+    /// One-shot: answer a prompt, reasoning on stderr when asked.
+    Run(commands::run::Args),
+    /// Interactive chat in the terminal.
+    Chat(commands::chat::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Detokenize(args) => commands::detokenize::run(args),
+        Command::Render(args) => commands::render::run(args),
+        Command::Parse(args) => commands::parse::run(args),
+        Command::Logits(args) => commands::logits::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Chat(args) => commands::chat::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
