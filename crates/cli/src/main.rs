@@ -2,6 +2,8 @@
 //! its module in `commands/`. Only this crate turns errors into exit codes.
 
 mod commands;
+mod generation_args;
+mod model_source;
 
 use clap::{Parser, Subcommand};
 

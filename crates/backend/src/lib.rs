@@ -1,0 +1,25 @@
+//! Numeric building blocks of the gpt-oss forward pass: the weight dtypes (bf16, MXFP4 E2M1 with
+//! E8M0 block scales) and the kernels, named operation first and dtypes last
+//! (`matmul_f32_mxfp4w`: f32 activations, MXFP4 weights).
+//!
+//! Every kernel here is the plain, readable "oracle" version: slices in, slices out, f32
+//! accumulation, no allocation inside except where noted. Some are parallelised over output rows
+//! with rayon, but each keeps a sequential reference twin (`*_ref`, test-only or public) that later
+//! SIMD kernels are tested against. This crate knows nothing about checkpoints, names or caches.
+
+pub mod attention;
+pub mod dtype;
+pub mod matmul;
+pub mod moe;
+pub mod norm;
+pub mod rope;
+
+pub use attention::{sdpa_sinks_f32, KvPages, SdpaParams};
+pub use dtype::{bf16, bf16_to_f32, e8m0_to_f32, fp4_e2m1_to_f32, FP4_E2M1_VALUES, MXFP4_BLOCK};
+pub use matmul::{
+    embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
+    matmul_f32_f32w_io, matmul_f32_mxfp4w,
+};
+pub use moe::{swiglu_clamp_f32, topk_softmax_f32, SWIGLU_ALPHA};
+pub use norm::rmsnorm_f32;
+pub use rope::{rope_yarn_f32, YarnRope};

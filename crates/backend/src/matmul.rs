@@ -1,0 +1,405 @@
+//! Matrix products `y[n, out] = x[n, in] · Wᵀ (+ b)` reading each weight dtype in place, plus
+//! embedding-row gathers.
+//!
+//! Numerics: f32 products accumulated in 8 interleaved f32 lanes (lane = index % 8) over the
+//! whole row, then the lanes summed in a fixed order. Every path (one token or many, bf16/f32/MXFP4)
+//! uses that same order, so the result for a token does not depend on how many tokens share the
+//! call: incremental decode is bit-identical to a batched prefill. MXFP4 rows are decoded one block
+//! (or one row) at a time, never a whole tensor.
+//!
+//! Parallelism: output rows are split across rayon threads; `*_ref` twins in the tests are the
+//! plain sequential loops.
+
+use rayon::prelude::*;
+
+use crate::dtype::{bf16, bf16_to_f32, decode_mxfp4_block, decode_mxfp4_row, MXFP4_BLOCK};
+
+const LANES: usize = 8;
+
+/// Below this many multiply-adds a call runs on the calling thread (rayon overhead dominates).
+const PAR_MIN_WORK: usize = 1 << 15;
+
+#[inline(always)]
+fn reduce_lanes(acc: [f32; LANES]) -> f32 {
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+}
+
+/// Lane-accumulating dot product over `x` and `w` converted by `conv`. The tail (len % 8) goes
+/// into the first lanes, which keeps the order identical for every caller.
+#[inline(always)]
+fn dot_lanes<T: Copy>(acc: &mut [f32; LANES], x: &[f32], w: &[T], conv: impl Fn(T) -> f32) {
+    let n8 = x.len() / LANES * LANES;
+    for (xc, wc) in x[..n8].chunks_exact(LANES).zip(w[..n8].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += xc[l] * conv(wc[l]);
+        }
+    }
+    for (l, (&xv, &wv)) in x[n8..].iter().zip(&w[n8..]).enumerate() {
+        acc[l] += xv * conv(wv);
+    }
+}
+
+#[inline(always)]
+fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    dot_lanes(&mut acc, x, w, |v| v);
+    reduce_lanes(acc)
+}
+
+#[inline(always)]
+fn dot_bf16(x: &[f32], w: &[bf16]) -> f32 {
+    let mut acc = [0f32; LANES];
+    dot_lanes(&mut acc, x, w, bf16_to_f32);
+    reduce_lanes(acc)
+}
+
+fn check_dims(x: &[f32], w_len: usize, bias: Option<&[f32]>, y: &[f32], d_in: usize, d_out: usize) {
+    assert!(d_in > 0 && d_out > 0, "matmul: zero dimension");
+    assert_eq!(x.len() % d_in, 0, "matmul: x is not [n, {d_in}]");
+    let n = x.len() / d_in;
+    assert_eq!(y.len(), n * d_out, "matmul: y is not [{n}, {d_out}]");
+    assert_eq!(w_len, d_in * d_out, "matmul: W is not [{d_out}, {d_in}]");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), d_out, "matmul: bias is not [{d_out}]");
+    }
+}
+
+/// Runs `row_fn(o, y_col)` for every output row `o`, writing `y[t, o]` for all tokens `t`.
+/// One token: the output row is `y` itself, split across threads. Many tokens: each thread
+/// fills a [n] column for its rows into a transposed buffer that is then copied into `y`; this
+/// keeps each weight row hot in cache while it meets every token.
+/// `row_fn` also gets a per-thread scratch vector (reused across rows) for decoded weights.
+fn for_each_out_row<F>(y: &mut [f32], n: usize, d_out: usize, work: usize, row_fn: F)
+where
+    F: Fn(usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
+{
+    if n == 1 {
+        if work < PAR_MIN_WORK {
+            let mut scratch = Vec::new();
+            for (o, yo) in y.iter_mut().enumerate() {
+                row_fn(o, std::slice::from_mut(yo), &mut scratch);
+            }
+        } else {
+            y.par_iter_mut().enumerate().with_min_len(16).for_each_init(
+                Vec::new,
+                |scratch, (o, yo)| row_fn(o, std::slice::from_mut(yo), scratch),
+            );
+        }
+        return;
+    }
+    // f32 [d_out, n]
+    let mut yt = vec![0f32; n * d_out];
+    if work < PAR_MIN_WORK {
+        let mut scratch = Vec::new();
+        for (o, col) in yt.chunks_mut(n).enumerate() {
+            row_fn(o, col, &mut scratch);
+        }
+    } else {
+        yt.par_chunks_mut(n)
+            .enumerate()
+            .with_min_len(4)
+            .for_each_init(Vec::new, |scratch, (o, col)| row_fn(o, col, scratch));
+    }
+    for (o, col) in yt.chunks(n).enumerate() {
+        for (t, &v) in col.iter().enumerate() {
+            y[t * d_out + o] = v;
+        }
+    }
+}
+
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32 (row-major, out × in).
+pub fn matmul_f32_f32w(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    check_dims(x, w.len(), bias, y, d_in, d_out);
+    let n = x.len() / d_in;
+    for_each_out_row(y, n, d_out, n * d_in * d_out, |o, col, _| {
+        let w_row = &w[o * d_in..(o + 1) * d_in];
+        let b = bias.map_or(0.0, |b| b[o]);
+        for (t, yv) in col.iter_mut().enumerate() {
+            *yv = dot_f32(&x[t * d_in..(t + 1) * d_in], w_row) + b;
+        }
+    });
+}
+
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place.
+pub fn matmul_f32_bf16w(
+    x: &[f32],
+    w: &[bf16],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    check_dims(x, w.len(), bias, y, d_in, d_out);
+    let n = x.len() / d_in;
+    for_each_out_row(y, n, d_out, n * d_in * d_out, |o, col, _| {
+        let w_row = &w[o * d_in..(o + 1) * d_in];
+        let b = bias.map_or(0.0, |b| b[o]);
+        for (t, yv) in col.iter_mut().enumerate() {
+            *yv = dot_bf16(&x[t * d_in..(t + 1) * d_in], w_row) + b;
+        }
+    });
+}
+
+/// `y[n, d_out] = x[n, d_in] · W + b` where W is stored [d_in, d_out] (input-major), as in the
+/// dequantized Hugging Face expert tensors (`gate_up_proj [E, H, 2I]`). Accumulates sequentially
+/// over the input index per output.
+pub fn matmul_f32_bf16w_io(
+    x: &[f32],
+    w: &[bf16],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    check_dims(x, w.len(), bias, y, d_in, d_out);
+    matmul_io(x, bias, y, d_in, d_out, |i, o| bf16_to_f32(w[i * d_out + o]));
+}
+
+/// f32 twin of [`matmul_f32_bf16w_io`] (W stored [d_in, d_out]).
+pub fn matmul_f32_f32w_io(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    check_dims(x, w.len(), bias, y, d_in, d_out);
+    matmul_io(x, bias, y, d_in, d_out, |i, o| w[i * d_out + o]);
+}
+
+fn matmul_io(
+    x: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+    w_at: impl Fn(usize, usize) -> f32 + Sync,
+) {
+    // Columns are processed in chunks so each W row segment is read contiguously.
+    const COLS: usize = 64;
+    let n = x.len() / d_in;
+    let run_token = |t: usize, y_row: &mut [f32]| {
+        let x_row = &x[t * d_in..(t + 1) * d_in];
+        let do_chunk = |c: usize, yc: &mut [f32]| {
+            let o0 = c * COLS;
+            for (j, yv) in yc.iter_mut().enumerate() {
+                *yv = bias.map_or(0.0, |b| b[o0 + j]);
+            }
+            for (i, &xv) in x_row.iter().enumerate() {
+                for (j, yv) in yc.iter_mut().enumerate() {
+                    *yv += xv * w_at(i, o0 + j);
+                }
+            }
+        };
+        if d_in * d_out < PAR_MIN_WORK {
+            y_row
+                .chunks_mut(COLS)
+                .enumerate()
+                .for_each(|(c, yc)| do_chunk(c, yc));
+        } else {
+            y_row
+                .par_chunks_mut(COLS)
+                .enumerate()
+                .for_each(|(c, yc)| do_chunk(c, yc));
+        }
+    };
+    for (t, y_row) in y.chunks_mut(d_out).enumerate().take(n) {
+        run_token(t, y_row);
+    }
+}
+
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4 read in place:
+/// `blocks` u8 [d_out, d_in/32, 16] (two E2M1 codes per byte, low nibble first),
+/// `scales` u8 [d_out, d_in/32] (E8M0). `d_in` must be a multiple of 32.
+pub fn matmul_f32_mxfp4w(
+    x: &[f32],
+    blocks: &[u8],
+    scales: &[u8],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    assert_eq!(d_in % MXFP4_BLOCK, 0, "mxfp4 matmul: d_in {d_in} not a multiple of 32");
+    check_dims(x, blocks.len() * 2, bias, y, d_in, d_out);
+    assert_eq!(scales.len(), d_out * d_in / MXFP4_BLOCK, "mxfp4 matmul: scales shape");
+    let n = x.len() / d_in;
+    let row_bytes = d_in / 2;
+    let row_scales = d_in / MXFP4_BLOCK;
+    for_each_out_row(y, n, d_out, n * d_in * d_out, |o, col, w_row| {
+        let packed = &blocks[o * row_bytes..(o + 1) * row_bytes];
+        let sc = &scales[o * row_scales..(o + 1) * row_scales];
+        let b = bias.map_or(0.0, |b| b[o]);
+        if n == 1 {
+            // Decode block by block into the same lanes a decoded row would use.
+            let mut acc = [0f32; LANES];
+            let mut wb = [0f32; MXFP4_BLOCK];
+            for (blk, (p, &s)) in packed.chunks_exact(MXFP4_BLOCK / 2).zip(sc).enumerate() {
+                decode_mxfp4_block(p, s, &mut wb);
+                let xb = &x[blk * MXFP4_BLOCK..(blk + 1) * MXFP4_BLOCK];
+                dot_lanes(&mut acc, xb, &wb, |v| v);
+            }
+            col[0] = reduce_lanes(acc) + b;
+        } else {
+            // One decoded row per output row, reused for every token.
+            w_row.resize(d_in, 0.0);
+            decode_mxfp4_row(packed, sc, w_row);
+            for (t, yv) in col.iter_mut().enumerate() {
+                *yv = dot_f32(&x[t * d_in..(t + 1) * d_in], w_row) + b;
+            }
+        }
+    });
+}
+
+/// Gathers embedding rows: `out[t, :] = table[tokens[t], :]` (bf16 table [vocab, hidden]).
+/// Tokens must be < vocab (checked by the caller).
+pub fn embed_rows_bf16(table: &[bf16], tokens: &[u32], hidden: usize, out: &mut [f32]) {
+    for (&tok, row) in tokens.iter().zip(out.chunks_exact_mut(hidden)) {
+        let src = &table[tok as usize * hidden..(tok as usize + 1) * hidden];
+        for (o, &v) in row.iter_mut().zip(src) {
+            *o = bf16_to_f32(v);
+        }
+    }
+}
+
+/// f32 twin of [`embed_rows_bf16`].
+pub fn embed_rows_f32(table: &[f32], tokens: &[u32], hidden: usize, out: &mut [f32]) {
+    for (&tok, row) in tokens.iter().zip(out.chunks_exact_mut(hidden)) {
+        row.copy_from_slice(&table[tok as usize * hidden..(tok as usize + 1) * hidden]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::{e8m0_to_f32, fp4_e2m1_to_f32};
+
+    struct Rng(u64);
+    impl Rng {
+        fn f(&mut self) -> f32 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+        fn byte(&mut self) -> u8 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 56) as u8
+        }
+    }
+
+    /// Sequential f64 reference: y = x · Wᵀ + b with W given as a closure (out, in).
+    fn matmul_ref(
+        x: &[f32],
+        w: impl Fn(usize, usize) -> f32,
+        bias: Option<&[f32]>,
+        d_in: usize,
+        d_out: usize,
+    ) -> Vec<f32> {
+        let n = x.len() / d_in;
+        let mut y = vec![0f32; n * d_out];
+        for t in 0..n {
+            for o in 0..d_out {
+                let mut s = bias.map_or(0.0, |b| b[o]) as f64;
+                for i in 0..d_in {
+                    s += x[t * d_in + i] as f64 * w(o, i) as f64;
+                }
+                y[t * d_out + o] = s as f32;
+            }
+        }
+        y
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "at {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn bf16_and_f32_weights_match_reference_odd_sizes() {
+        let mut r = Rng(1);
+        for &(n, d_in, d_out) in &[(1, 7, 5), (3, 37, 11), (5, 64, 300), (1, 300, 200), (9, 130, 257)] {
+            let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
+            let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
+            let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+            let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
+            let mut y = vec![0f32; n * d_out];
+            matmul_f32_f32w(&x, &wf, Some(&b), &mut y, d_in, d_out);
+            assert_close(&y, &matmul_ref(&x, |o, i| wf[o * d_in + i], Some(&b), d_in, d_out), 1e-5);
+            matmul_f32_bf16w(&x, &wb, None, &mut y, d_in, d_out);
+            let yr = matmul_ref(&x, |o, i| wb[o * d_in + i].to_f32(), None, d_in, d_out);
+            assert_close(&y, &yr, 1e-5);
+            // Input-major storage: transpose W.
+            let mut wt = vec![bf16::ZERO; d_in * d_out];
+            let mut wtf = vec![0f32; d_in * d_out];
+            for o in 0..d_out {
+                for i in 0..d_in {
+                    wt[i * d_out + o] = wb[o * d_in + i];
+                    wtf[i * d_out + o] = wf[o * d_in + i];
+                }
+            }
+            matmul_f32_bf16w_io(&x, &wt, None, &mut y, d_in, d_out);
+            assert_close(&y, &yr, 1e-5);
+            matmul_f32_f32w_io(&x, &wtf, Some(&b), &mut y, d_in, d_out);
+            assert_close(&y, &matmul_ref(&x, |o, i| wf[o * d_in + i], Some(&b), d_in, d_out), 1e-5);
+        }
+    }
+
+    #[test]
+    fn mxfp4_matches_dequantized_reference() {
+        let mut r = Rng(7);
+        for &(n, d_in, d_out) in &[(1, 32, 3), (4, 96, 17), (1, 2880 / 10 * 10 / 32 * 32, 33), (7, 256, 129)] {
+            let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
+            let blocks: Vec<u8> = (0..d_out * d_in / 2).map(|_| r.byte()).collect();
+            let scales: Vec<u8> = (0..d_out * d_in / 32).map(|_| 120 + r.byte() % 12).collect();
+            let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
+            let w = |o: usize, i: usize| {
+                let byte = blocks[o * d_in / 2 + i / 2];
+                let code = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+                fp4_e2m1_to_f32(code) * e8m0_to_f32(scales[o * d_in / 32 + i / 32])
+            };
+            let mut y = vec![0f32; n * d_out];
+            matmul_f32_mxfp4w(&x, &blocks, &scales, Some(&b), &mut y, d_in, d_out);
+            // Weights reach 6·2^4 here, so f32 accumulation error grows with d_in.
+            assert_close(&y, &matmul_ref(&x, w, Some(&b), d_in, d_out), 1e-4);
+        }
+    }
+
+    #[test]
+    fn one_token_equals_batched_bitwise() {
+        let mut r = Rng(3);
+        let (n, d_in, d_out) = (6, 320, 700);
+        let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
+        let blocks: Vec<u8> = (0..d_out * d_in / 2).map(|_| r.byte()).collect();
+        let scales: Vec<u8> = (0..d_out * d_in / 32).map(|_| 122 + r.byte() % 8).collect();
+        let wb: Vec<bf16> = (0..d_in * d_out).map(|_| bf16::from_f32(r.f())).collect();
+        let mut yb = vec![0f32; n * d_out];
+        let mut y1 = vec![0f32; d_out];
+        matmul_f32_mxfp4w(&x, &blocks, &scales, None, &mut yb, d_in, d_out);
+        for t in 0..n {
+            matmul_f32_mxfp4w(&x[t * d_in..(t + 1) * d_in], &blocks, &scales, None, &mut y1, d_in, d_out);
+            assert_eq!(&yb[t * d_out..(t + 1) * d_out], &y1[..]);
+        }
+        matmul_f32_bf16w(&x, &wb, None, &mut yb, d_in, d_out);
+        for t in 0..n {
+            matmul_f32_bf16w(&x[t * d_in..(t + 1) * d_in], &wb, None, &mut y1, d_in, d_out);
+            assert_eq!(&yb[t * d_out..(t + 1) * d_out], &y1[..]);
+        }
+    }
+
+    #[test]
+    fn embedding_gather() {
+        let table: Vec<bf16> = (0..12).map(|v| bf16::from_f32(v as f32)).collect();
+        let mut out = vec![0f32; 6];
+        embed_rows_bf16(&table, &[2, 0], 3, &mut out);
+        assert_eq!(out, vec![6.0, 7.0, 8.0, 0.0, 1.0, 2.0]);
+    }
+}

@@ -1,0 +1,60 @@
+//! Where the model comes from — the one place the CLI decides it: a
+//! checkpoint folder given with `--model DIR`, or else the built-in demo
+//! model embedded in the binary. Shows a spinner on stderr while loading
+//! (hidden when stderr is not a terminal).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use gptoss_model::Model;
+
+/// The embedded demo model: original-layout `config.json` bytes and one
+/// safetensors file. `None` until the demo model is trained and embedded.
+fn builtin_demo_model() -> Option<(&'static [u8], &'static [u8])> {
+    None
+}
+
+/// Load the model at `path`, or the built-in demo model when `path` is
+/// `None` (saying so once on stderr).
+pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
+    let spinner = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let result = match path {
+        Some(dir) => {
+            spinner.set_message(format!("loading {}", dir.display()));
+            load_folder(dir)
+        }
+        None => {
+            spinner.suspend(|| eprintln!("using the built-in demo model; pass --model DIR for real weights"));
+            spinner.set_message("loading the built-in demo model");
+            load_builtin()
+        }
+    };
+    spinner.finish_and_clear();
+    result
+}
+
+fn load_folder(dir: &Path) -> anyhow::Result<Model> {
+    if !dir.exists() {
+        anyhow::bail!("model folder {} does not exist", dir.display());
+    }
+    if !dir.is_dir() {
+        anyhow::bail!("--model must be a checkpoint folder, but {} is a file", dir.display());
+    }
+    Model::load(dir).with_context(|| format!("cannot load the model in {}", dir.display()))
+}
+
+fn load_builtin() -> anyhow::Result<Model> {
+    let Some((config, weights)) = builtin_demo_model() else {
+        anyhow::bail!(
+            "this build has no built-in demo model; pass --model DIR with a gpt-oss checkpoint folder \
+             (an `original/` folder or a Hugging Face download)"
+        );
+    };
+    Model::from_memory(config, weights.to_vec()).context("the built-in demo model is damaged")
+}

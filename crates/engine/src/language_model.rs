@@ -1,0 +1,107 @@
+//! The narrow seam between the engine and a model: "here are tokens at the
+//! next positions of this cache, give me logits". The engine knows nothing
+//! else about the network. `gptoss_model::Model` implements it (in
+//! `gptoss_impl.rs`); `ScriptedModel` (in `scripted.rs`) implements it without
+//! weights for fast tests of everything above the seam.
+
+use std::sync::Arc;
+
+use crate::EngineError;
+
+/// Which rows of logits a forward call must return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// One row per input token: `[n_tokens, vocab_size]`.
+    All,
+    /// Only the last input token's row: `[1, vocab_size]`.
+    Last,
+}
+
+/// The per-sequence key/value state a model appends to. Positions are dense:
+/// the next token goes at position `len()`.
+pub trait KvState {
+    /// Positions held; the position of the next token.
+    fn len(&self) -> usize;
+    /// True when no position is held.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The most positions this cache can hold.
+    fn max_tokens(&self) -> usize;
+    /// Forget every position.
+    fn clear(&mut self);
+    /// Forget positions `>= n_tokens`. Returns how many positions are really
+    /// kept, which can be fewer than asked (a sliding-window ring can only be
+    /// restored to a marked snapshot). Never more than `n_tokens`.
+    fn rollback_to(&mut self, n_tokens: usize) -> usize;
+    /// Remember the state at the current length so a later `rollback_to`
+    /// can return exactly here.
+    fn mark_snapshot(&mut self);
+}
+
+/// A causal language model over token ids.
+pub trait LanguageModel {
+    /// The model's KV cache type.
+    type Cache: KvState;
+    /// Number of logits per row (embedding rows).
+    fn vocab_size(&self) -> usize;
+    /// The longest context the model supports (positions).
+    fn max_context(&self) -> usize;
+    /// A cache for up to `max_tokens` positions (`<= max_context()`).
+    fn new_cache(&self, max_tokens: usize) -> Self::Cache;
+    /// Run `tokens` at positions `cache.len()..cache.len() + tokens.len()`,
+    /// append their keys/values to `cache`, and write the requested logits to
+    /// `logits`: f32 row-major `[n_rows, vocab_size]`. The buffer is reused
+    /// between calls so an implementation can avoid a fresh allocation.
+    fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut Self::Cache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), EngineError>;
+}
+
+impl<M: LanguageModel + ?Sized> LanguageModel for &M {
+    type Cache = M::Cache;
+    fn vocab_size(&self) -> usize {
+        (**self).vocab_size()
+    }
+    fn max_context(&self) -> usize {
+        (**self).max_context()
+    }
+    fn new_cache(&self, max_tokens: usize) -> Self::Cache {
+        (**self).new_cache(max_tokens)
+    }
+    fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut Self::Cache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
+        (**self).forward(tokens, cache, which, logits)
+    }
+}
+
+impl<M: LanguageModel + ?Sized> LanguageModel for Arc<M> {
+    type Cache = M::Cache;
+    fn vocab_size(&self) -> usize {
+        (**self).vocab_size()
+    }
+    fn max_context(&self) -> usize {
+        (**self).max_context()
+    }
+    fn new_cache(&self, max_tokens: usize) -> Self::Cache {
+        (**self).new_cache(max_tokens)
+    }
+    fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut Self::Cache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
+        (**self).forward(tokens, cache, which, logits)
+    }
+}

@@ -1,0 +1,44 @@
+//! Errors of the model crate: loading a checkpoint (`LoadError`, each naming the file, tensor or
+//! config field at fault) and running the forward pass (`ForwardError`).
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{dir} is not a gpt-oss checkpoint folder: {problem}")]
+    MissingFiles { dir: PathBuf, problem: String },
+    #[error("config field `{field}`: {problem}")]
+    BadConfig { field: String, problem: String },
+    #[error("{file}: bad safetensors header: {problem}")]
+    BadHeader { file: String, problem: String },
+    #[error("{file}: file is truncated: {problem}")]
+    Truncated { file: String, problem: String },
+    #[error("tensor `{name}` is missing from the checkpoint")]
+    MissingTensor { name: String },
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    WrongShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("tensor `{name}` has dtype {found}, expected {expected}")]
+    WrongDtype { name: String, expected: String, found: String },
+    #[error("tensor `{name}`: {problem}")]
+    BadValue { name: String, problem: String },
+    #[error("unsupported quantization: {problem}")]
+    UnsupportedQuantization { problem: String },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ForwardError {
+    #[error("context full: {needed} positions needed, the cache holds at most {max}")]
+    ContextFull { needed: usize, max: usize },
+    #[error("token id {token} is out of range (vocab_size {vocab_size})")]
+    InvalidToken { token: u32, vocab_size: usize },
+    #[error("no tokens given")]
+    EmptyInput,
+    #[error("the KV cache was made for a different model ({problem})")]
+    CacheMismatch { problem: String },
+}

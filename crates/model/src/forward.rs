@@ -1,0 +1,193 @@
+//! The forward pass, read straight through as in the reference (§2): embedding; per block an
+//! attention sub-block and a mixture-of-experts sub-block, each pre-normed with a residual; final
+//! norm; unembedding. All tokens of one call go through as a matrix [n_tokens, ...] (prefill), one
+//! token is the decode case. Activations and accumulation are f32; weights are read as stored by
+//! the backend kernels. This file knows nothing of text or requests.
+
+use gptoss_backend::{
+    embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
+    matmul_f32_f32w_io, matmul_f32_mxfp4w, rmsnorm_f32, rope_yarn_f32, sdpa_sinks_f32,
+    swiglu_clamp_f32, topk_softmax_f32, KvPages, SdpaParams,
+};
+
+use crate::cache::{sized, KvCache, LayerKv, Workspace};
+use crate::checkpoint::Store;
+use crate::error::ForwardError;
+use crate::weights::{DenseView, ExpertMatrix, ExpertWeights, Layer, Linear};
+use crate::{LogitsFor, Model};
+
+/// y f32 [n, d_out] = x f32 [n, d_in] · Wᵀ + b.
+fn linear(store: &Store, lin: &Linear, x: &[f32], y: &mut [f32]) {
+    let b = lin.b.as_deref();
+    match lin.w.view(store) {
+        DenseView::Bf16(w) => matmul_f32_bf16w(x, w, b, y, lin.d_in, lin.d_out),
+        DenseView::F32(w) => matmul_f32_f32w(x, w, b, y, lin.d_in, lin.d_out),
+    }
+}
+
+/// y f32 [n, d_out] = x f32 [n, d_in] · W[expert]ᵀ + b[expert], W in whatever form it is stored.
+fn expert_linear(store: &Store, m: &ExpertMatrix, expert: usize, x: &[f32], bias: &mut Vec<f32>, y: &mut [f32]) {
+    let (d_in, d_out) = (m.d_in, m.d_out);
+    let bias = sized(bias, d_out);
+    m.bias.read_f32(store, expert * d_out, bias);
+    let per_expert = d_in * d_out;
+    match &m.w {
+        ExpertWeights::Mxfp4 { blocks, scales } => {
+            let blk = blocks.get(store, expert * per_expert / 2, per_expert / 2);
+            let sc = scales.get(store, expert * per_expert / 32, per_expert / 32);
+            matmul_f32_mxfp4w(x, blk, sc, Some(bias), y, d_in, d_out);
+        }
+        ExpertWeights::OutIn(w) => match w.slice(expert * per_expert, per_expert).view(store) {
+            DenseView::Bf16(w) => matmul_f32_bf16w(x, w, Some(bias), y, d_in, d_out),
+            DenseView::F32(w) => matmul_f32_f32w(x, w, Some(bias), y, d_in, d_out),
+        },
+        ExpertWeights::InOut(w) => match w.slice(expert * per_expert, per_expert).view(store) {
+            DenseView::Bf16(w) => matmul_f32_bf16w_io(x, w, Some(bias), y, d_in, d_out),
+            DenseView::F32(w) => matmul_f32_f32w_io(x, w, Some(bias), y, d_in, d_out),
+        },
+    }
+}
+
+impl Model {
+    pub(crate) fn forward_impl(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: LogitsFor,
+    ) -> Result<Vec<f32>, ForwardError> {
+        let c = &self.config;
+        if tokens.is_empty() {
+            return Err(ForwardError::EmptyInput);
+        }
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(ForwardError::InvalidToken { token, vocab_size: c.vocab_size });
+        }
+        cache.matches(c).map_err(|problem| ForwardError::CacheMismatch { problem })?;
+        let n = tokens.len();
+        let pos0 = cache.len;
+        if pos0 + n > cache.max_tokens() {
+            return Err(ForwardError::ContextFull { needed: pos0 + n, max: cache.max_tokens() });
+        }
+        let h = c.hidden_size;
+        let KvCache { layers: kv_layers, ws, .. } = &mut *cache;
+
+        // Embedding: x f32 [n, hidden].
+        let x = sized(&mut ws.x, n * h);
+        match self.weights.embedding.view(&self.store) {
+            DenseView::Bf16(t) => embed_rows_bf16(t, tokens, h, x),
+            DenseView::F32(t) => embed_rows_f32(t, tokens, h, x),
+        }
+        // RoPE tables for this call's positions, shared by every layer: f32 [n, head_dim/2].
+        let d_half = c.head_dim / 2;
+        self.rope.cos_sin(pos0, sized(&mut ws.cos, n * d_half), sized(&mut ws.sin, n * d_half));
+
+        for (layer_idx, (layer, kv)) in self.weights.layers.iter().zip(kv_layers.iter_mut()).enumerate() {
+            self.attention_block(layer_idx, layer, kv, pos0, n, ws);
+            self.moe_block(layer, n, ws);
+        }
+
+        // Final norm and unembedding, for every row or the last one only.
+        let rows = match which {
+            LogitsFor::All => 0..n,
+            LogitsFor::Last => n - 1..n,
+        };
+        let n_rows = rows.len();
+        let x_rows = &ws.x[rows.start * h..rows.end * h];
+        let hn = sized(&mut ws.h, n_rows * h);
+        rmsnorm_f32(x_rows, &self.weights.norm, c.rms_norm_eps, hn);
+        let mut logits = vec![0f32; n_rows * c.vocab_size];
+        match self.weights.unembedding.view(&self.store) {
+            DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, &mut logits, h, c.vocab_size),
+            DenseView::F32(w) => matmul_f32_f32w(hn, w, None, &mut logits, h, c.vocab_size),
+        }
+        cache.len = pos0 + n;
+        Ok(logits)
+    }
+
+    /// x += out(attention(rope(q), rope(k), v)) over rms(x); appends this call's K/V to `kv`.
+    fn attention_block(&self, layer_idx: usize, layer: &Layer, kv: &mut LayerKv, pos0: usize, n: usize, ws: &mut Workspace) {
+        let c = &self.config;
+        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let s = &self.store;
+        let hn = sized(&mut ws.h, n * h);
+        rmsnorm_f32(&ws.x, &layer.attn_norm, c.rms_norm_eps, hn);
+        // q f32 [n, heads, head_dim], k/v f32 [n, kv_heads, head_dim]
+        let q = sized(&mut ws.q, n * qd);
+        let k = sized(&mut ws.k, n * kvd);
+        let v = sized(&mut ws.v, n * kvd);
+        linear(s, &layer.q, hn, q);
+        linear(s, &layer.k, hn, k);
+        linear(s, &layer.v, hn, v);
+        rope_yarn_f32(q, c.num_attention_heads, c.head_dim, &ws.cos, &ws.sin);
+        rope_yarn_f32(k, c.num_key_value_heads, c.head_dim, &ws.cos, &ws.sin);
+        let params = SdpaParams {
+            n_heads: c.num_attention_heads,
+            n_kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            sm_scale: 1.0 / (c.head_dim as f32).sqrt(),
+            window: c.is_sliding(layer_idx).then_some(c.sliding_window),
+        };
+        let past = KvPages { k_pages: &kv.k_pages, v_pages: &kv.v_pages, page_len: kv.page_len(), ring_len: kv.ring_len };
+        let attn = sized(&mut ws.attn, n * qd);
+        sdpa_sinks_f32(q, k, v, &past, pos0, &layer.sinks, &params, attn);
+        kv.write(pos0, k, v, kvd);
+        let proj = sized(&mut ws.proj, n * h);
+        linear(s, &layer.out, attn, proj);
+        for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
+            *xv += *pv;
+        }
+    }
+
+    /// x += Σ_top-k w_e · expert_e(rms(x)), experts run over the rows routed to them.
+    fn moe_block(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
+        let c = &self.config;
+        let (h, e, k, inter) = (c.hidden_size, c.num_experts, c.experts_per_token, c.intermediate_size);
+        let s = &self.store;
+        let hn = sized(&mut ws.h, n * h);
+        rmsnorm_f32(&ws.x, &layer.mlp_norm, c.rms_norm_eps, hn);
+        // Router: logits f32 [n, experts]; top-k, softmax over the selected.
+        let router = sized(&mut ws.router, n * e);
+        linear(s, &layer.router, hn, router);
+        ws.topk_idx.resize(n * k, 0);
+        let topk_w = sized(&mut ws.topk_w, n * k);
+        for t in 0..n {
+            topk_softmax_f32(&router[t * e..(t + 1) * e], &mut ws.topk_idx[t * k..(t + 1) * k], &mut topk_w[t * k..(t + 1) * k]);
+        }
+        // Group token rows by expert.
+        ws.expert_rows.resize_with(e, Vec::new);
+        ws.expert_rows.iter_mut().for_each(Vec::clear);
+        for t in 0..n {
+            for j in 0..k {
+                ws.expert_rows[ws.topk_idx[t * k + j]].push((t, topk_w[t * k + j]));
+            }
+        }
+        let acc = sized(&mut ws.moe_acc, n * h);
+        acc.fill(0.0);
+        for expert in 0..e {
+            let rows = &ws.expert_rows[expert];
+            if rows.is_empty() {
+                continue;
+            }
+            let m = rows.len();
+            let xin = sized(&mut ws.moe_in, m * h);
+            for (r, &(t, _)) in rows.iter().enumerate() {
+                xin[r * h..(r + 1) * h].copy_from_slice(&hn[t * h..(t + 1) * h]);
+            }
+            // u f32 [m, 2·inter] (gate/linear interleaved) -> act f32 [m, inter] -> y f32 [m, hidden]
+            let u = sized(&mut ws.moe_u, m * 2 * inter);
+            expert_linear(s, &layer.mlp1, expert, xin, &mut ws.bias1, u);
+            let act = sized(&mut ws.moe_act, m * inter);
+            swiglu_clamp_f32(u, c.swiglu_limit, c.swiglu_alpha, act);
+            let y = sized(&mut ws.moe_out, m * h);
+            expert_linear(s, &layer.mlp2, expert, act, &mut ws.bias2, y);
+            for (r, &(t, w)) in rows.iter().enumerate() {
+                for (a, &yv) in acc[t * h..(t + 1) * h].iter_mut().zip(&y[r * h..(r + 1) * h]) {
+                    *a += w * yv;
+                }
+            }
+        }
+        for (xv, av) in ws.x.iter_mut().zip(acc.iter()) {
+            *xv += *av;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! gpt-oss model: `Config` (original `config.json` names), the checkpoint loader (memory-mapped
+//! safetensors in the original or Hugging Face layout, MXFP4 experts kept packed), the forward
+//! pass to logits, and the per-sequence `KvCache` it writes.
+//!
+//! `Model::forward` is a function of (weights, tokens, cache contents): it knows nothing of text,
+//! requests or sampling. Kernels live in `gptoss-backend`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use gptoss_model::{LogitsFor, Model};
+//! let model = Model::load(std::path::Path::new("gpt-oss-20b/original"))?;
+//! let mut cache = model.new_cache(4096);
+//! let prompt_logits = model.forward(&[200006, 1428], &mut cache, LogitsFor::Last)?;
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod checkpoint;
+mod config;
+mod error;
+mod forward;
+pub mod synth;
+mod weights;
+
+use std::path::Path;
+
+use gptoss_backend::YarnRope;
+
+pub use cache::{KvCache, MAX_SNAPSHOTS, PAGE_LEN};
+pub use config::Config;
+pub use error::{ForwardError, LoadError};
+pub use weights::Layout;
+
+use checkpoint::{Blob, Store};
+use weights::Weights;
+
+/// Which positions' logits `Model::forward` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// Every position of the call: [n_tokens, vocab_size].
+    All,
+    /// The last position only: [1, vocab_size].
+    Last,
+}
+
+/// A loaded checkpoint, ready to run. Immutable and `Sync`: one model serves many caches.
+pub struct Model {
+    config: Config,
+    store: Store,
+    weights: Weights,
+    rope: YarnRope,
+}
+
+impl Model {
+    /// `path`: an `original/` folder, a Hugging Face folder (MXFP4 or dequantized bf16),
+    /// or the parent of a Hugging Face download (which contains `original/` too). Memory-mapped.
+    pub fn load(path: &Path) -> Result<Model, LoadError> {
+        let files = checkpoint::find_files(path)?;
+        let config_bytes = std::fs::read(&files.config)
+            .map_err(|e| LoadError::Io { path: files.config.clone(), source: e })?;
+        let config = Config::from_json(&config_bytes)?;
+        let mut store = Store::new();
+        for f in &files.safetensors {
+            let blob = checkpoint::map_file(f)?;
+            store.add(checkpoint::display_name(f), blob)?;
+        }
+        Model::assemble(config, store)
+    }
+
+    /// Original layout from memory (the demo model embedded in the binary): config.json bytes and
+    /// one safetensors file's bytes. The bytes are copied once into an aligned buffer.
+    pub fn from_memory(config_json: &[u8], safetensors: Vec<u8>) -> Result<Model, LoadError> {
+        let config = Config::from_json(config_json)?;
+        let mut store = Store::new();
+        store.add("<memory>".into(), Blob::owned(&safetensors))?;
+        drop(safetensors);
+        Model::assemble(config, store)
+    }
+
+    fn assemble(config: Config, mut store: Store) -> Result<Model, LoadError> {
+        let weights = weights::bind(&mut store, &config)?;
+        let rope = YarnRope::new(
+            config.head_dim,
+            config.rope_theta,
+            config.rope_scaling_factor,
+            config.initial_context_length as f64,
+            config.rope_ntk_alpha,
+            config.rope_ntk_beta,
+            config.rope_truncate,
+        );
+        Ok(Model { config, store, weights, rope })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The checkpoint layout that was loaded.
+    pub fn layout(&self) -> Layout {
+        self.weights.layout
+    }
+
+    /// A cache able to hold up to `max_tokens` positions (clamped to config.max_context()).
+    pub fn new_cache(&self, max_tokens: usize) -> KvCache {
+        KvCache::new(&self.config, max_tokens.min(self.config.max_context()))
+    }
+
+    /// Runs `tokens` at positions cache.len() .. cache.len()+tokens.len() in one batched pass
+    /// (prefill) or one token (decode), appends their K/V to `cache`, and returns f32 logits
+    /// row-major [n_rows, vocab_size]: n_rows = tokens.len() for LogitsFor::All, 1 for
+    /// LogitsFor::Last. On error the cache is unchanged.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, logits: LogitsFor) -> Result<Vec<f32>, ForwardError> {
+        self.forward_impl(tokens, cache, logits)
+    }
+}

@@ -1,0 +1,300 @@
+//! Writes small random gpt-oss checkpoints with the real tensor names, shapes and dtypes, in the
+//! original layout, the Hugging Face MXFP4 layout (optionally sharded with an index) or the
+//! dequantized Hugging Face bf16 layout. Used by the tests (and later by `gpt-oss synth`).
+//! All layouts of one seed hold the same weights: the HF files split the fused qkv rows, and the
+//! dequantized variant expands MXFP4 exactly into bf16 and transposes to [E, in, out].
+
+use std::io::Write;
+use std::path::Path;
+
+use gptoss_backend::{bf16, e8m0_to_f32, fp4_e2m1_to_f32};
+
+use crate::config::Config;
+
+/// Which files to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynthLayout {
+    Original,
+    /// `shards` > 1 writes model-0000i-of-0000n.safetensors plus model.safetensors.index.json.
+    HuggingFace { shards: usize },
+    HuggingFaceBf16,
+}
+
+/// A tiny config with every structural feature of gpt-oss (GQA, sliding window, YaRN, MoE).
+pub fn tiny_config() -> Config {
+    Config {
+        num_hidden_layers: 3,
+        num_experts: 4,
+        experts_per_token: 2,
+        vocab_size: 97,
+        hidden_size: 64,
+        intermediate_size: 32,
+        swiglu_limit: 7.0,
+        head_dim: 16,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        sliding_window: 8,
+        initial_context_length: 4096,
+        rope_theta: 150000.0,
+        rope_scaling_factor: 32.0,
+        rope_ntk_alpha: 1.0,
+        rope_ntk_beta: 32.0,
+        rms_norm_eps: 1e-5,
+        swiglu_alpha: gptoss_backend::SWIGLU_ALPHA,
+        rope_truncate: false,
+        layer_types: vec![],
+    }
+}
+
+/// One tensor to write: name, safetensors dtype string, shape, little-endian bytes.
+pub struct RawTensor {
+    pub name: String,
+    pub dtype: &'static str,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Serializes tensors into one safetensors file (header padded to 8 bytes, data in order).
+pub fn safetensors_bytes(tensors: &[RawTensor]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut off = 0usize;
+    for t in tensors {
+        header.insert(
+            t.name.clone(),
+            serde_json::json!({"dtype": t.dtype, "shape": t.shape, "data_offsets": [off, off + t.data.len()]}),
+        );
+        off += t.data.len();
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while (8 + h.len()) % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + h.len() + off);
+    out.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    out.extend_from_slice(&h);
+    for t in tensors {
+        out.extend_from_slice(&t.data);
+    }
+    out
+}
+
+struct SplitMix(u64);
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+fn bf16_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|&x| bf16::from_f32(x).to_bits().to_le_bytes()).collect()
+}
+
+/// The weights of one random model, in original naming with f32 values (rounded to bf16) and
+/// MXFP4 experts as (blocks, scales).
+struct SynthWeights {
+    dense: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// per layer: (mlp1 blocks, mlp1 scales, mlp2 blocks, mlp2 scales)
+    experts: Vec<[Vec<u8>; 4]>,
+}
+
+fn generate(c: &Config, seed: u64) -> SynthWeights {
+    let mut r = SplitMix(seed ^ 0x5EED);
+    let (h, v, e, inter) = (c.hidden_size, c.vocab_size, c.num_experts, c.intermediate_size);
+    let (qd, kvd) = (c.q_dim(), c.kv_dim());
+    let mut dense = vec![];
+    fn rnd(r: &mut SplitMix, n: usize, scale: f32, offset: f32) -> Vec<f32> {
+        (0..n).map(|_| bf16::from_f32(offset + scale * r.f()).to_f32()).collect()
+    }
+    let w_scale = |d_in: usize| 1.0 / (d_in as f32).sqrt();
+    dense.push(("embedding.weight".to_string(), vec![v, h], rnd(&mut r, v * h, 1.0, 0.0)));
+    let mut experts = vec![];
+    for n in 0..c.num_hidden_layers {
+        let p = format!("block.{n}.");
+        dense.push((format!("{p}attn.norm.scale"), vec![h], rnd(&mut r, h, 0.2, 1.0)));
+        dense.push((format!("{p}attn.qkv.weight"), vec![qd + 2 * kvd, h], rnd(&mut r, (qd + 2 * kvd) * h, 2.0 * w_scale(h), 0.0)));
+        dense.push((format!("{p}attn.qkv.bias"), vec![qd + 2 * kvd], rnd(&mut r, qd + 2 * kvd, 0.1, 0.0)));
+        dense.push((format!("{p}attn.sinks"), vec![c.num_attention_heads], rnd(&mut r, c.num_attention_heads, 1.0, 0.0)));
+        dense.push((format!("{p}attn.out.weight"), vec![h, qd], rnd(&mut r, h * qd, w_scale(qd), 0.0)));
+        dense.push((format!("{p}attn.out.bias"), vec![h], rnd(&mut r, h, 0.1, 0.0)));
+        dense.push((format!("{p}mlp.norm.scale"), vec![h], rnd(&mut r, h, 0.2, 1.0)));
+        dense.push((format!("{p}mlp.gate.weight"), vec![e, h], rnd(&mut r, e * h, w_scale(h), 0.0)));
+        dense.push((format!("{p}mlp.gate.bias"), vec![e], rnd(&mut r, e, 0.1, 0.0)));
+        dense.push((format!("{p}mlp.mlp1_bias"), vec![e, 2 * inter], rnd(&mut r, e * 2 * inter, 0.1, 0.0)));
+        dense.push((format!("{p}mlp.mlp2_bias"), vec![e, h], rnd(&mut r, e * h, 0.1, 0.0)));
+        let mx = |r: &mut SplitMix, rows: usize, d_in: usize| -> (Vec<u8>, Vec<u8>) {
+            // Eight random bytes per draw keeps large test checkpoints quick to make.
+            let mut blocks = Vec::with_capacity(e * rows * d_in / 2 + 8);
+            while blocks.len() < e * rows * d_in / 2 {
+                blocks.extend_from_slice(&r.next().to_le_bytes());
+            }
+            blocks.truncate(e * rows * d_in / 2);
+            // Scales around 2^-3..2^-6 keep activations O(1) for small d_in.
+            let scales = (0..e * rows * d_in / 32).map(|_| 121 + (r.next() % 4) as u8).collect();
+            (blocks, scales)
+        };
+        let (b1, s1) = mx(&mut r, 2 * inter, h);
+        let (b2, s2) = mx(&mut r, h, inter);
+        experts.push([b1, s1, b2, s2]);
+    }
+    dense.push(("norm.scale".to_string(), vec![h], rnd(&mut r, h, 0.2, 1.0)));
+    dense.push(("unembedding.weight".to_string(), vec![v, h], rnd(&mut r, v * h, w_scale(h), 0.0)));
+    SynthWeights { dense, experts }
+}
+
+/// Dequantizes one expert tensor (blocks [E, out, in/32, 16], scales [E, out, in/32]) into
+/// f32 [E, in, out] (transposed, as the Hugging Face dequantized checkpoints store it).
+fn dequant_transposed(blocks: &[u8], scales: &[u8], e: usize, d_out: usize, d_in: usize) -> Vec<f32> {
+    let mut w = vec![0f32; e * d_in * d_out];
+    for x in 0..e {
+        for o in 0..d_out {
+            for i in 0..d_in {
+                let byte = blocks[(x * d_out + o) * d_in / 2 + i / 2];
+                let code = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+                let s = scales[(x * d_out + o) * d_in / 32 + i / 32];
+                w[(x * d_in + i) * d_out + o] = fp4_e2m1_to_f32(code) * e8m0_to_f32(s);
+            }
+        }
+    }
+    w
+}
+
+fn hf_name(orig: &str) -> String {
+    let map = |rest: &str| -> String {
+        match rest {
+            "attn.norm.scale" => "input_layernorm.weight".into(),
+            "attn.sinks" => "self_attn.sinks".into(),
+            "attn.out.weight" => "self_attn.o_proj.weight".into(),
+            "attn.out.bias" => "self_attn.o_proj.bias".into(),
+            "mlp.norm.scale" => "post_attention_layernorm.weight".into(),
+            "mlp.gate.weight" => "mlp.router.weight".into(),
+            "mlp.gate.bias" => "mlp.router.bias".into(),
+            "mlp.mlp1_bias" => "mlp.experts.gate_up_proj_bias".into(),
+            "mlp.mlp2_bias" => "mlp.experts.down_proj_bias".into(),
+            other => other.into(),
+        }
+    };
+    match orig {
+        "embedding.weight" => "model.embed_tokens.weight".into(),
+        "unembedding.weight" => "lm_head.weight".into(),
+        "norm.scale" => "model.norm.weight".into(),
+        _ => {
+            let rest = orig.strip_prefix("block.").unwrap_or(orig);
+            let (n, rest) = rest.split_once('.').unwrap_or(("0", rest));
+            format!("model.layers.{n}.{}", map(rest))
+        }
+    }
+}
+
+/// The tensors of a random checkpoint in `layout` (one list; sharding is done by the writer).
+pub fn checkpoint_tensors(c: &Config, seed: u64, layout: SynthLayout) -> Vec<RawTensor> {
+    let w = generate(c, seed);
+    let (h, e, inter) = (c.hidden_size, c.num_experts, c.intermediate_size);
+    let (qd, kvd) = (c.q_dim(), c.kv_dim());
+    let mut out = vec![];
+    for (name, shape, vals) in &w.dense {
+        if layout == SynthLayout::Original {
+            out.push(RawTensor { name: name.clone(), dtype: "BF16", shape: shape.clone(), data: bf16_bytes(vals) });
+            continue;
+        }
+        if let Some(p) = name.strip_suffix("attn.qkv.weight") {
+            let n = p.trim_start_matches("block.").trim_end_matches('.');
+            for (proj, r0, rows) in [("q_proj", 0, qd), ("k_proj", qd, kvd), ("v_proj", qd + kvd, kvd)] {
+                out.push(RawTensor {
+                    name: format!("model.layers.{n}.self_attn.{proj}.weight"),
+                    dtype: "BF16",
+                    shape: vec![rows, h],
+                    data: bf16_bytes(&vals[r0 * h..(r0 + rows) * h]),
+                });
+            }
+        } else if let Some(p) = name.strip_suffix("attn.qkv.bias") {
+            let n = p.trim_start_matches("block.").trim_end_matches('.');
+            for (proj, r0, rows) in [("q_proj", 0, qd), ("k_proj", qd, kvd), ("v_proj", qd + kvd, kvd)] {
+                out.push(RawTensor {
+                    name: format!("model.layers.{n}.self_attn.{proj}.bias"),
+                    dtype: "BF16",
+                    shape: vec![rows],
+                    data: bf16_bytes(&vals[r0..r0 + rows]),
+                });
+            }
+        } else {
+            out.push(RawTensor { name: hf_name(name), dtype: "BF16", shape: shape.clone(), data: bf16_bytes(vals) });
+        }
+    }
+    for (n, [b1, s1, b2, s2]) in w.experts.iter().enumerate() {
+        let mats = [("mlp1_weight", "gate_up_proj", b1, s1, 2 * inter, h), ("mlp2_weight", "down_proj", b2, s2, h, inter)];
+        for (orig, hf, blocks, scales, d_out, d_in) in mats {
+            match layout {
+                SynthLayout::Original => {
+                    let p = format!("block.{n}.mlp.{orig}");
+                    out.push(RawTensor { name: format!("{p}.blocks"), dtype: "U8", shape: vec![e, d_out, d_in / 32, 16], data: blocks.clone() });
+                    out.push(RawTensor { name: format!("{p}.scales"), dtype: "U8", shape: vec![e, d_out, d_in / 32], data: scales.clone() });
+                }
+                SynthLayout::HuggingFace { .. } => {
+                    let p = format!("model.layers.{n}.mlp.experts.{hf}");
+                    out.push(RawTensor { name: format!("{p}_blocks"), dtype: "U8", shape: vec![e, d_out, d_in / 32, 16], data: blocks.clone() });
+                    out.push(RawTensor { name: format!("{p}_scales"), dtype: "U8", shape: vec![e, d_out, d_in / 32], data: scales.clone() });
+                }
+                SynthLayout::HuggingFaceBf16 => {
+                    let wt = dequant_transposed(blocks, scales, e, d_out, d_in);
+                    out.push(RawTensor {
+                        name: format!("model.layers.{n}.mlp.experts.{hf}"),
+                        dtype: "BF16",
+                        shape: vec![e, d_in, d_out],
+                        data: bf16_bytes(&wt),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Original-layout config.json and one safetensors file, in memory (for `Model::from_memory`).
+pub fn original_bytes(c: &Config, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let tensors = checkpoint_tensors(c, seed, SynthLayout::Original);
+    (c.to_original_json().into_bytes(), safetensors_bytes(&tensors))
+}
+
+/// Writes a random checkpoint into `dir` (created if needed).
+pub fn write_checkpoint(dir: &Path, c: &Config, seed: u64, layout: SynthLayout) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tensors = checkpoint_tensors(c, seed, layout);
+    let config = match layout {
+        SynthLayout::Original => c.to_original_json(),
+        SynthLayout::HuggingFace { .. } => c.to_hf_json(true),
+        SynthLayout::HuggingFaceBf16 => c.to_hf_json(false),
+    };
+    std::fs::write(dir.join("config.json"), config)?;
+    let shards = match layout {
+        SynthLayout::HuggingFace { shards } => shards.max(1),
+        _ => 1,
+    };
+    if shards == 1 {
+        let mut f = std::fs::File::create(dir.join("model.safetensors"))?;
+        f.write_all(&safetensors_bytes(&tensors))?;
+        return Ok(());
+    }
+    // Round-robin tensors over shards, numbered as Hugging Face does (1-based, "of" = count).
+    let mut weight_map = serde_json::Map::new();
+    let mut groups: Vec<Vec<RawTensor>> = (0..shards).map(|_| vec![]).collect();
+    for (i, t) in tensors.into_iter().enumerate() {
+        groups[i % shards].push(t);
+    }
+    for (i, g) in groups.iter().enumerate() {
+        let file = format!("model-{:05}-of-{:05}.safetensors", i + 1, shards);
+        for t in g {
+            weight_map.insert(t.name.clone(), serde_json::Value::String(file.clone()));
+        }
+        std::fs::write(dir.join(&file), safetensors_bytes(g))?;
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string())
+}

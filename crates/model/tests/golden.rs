@@ -1,0 +1,148 @@
+//! Golden logits: for every case folder under testdata/model/ (made by scripts/golden/model/ from
+//! OpenAI's torch reference and transformers on tiny random checkpoints), load each layout
+//! present (original/, hf/, hf-bf16/), run `tokens`, and compare with the f32 torch-reference
+//! logits: max abs diff <= 2e-3 over everything, same argmax wherever the reference's top-two gap
+//! exceeds 1e-3, bit-identical logits between the original and HF layouts, and the greedy
+//! continuation of `greedy_prompt`. Files ending in .gz are gunzipped into a temp dir first.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use gptoss_model::{LogitsFor, Model};
+
+const TOL: f32 = 2e-3;
+const GAP: f32 = 1e-3;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/model")
+}
+
+/// Copies `src` into `dst`, gunzipping `*.gz` files (dropping the suffix).
+fn materialize(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_dir() {
+            materialize(&p, &dst.join(&name));
+        } else if let Some(stem) = name.strip_suffix(".gz") {
+            let mut out = vec![];
+            flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap()).read_to_end(&mut out).unwrap();
+            std::fs::write(dst.join(stem), out).unwrap();
+        } else {
+            std::fs::copy(&p, dst.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Reads a little-endian f32 C-order .npy file: (shape, data).
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY", "{} is not .npy", path.display());
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
+    let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+    assert!(header.contains("'<f4'"), "{}: dtype must be <f4: {header}", path.display());
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape_txt = header.split("'shape':").nth(1).unwrap();
+    let shape_txt = &shape_txt[shape_txt.find('(').unwrap() + 1..shape_txt.find(')').unwrap()];
+    let shape: Vec<usize> = shape_txt.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let data: Vec<f32> = b[start + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}", path.display());
+    (shape, data)
+}
+
+fn top2(row: &[f32]) -> (usize, f32) {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    let second = row.iter().enumerate().filter(|&(i, _)| i != best).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
+    (best, row[best] - second)
+}
+
+fn run_case(case: &Path) -> Vec<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    materialize(case, tmp.path());
+    let dir = tmp.path();
+    let golden: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let ids = |k: &str| -> Vec<u32> {
+        golden[k].as_array().map(|a| a.iter().map(|v| v.as_u64().unwrap() as u32).collect()).unwrap_or_default()
+    };
+    let tokens = ids("tokens");
+    let (shape, want) = read_npy(&dir.join("logits_f32.npy"));
+    assert_eq!(shape[0], tokens.len());
+    let vocab = shape[1];
+    let mut report = vec![];
+    let mut by_layout: Vec<(String, Vec<f32>)> = vec![];
+    for layout in ["original", "hf", "hf-bf16"] {
+        let p = dir.join(layout);
+        if !p.exists() {
+            continue;
+        }
+        let model = Model::load(&p).unwrap_or_else(|e| panic!("{}/{layout}: {e}", case.display()));
+        assert_eq!(model.config().vocab_size, vocab);
+        let mut cache = model.new_cache(tokens.len() + 256);
+        let got = model.forward(&tokens, &mut cache, LogitsFor::All).unwrap();
+        let max_diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        report.push(format!("{}/{layout}: max abs diff {max_diff:.3e}", case.file_name().unwrap().to_string_lossy()));
+        assert!(max_diff <= TOL, "{}/{layout}: max abs diff {max_diff} > {TOL}", case.display());
+        for t in 0..tokens.len() {
+            let (ref_arg, gap) = top2(&want[t * vocab..(t + 1) * vocab]);
+            if gap > GAP {
+                let (our_arg, _) = top2(&got[t * vocab..(t + 1) * vocab]);
+                assert_eq!(our_arg, ref_arg, "{}/{layout}: argmax differs at position {t}", case.display());
+            }
+        }
+        // Greedy continuation of the prompt, decoded one token at a time through the cache.
+        let prompt = ids("greedy_prompt");
+        let expected = ids("greedy_f32");
+        if !prompt.is_empty() && !expected.is_empty() {
+            let mut cache = model.new_cache(prompt.len() + expected.len() + 1);
+            let mut logits = model.forward(&prompt, &mut cache, LogitsFor::Last).unwrap();
+            for (step, &want_id) in expected.iter().enumerate() {
+                let (arg, gap) = top2(&logits);
+                if gap <= GAP && arg as u32 != want_id {
+                    // A near-tie: the continuation legitimately diverges from here.
+                    break;
+                }
+                assert_eq!(arg as u32, want_id, "{}/{layout}: greedy step {step}", case.display());
+                logits = model.forward(&[want_id], &mut cache, LogitsFor::Last).unwrap();
+            }
+        }
+        by_layout.push((layout.to_string(), got));
+    }
+    assert!(!by_layout.is_empty(), "{}: no original/, hf/ or hf-bf16/ folder", case.display());
+    let original = by_layout.iter().find(|(l, _)| l == "original");
+    let hf = by_layout.iter().find(|(l, _)| l == "hf");
+    if let (Some((_, a)), Some((_, b))) = (original, hf) {
+        assert!(a == b, "{}: original and hf logits are not bit-identical", case.display());
+    }
+    report
+}
+
+#[test]
+fn golden_logits() {
+    let root = testdata();
+    if !root.exists() {
+        eprintln!("testdata/model does not exist yet: no golden cases to check");
+        return;
+    }
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && (p.join("golden.json").exists() || p.join("golden.json.gz").exists()))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "testdata/model exists but holds no case folder with golden.json");
+    for case in &cases {
+        for line in run_case(case) {
+            eprintln!("{line}");
+        }
+    }
+}

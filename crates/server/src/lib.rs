@@ -1,0 +1,413 @@
+//! gptoss-server: an OpenAI-compatible HTTP server (axum on tokio) in front of
+//! the gpt-oss engine. The only crate that knows HTTP and OpenAI's wire JSON.
+//!
+//! # Endpoints
+//! - `GET /health`: liveness plus the scheduler's live counters (no auth).
+//! - `GET /metrics`: the counters alone, JSON.
+//! - `GET /v1/models`: the one served model.
+//! - `POST /v1/chat/completions` (`chat_api`), `POST /v1/responses` and
+//!   `GET /v1/responses/{id}` (`responses_api`).
+//!
+//! # One request, traced
+//! 1. The handler reads the body, parses it into typed request structs
+//!    (`serde_path_to_error` names the offending field in a 400), validates
+//!    it, and maps it to a [`prompt::PromptSpec`]: instructions, harmony
+//!    messages, effort, function tools, tool choice, response format.
+//! 2. [`prompt::build`] renders the harmony prompt (system message with
+//!    today's date and `Reasoning: …`, developer message with instructions
+//!    and tools, history with closed turns' analysis dropped, then
+//!    `<|start|>assistant`, plus a forced opening for effort `none` or a
+//!    forced tool call).
+//! 3. [`scheduler::Engine::submit`] queues the token ids (429 when the queue is
+//!    full, 400 when the prompt exceeds the context). The engine thread
+//!    batches it with the other active requests and sends back token ids.
+//! 4. [`turn::Turn`] parses the tokens with harmony's lenient streaming parser
+//!    into reasoning / content / tool-call segments, applies `stop` strings,
+//!    and yields events. Streaming handlers turn each event into an SSE frame;
+//!    non-streaming ones fold the same events, so both give the same split.
+//! 5. Dropping the response (client gone) drops the `Turn`, which drops the
+//!    engine handle: the engine cancels the sequence before its next step
+//!    and frees its slot (visible in `/metrics`: `active` falls).
+//!
+//! # Threads
+//! The tokio runtime runs HTTP, JSON, rendering, tokenizing and parsing. One
+//! `gptoss-engine` OS thread per model owns the model, the KV cache slots and
+//! the samplers (see `scheduler`). Channels connect them; no lock is shared
+//! with the engine's hot loop except atomic counters.
+//!
+//! # Invariants
+//! - No request can panic the server: every input is validated into a 4xx
+//!   with OpenAI's error JSON; the model's malformed output is repaired by the
+//!   lenient parser and never becomes a 5xx.
+//! - No harmony control token or analysis-channel text reaches `content`.
+//! - A request's tokens only reach its own channel (one sender per sequence).
+
+pub mod chat_api;
+pub mod error;
+pub mod ids;
+pub mod prompt;
+pub mod responses_api;
+pub mod scheduler;
+pub mod turn;
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gptoss_chat::Effort;
+use gptoss_engine::{SamplingParams, HARMONY_STOP_TOKENS};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+pub use error::ApiError;
+pub use scheduler::{Engine, EngineInfo, MetricsSnapshot, SchedulerConfig};
+
+use prompt::PromptSpec;
+use scheduler::GenerationRequest;
+use turn::{Turn, TurnOptions};
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The id reported by `/v1/models` and accepted in `model` fields.
+    pub model_id: String,
+    /// When set, every request but `/health` needs `Authorization: Bearer KEY`.
+    pub api_key: Option<String>,
+    /// Reasoning effort when a request names none.
+    pub default_effort: Effort,
+    /// Most responses kept for `previous_response_id` (oldest dropped first).
+    pub response_store_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            model_id: "gpt-oss".into(),
+            api_key: None,
+            default_effort: Effort::Medium,
+            response_store_capacity: 1024,
+        }
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    config: ServerConfig,
+    store: Mutex<responses_api::ResponseStore>,
+    created: u64,
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// What a handler asks the engine for.
+pub(crate) struct Generation {
+    pub spec: PromptSpec,
+    pub max_tokens: Option<u64>,
+    pub max_tokens_param: &'static str,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub seed: Option<i64>,
+    pub options: TurnOptions,
+}
+
+impl AppState {
+    fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
+        match model {
+            None => Ok(()),
+            Some(m) if m.is_empty() || m == self.config.model_id => Ok(()),
+            Some(m) => Err(ApiError::model_not_found(m, &self.config.model_id)),
+        }
+    }
+
+    /// Validate sampling settings, render the prompt and queue it.
+    fn start(&self, g: Generation) -> Result<Turn, ApiError> {
+        let temperature = g.temperature.unwrap_or(1.0);
+        if !(temperature.is_finite() && (0.0..=2.0).contains(&temperature)) {
+            return Err(ApiError::invalid(
+                format!("Invalid 'temperature': {temperature}. Expected a number between 0 and 2."),
+                Some("temperature"),
+            ));
+        }
+        let top_p = g.top_p.unwrap_or(1.0);
+        if !(top_p.is_finite() && (0.0..=1.0).contains(&top_p)) {
+            return Err(ApiError::invalid(
+                format!("Invalid 'top_p': {top_p}. Expected a number between 0 and 1."),
+                Some("top_p"),
+            ));
+        }
+        if g.max_tokens == Some(0) {
+            return Err(ApiError::invalid(
+                format!("Invalid '{}': 0. Expected at least 1.", g.max_tokens_param),
+                Some(g.max_tokens_param),
+            ));
+        }
+        let sampling = SamplingParams {
+            // top_p = 0 keeps only the most likely token: greedy.
+            temperature: if top_p == 0.0 { 0.0 } else { temperature as f32 },
+            top_p: if top_p == 0.0 { 1.0 } else { top_p as f32 },
+            seed: g.seed.map(|s| s as u64),
+            ..SamplingParams::default()
+        };
+        let built = prompt::build(&g.spec)?;
+        let max_tokens = g.max_tokens.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        let handle = self.engine.submit(GenerationRequest {
+            prompt: built.tokens,
+            sampling,
+            max_tokens,
+            stop_tokens: HARMONY_STOP_TOKENS.to_vec(),
+            constraint: None,
+        })?;
+        Ok(Turn::new(handle, &built.prefeed, g.options))
+    }
+}
+
+/// Parse a request body: malformed JSON and wrong field types are 400s that
+/// name the field.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(
+            format!(
+                "We could not parse the JSON body of your request ({e}). The body must be valid JSON \
+                 (set Content-Type: application/json)."
+            ),
+            None,
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            format!("The request body must be a JSON object, found {}.", prompt::type_name(&value)),
+            None,
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::invalid(format!("Invalid request: {inner}."), None)
+        } else {
+            ApiError::invalid(format!("Invalid value for '{path}': {inner}."), Some(&path))
+        }
+    })
+}
+
+/// An SSE body from a channel of events.
+pub(crate) fn receiver_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = Result<T, Infallible>> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+}
+
+/// Constant-time comparison of two byte strings (the length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(key) = &state.config.api_key {
+        if request.uri().path() != "/health" {
+            let given = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .unwrap_or("");
+            if !constant_time_eq(given.as_bytes(), key.as_bytes()) {
+                return ApiError::unauthorized().into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// Read a request body up to [`MAX_BODY_BYTES`], as JSON errors.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(_) => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large"),
+        }
+        .into_response(),
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Json<Value> {
+    let m = state.engine.metrics();
+    Json(json!({
+        "status": "ok",
+        "model": state.config.model_id,
+        "active_requests": m.active,
+        "queued_requests": m.queued,
+        "cache_slots_busy": m.active,
+        "cache_slots_total": m.slots_total,
+        "context_tokens": state.engine.info().context_tokens,
+    }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Json<MetricsSnapshot> {
+    Json(state.engine.metrics())
+}
+
+async fn models(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "object": "list",
+        "data": [model_json(&state)],
+    }))
+}
+
+async fn model(State(state): State<AppState>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    if id == state.config.model_id {
+        Json(model_json(&state)).into_response()
+    } else {
+        ApiError::model_not_found(&id, &state.config.model_id).into_response()
+    }
+}
+
+fn model_json(state: &AppState) -> Value {
+    json!({"id": state.config.model_id, "object": "model", "created": state.created, "owned_by": "gpt-oss-rs",
+           "context_length": state.engine.info().context_tokens})
+}
+
+async fn not_found(request: Request) -> Response {
+    ApiError::not_found(format!("Unknown endpoint {} {}.", request.method(), request.uri().path()), None)
+        .into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let mut e = ApiError::invalid(format!("Method {} is not allowed on {}.", request.method(), request.uri().path()), None);
+    e.status = StatusCode::METHOD_NOT_ALLOWED;
+    e.into_response()
+}
+
+/// The application: every route, auth and body limit.
+pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let store = responses_api::ResponseStore::new(config.response_store_capacity);
+    let state = AppState(Arc::new(Inner { engine, config, store: Mutex::new(store), created: ids::unix_seconds() }));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model))
+        .route("/v1/chat/completions", post(chat_api::chat_completions))
+        .route("/v1/responses", post(responses_api::create))
+        .route("/v1/responses/{id}", get(responses_api::retrieve).delete(responses_api::delete))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves; then refuse new
+/// requests, let in-flight ones finish for up to `grace`, cancel what is
+/// left (their streams end cleanly with a finish reason and `[DONE]`), and
+/// return once every connection is closed.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    engine: Engine,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let signal = async move {
+        shutdown.await;
+        engine.stop_accepting();
+        let engine2 = engine.clone();
+        tokio::spawn(async move {
+            if !engine2.wait_idle(grace).await {
+                engine2.cancel_all();
+            }
+        });
+    };
+    axum::serve(listener, app).with_graceful_shutdown(signal).await
+}
+
+/// Responses kept for `previous_response_id`, bounded (oldest out first).
+pub(crate) struct Bounded<V> {
+    map: HashMap<String, V>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl<V> Bounded<V> {
+    pub fn new(capacity: usize) -> Self {
+        Bounded { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+    }
+    pub fn insert(&mut self, key: String, value: V) {
+        if self.map.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.map.get(key)
+    }
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let v = self.map.remove(key)?;
+        self.order.retain(|k| k != key);
+        Some(v)
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ct_eq() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn bounded_store_drops_oldest() {
+        let mut b = Bounded::new(2);
+        b.insert("a".into(), 1);
+        b.insert("b".into(), 2);
+        b.insert("c".into(), 3);
+        assert_eq!(b.len(), 2);
+        assert!(b.get("a").is_none());
+        assert_eq!(b.get("c"), Some(&3));
+        assert_eq!(b.remove("b"), Some(2));
+        assert_eq!(b.len(), 1);
+    }
+}

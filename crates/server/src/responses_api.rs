@@ -1,0 +1,591 @@
+//! `POST /v1/responses`, `GET|DELETE /v1/responses/{id}`: OpenAI's Responses
+//! API. Input items map to harmony as in OpenAI's reference server
+//! (`gpt_oss/responses_api`): user messages stay user messages, assistant
+//! messages go to `final`, `function_call` items become commentary calls to
+//! `functions.NAME`, `function_call_output` items become tool messages,
+//! `reasoning` items become analysis (kept only within the turn in progress).
+//!
+//! Output items: `reasoning` (with `reasoning_text` content), `message`
+//! (`output_text`), `function_call`. Streaming sends the Responses event
+//! sequence (`response.created`, `response.in_progress`,
+//! `response.output_item.added`, `response.content_part.added`,
+//! `response.reasoning_text.delta/done`, `response.output_text.delta/done`,
+//! `response.function_call_arguments.delta/done`, `response.content_part.done`,
+//! `response.output_item.done`, `response.completed` or `response.incomplete`),
+//! each `event: TYPE` / `data: JSON` with a `sequence_number`. The same
+//! [`OutputBuilder`] builds the items in both modes.
+//!
+//! `previous_response_id`: responses are kept in a bounded in-memory store
+//! (oldest dropped first) unless `store: false`; a follow-up continues the
+//! stored conversation and inherits its instructions.
+
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gptoss_chat::Effort;
+use gptoss_harmony::{Message, Role};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::chat_api::{parse_response_format, parse_tool_choice};
+use crate::error::ApiError;
+use crate::prompt::{self, FunctionTool, PromptSpec};
+use crate::turn::{Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
+use crate::{ids, parse_body, AppState, Bounded, Generation};
+
+/// A stored response: what a follow-up request needs.
+pub(crate) struct StoredResponse {
+    json: Value,
+    /// user / assistant / tool messages of the conversation so far, output included.
+    history: Vec<Message>,
+    instructions: Option<String>,
+    /// (call_id, function name) of every function call so far.
+    call_names: Vec<(String, String)>,
+}
+
+pub(crate) type ResponseStore = Bounded<StoredResponse>;
+
+#[derive(Debug, Deserialize)]
+struct ResponsesRequest {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    instructions: Option<String>,
+    #[serde(default)]
+    reasoning: Option<ReasoningParam>,
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    store: Option<bool>,
+    #[serde(default)]
+    previous_response_id: Option<String>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<i64>,
+    #[serde(default)]
+    text: Option<TextParam>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    parallel_tool_calls: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReasoningParam {
+    #[serde(default)]
+    effort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TextParam {
+    #[serde(default)]
+    format: Option<Value>,
+}
+
+fn text_of_parts(content: Option<&Value>, param: &str) -> Result<String, ApiError> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for (idx, part) in parts.iter().enumerate() {
+                let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+                match (kind, part.get("text").and_then(Value::as_str)) {
+                    ("input_text" | "output_text" | "text" | "reasoning_text" | "summary_text", Some(t)) => {
+                        out.push_str(t)
+                    }
+                    _ => {
+                        return Err(ApiError::invalid(
+                            format!("Unsupported content part {kind:?} in '{param}[{idx}]': this model accepts text only."),
+                            Some(&format!("{param}[{idx}]")),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(other) => Err(ApiError::invalid(
+            format!("'{param}' must be a string or a list of content parts, found {}.", prompt::type_name(other)),
+            Some(param),
+        )),
+    }
+}
+
+/// Input items -> (instructions, harmony messages), recording function call ids.
+fn convert_input(
+    input: Option<&Value>,
+    call_names: &mut Vec<(String, String)>,
+) -> Result<(Vec<String>, Vec<Message>), ApiError> {
+    let mut instructions = Vec::new();
+    let mut history = Vec::new();
+    let items = match input {
+        None | Some(Value::Null) => return Ok((instructions, history)),
+        Some(Value::String(s)) => {
+            history.push(Message::from_role_and_content(Role::User, s.clone()));
+            return Ok((instructions, history));
+        }
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("'input' must be a string or a list of items, found {}.", prompt::type_name(other)),
+                Some("input"),
+            ))
+        }
+    };
+    for (idx, item) in items.iter().enumerate() {
+        let p = |field: &str| format!("input[{idx}].{field}");
+        let str_field = |field: &str| -> Result<String, ApiError> {
+            item.get(field).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+                ApiError::invalid(format!("Missing or non-string parameter '{}'.", p(field)), Some(&p(field)))
+            })
+        };
+        if !item.is_object() {
+            return Err(ApiError::invalid(format!("'input[{idx}]' must be an object."), Some(&format!("input[{idx}]"))));
+        }
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+        match kind {
+            "message" => {
+                let role = str_field("role")?;
+                let text = text_of_parts(item.get("content"), &p("content"))?;
+                match role.as_str() {
+                    "user" => history.push(Message::from_role_and_content(Role::User, text)),
+                    "assistant" => {
+                        history.push(Message::from_role_and_content(Role::Assistant, text).with_channel("final"))
+                    }
+                    "system" | "developer" => instructions.push(text),
+                    other => {
+                        return Err(ApiError::invalid(
+                            format!("Invalid value for '{}': {other:?}. Supported values are: 'user', 'assistant', 'system' and 'developer'.", p("role")),
+                            Some(&p("role")),
+                        ))
+                    }
+                }
+            }
+            "function_call" => {
+                let name = str_field("name")?;
+                let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+                let call_id = str_field("call_id")?;
+                history.push(prompt::function_call_message(&name, arguments));
+                call_names.push((call_id, name));
+            }
+            "function_call_output" => {
+                let call_id = str_field("call_id")?;
+                let output = match item.get("output") {
+                    Some(Value::String(s)) => s.clone(),
+                    other => text_of_parts(other, &p("output"))?,
+                };
+                let name = call_names.iter().rev().find(|(id, _)| *id == call_id).map(|(_, n)| n.clone()).ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("No function call found for call_id {call_id:?} in 'input[{idx}]' (nor in the previous response)."),
+                        Some(&p("call_id")),
+                    )
+                })?;
+                history.push(prompt::function_output_message(&name, &output));
+            }
+            "reasoning" => {
+                let mut text = text_of_parts(item.get("content"), &p("content"))?;
+                if text.is_empty() {
+                    text = text_of_parts(item.get("summary"), &p("summary"))?;
+                }
+                if !text.is_empty() {
+                    history.push(Message::from_role_and_content(Role::Assistant, text).with_channel("analysis"));
+                }
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    format!("Unsupported input item type {other:?} in 'input[{idx}]'. Supported: message, function_call, function_call_output, reasoning."),
+                    Some(&p("type")),
+                ))
+            }
+        }
+    }
+    Ok((instructions, history))
+}
+
+fn convert_tools(tools: Option<&[Value]>) -> Result<Vec<FunctionTool>, ApiError> {
+    let mut out = Vec::new();
+    for (idx, tool) in tools.unwrap_or_default().iter().enumerate() {
+        let param = format!("tools[{idx}]");
+        let kind = tool.get("type").and_then(Value::as_str).unwrap_or("");
+        if kind != "function" {
+            return Err(ApiError::invalid(
+                format!("Unsupported tool type {kind:?} in '{param}': this server supports 'function' tools."),
+                Some(&format!("{param}.type")),
+            ));
+        }
+        let name = match tool.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(_) => return Err(ApiError::invalid(format!("'{param}.name' must be a string."), Some(&format!("{param}.name")))),
+        };
+        out.push(prompt::function_tool(
+            name,
+            tool.get("description").and_then(Value::as_str),
+            tool.get("parameters"),
+            tool.get("strict").and_then(Value::as_bool).unwrap_or(false),
+            &param,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Fixed fields of the response object, set once per request.
+struct ResponseHead {
+    id: String,
+    created_at: u64,
+    model: String,
+    instructions: Option<String>,
+    effort: Effort,
+    tools: Vec<FunctionTool>,
+    tool_choice: Value,
+    previous_response_id: Option<String>,
+    store: bool,
+    temperature: f64,
+    top_p: f64,
+    max_output_tokens: Option<u64>,
+    metadata: Value,
+    parallel_tool_calls: bool,
+    text_format: Value,
+}
+
+impl ResponseHead {
+    fn json(&self, status: &str, output: &[Value], usage: Option<&TurnUsage>, finish: Option<Finish>, error: Option<&str>) -> Value {
+        let tools: Vec<Value> = self
+            .tools
+            .iter()
+            .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters, "strict": t.strict}))
+            .collect();
+        json!({
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "error": error.map(|m| json!({"code": "server_error", "message": m})),
+            "incomplete_details": if finish == Some(Finish::Length) { json!({"reason": "max_output_tokens"}) } else { Value::Null },
+            "instructions": self.instructions,
+            "max_output_tokens": self.max_output_tokens,
+            "model": self.model,
+            "output": output,
+            "parallel_tool_calls": self.parallel_tool_calls,
+            "previous_response_id": self.previous_response_id,
+            "reasoning": {"effort": self.effort.as_str(), "summary": null},
+            "store": self.store,
+            "temperature": self.temperature,
+            "text": {"format": self.text_format},
+            "tool_choice": self.tool_choice,
+            "tools": tools,
+            "top_p": self.top_p,
+            "truncation": "disabled",
+            "usage": usage.map(|u| json!({
+                "input_tokens": u.prompt_tokens,
+                "input_tokens_details": {"cached_tokens": u.cached_tokens},
+                "output_tokens": u.completion_tokens,
+                "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+                "total_tokens": u.prompt_tokens + u.completion_tokens,
+            })),
+            "metadata": self.metadata,
+        })
+    }
+}
+
+/// Builds output items from turn events; returns the stream events each
+/// turn event causes (without `sequence_number`).
+#[derive(Default)]
+pub(crate) struct OutputBuilder {
+    items: Vec<Value>,
+    // (output_index, item id) of the open item
+    open: Option<(usize, String)>,
+    // function call ids and names, for the store
+    calls: Vec<(String, String)>,
+}
+
+impl OutputBuilder {
+    fn on_event(&mut self, event: &TurnEvent) -> Vec<Value> {
+        match event {
+            TurnEvent::Start(kind) => {
+                let output_index = self.items.len();
+                let (item, part) = match kind {
+                    SegmentKind::Reasoning => (
+                        json!({"type": "reasoning", "id": ids::new_id("rs_"), "summary": [], "content": [], "status": "in_progress"}),
+                        Some(json!({"type": "reasoning_text", "text": ""})),
+                    ),
+                    SegmentKind::Content => (
+                        json!({"type": "message", "id": ids::new_id("msg_"), "status": "in_progress", "role": "assistant", "content": []}),
+                        Some(json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []})),
+                    ),
+                    SegmentKind::ToolCall { id, name } => {
+                        self.calls.push((id.clone(), name.clone()));
+                        (
+                            json!({"type": "function_call", "id": ids::new_id("fc_"), "call_id": id, "name": name, "arguments": "", "status": "in_progress"}),
+                            None,
+                        )
+                    }
+                };
+                let item_id = item["id"].as_str().unwrap_or_default().to_string();
+                self.items.push(item.clone());
+                self.open = Some((output_index, item_id.clone()));
+                let mut events = vec![json!({"type": "response.output_item.added", "output_index": output_index, "item": item})];
+                if let Some(part) = part {
+                    events.push(json!({"type": "response.content_part.added", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "part": part}));
+                }
+                events
+            }
+            TurnEvent::Delta(text) => {
+                let Some((output_index, item_id)) = self.open.clone() else { return Vec::new() };
+                let kind = self.items[output_index]["type"].as_str().unwrap_or_default();
+                let event = match kind {
+                    "reasoning" => json!({"type": "response.reasoning_text.delta", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "delta": text}),
+                    "message" => json!({"type": "response.output_text.delta", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
+                    _ => json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
+                        "output_index": output_index, "delta": text}),
+                };
+                vec![event]
+            }
+            TurnEvent::End { text, .. } => {
+                let Some((output_index, item_id)) = self.open.take() else { return Vec::new() };
+                let item = &mut self.items[output_index];
+                let kind = item["type"].as_str().unwrap_or_default().to_string();
+                item["status"] = json!("completed");
+                let mut events = Vec::new();
+                match kind.as_str() {
+                    "reasoning" => {
+                        let part = json!({"type": "reasoning_text", "text": text});
+                        item["content"] = json!([part.clone()]);
+                        events.push(json!({"type": "response.reasoning_text.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "text": text}));
+                        events.push(json!({"type": "response.content_part.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "part": part}));
+                    }
+                    "message" => {
+                        let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                        item["content"] = json!([part.clone()]);
+                        events.push(json!({"type": "response.output_text.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}));
+                        events.push(json!({"type": "response.content_part.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "part": part}));
+                    }
+                    _ => {
+                        item["arguments"] = json!(text);
+                        events.push(json!({"type": "response.function_call_arguments.done", "item_id": item_id,
+                            "output_index": output_index, "name": item["name"], "arguments": text}));
+                    }
+                }
+                events.push(json!({"type": "response.output_item.done", "output_index": output_index, "item": item.clone()}));
+                events
+            }
+            TurnEvent::Finished { .. } | TurnEvent::Error(_) => Vec::new(),
+        }
+    }
+}
+
+/// `POST /v1/responses`.
+pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> Response {
+    match handle(state, &body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
+    let req: ResponsesRequest = parse_body(body)?;
+    state.check_model(req.model.as_deref())?;
+    let effort = match req.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
+        Some(e) => prompt::parse_effort(e, "reasoning.effort")?,
+        None => state.config.default_effort,
+    };
+
+    // Continue a stored conversation.
+    let (mut history, mut call_names, inherited) = match &req.previous_response_id {
+        None => (Vec::new(), Vec::new(), None),
+        Some(id) => {
+            let store = state.store.lock().map_err(|_| ApiError::internal("response store unavailable"))?;
+            let prev = store.get(id).ok_or_else(|| {
+                ApiError::not_found(format!("Previous response with id {id:?} not found."), Some("previous_response_id"))
+                    .with_code("previous_response_not_found")
+            })?;
+            (prev.history.clone(), prev.call_names.clone(), prev.instructions.clone())
+        }
+    };
+    let (input_instructions, input_history) = convert_input(req.input.as_ref(), &mut call_names)?;
+    if input_history.is_empty() && history.is_empty() {
+        return Err(ApiError::invalid("'input' is empty: give a string or at least one item.", Some("input")));
+    }
+    history.extend(input_history);
+    let instructions = req.instructions.clone().or(inherited);
+    let mut all_instructions: Vec<String> = instructions.iter().cloned().collect();
+    all_instructions.extend(input_instructions);
+
+    let tools = convert_tools(req.tools.as_deref())?;
+    let tool_choice = parse_tool_choice(req.tool_choice.as_ref(), &tools)?;
+    let text_format = req.text.as_ref().and_then(|t| t.format.clone());
+    let response_format = parse_response_format(text_format.as_ref(), "text.format")?;
+
+    let spec = PromptSpec {
+        instructions: all_instructions,
+        history: history.clone(),
+        effort,
+        tools: tools.clone(),
+        tool_choice,
+        response_format,
+    };
+    let generation = Generation {
+        spec,
+        max_tokens: req.max_output_tokens,
+        max_tokens_param: "max_output_tokens",
+        temperature: req.temperature,
+        top_p: req.top_p,
+        seed: req.seed,
+        options: TurnOptions { stop: Vec::new(), tool_names: tools.iter().map(|t| t.name.clone()).collect() },
+    };
+    let turn = state.start(generation).map_err(|mut e| {
+        if e.param.as_deref() == Some("messages") {
+            e.param = Some("input".into());
+        }
+        e
+    })?;
+    let head = ResponseHead {
+        id: ids::new_id("resp_"),
+        created_at: ids::unix_seconds(),
+        model: state.config.model_id.clone(),
+        instructions,
+        effort,
+        tools,
+        tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
+        previous_response_id: req.previous_response_id.clone(),
+        store: req.store.unwrap_or(true),
+        temperature: req.temperature.unwrap_or(1.0),
+        top_p: req.top_p.unwrap_or(1.0),
+        max_output_tokens: req.max_output_tokens,
+        metadata: req.metadata.clone().unwrap_or_else(|| json!({})),
+        parallel_tool_calls: req.parallel_tool_calls.unwrap_or(false),
+        text_format: text_format.unwrap_or_else(|| json!({"type": "text"})),
+    };
+    let run = Run { state, head, history, call_names };
+    if req.stream.unwrap_or(false) {
+        Ok(run.stream(turn).into_response())
+    } else {
+        let mut turn = turn;
+        let mut builder = OutputBuilder::default();
+        let mut finished = None;
+        let mut error = None;
+        while let Some(event) = turn.next().await {
+            builder.on_event(&event);
+            match event {
+                TurnEvent::Finished { finish, usage } => finished = Some((finish, usage)),
+                TurnEvent::Error(m) => error = Some(m),
+                _ => {}
+            }
+        }
+        if let Some(m) = error {
+            return Err(ApiError::internal(format!("generation failed: {m}")));
+        }
+        let (finish, usage) = finished.unwrap_or((Finish::Cancelled, TurnUsage::default()));
+        let json = run.finish(&turn, builder, finish, usage);
+        Ok(Json(json).into_response())
+    }
+}
+
+struct Run {
+    state: AppState,
+    head: ResponseHead,
+    history: Vec<Message>,
+    call_names: Vec<(String, String)>,
+}
+
+impl Run {
+    /// The final response object; stores it when asked.
+    fn finish(self, turn: &Turn, builder: OutputBuilder, finish: Finish, usage: TurnUsage) -> Value {
+        let status = if finish == Finish::Length { "incomplete" } else { "completed" };
+        let json = self.head.json(status, &builder.items, Some(&usage), Some(finish), None);
+        if self.head.store {
+            let mut history = self.history;
+            history.extend(turn.messages());
+            let mut call_names = self.call_names;
+            call_names.extend(builder.calls);
+            let stored = StoredResponse { json: json.clone(), history, instructions: self.head.instructions.clone(), call_names };
+            if let Ok(mut store) = self.state.store.lock() {
+                store.insert(self.head.id.clone(), stored);
+            }
+        }
+        json
+    }
+
+    fn stream(self, mut turn: Turn) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+        tokio::spawn(async move {
+            let mut seq = 0u64;
+            let mut frame = |mut event: Value| {
+                event["sequence_number"] = json!(seq);
+                seq += 1;
+                let kind = event["type"].as_str().unwrap_or_default().to_string();
+                Event::default().event(kind).data(event.to_string())
+            };
+            let start = self.head.json("in_progress", &[], None, None, None);
+            for kind in ["response.created", "response.in_progress"] {
+                if tx.send(frame(json!({"type": kind, "response": start}))).await.is_err() {
+                    return;
+                }
+            }
+            let mut builder = OutputBuilder::default();
+            while let Some(event) = turn.next().await {
+                for e in builder.on_event(&event) {
+                    if tx.send(frame(e)).await.is_err() {
+                        return; // client gone: dropping `turn` cancels the request
+                    }
+                }
+                match event {
+                    TurnEvent::Finished { finish, usage } => {
+                        let kind = if finish == Finish::Length { "response.incomplete" } else { "response.completed" };
+                        let json = self.finish(&turn, builder, finish, usage);
+                        let _ = tx.send(frame(json!({"type": kind, "response": json}))).await;
+                        return;
+                    }
+                    TurnEvent::Error(m) => {
+                        let json = self.head.json("failed", &builder.items, None, None, Some(&m));
+                        let _ = tx.send(frame(json!({"type": "response.failed", "response": json}))).await;
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Sse::new(crate::receiver_stream(rx)).keep_alive(KeepAlive::default())
+    }
+}
+
+/// `GET /v1/responses/{id}`.
+pub(crate) async fn retrieve(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let found = state.store.lock().ok().and_then(|s| s.get(&id).map(|r| r.json.clone()));
+    match found {
+        Some(json) => Json(json).into_response(),
+        None => ApiError::not_found(format!("Response with id {id:?} not found."), None).into_response(),
+    }
+}
+
+/// `DELETE /v1/responses/{id}`.
+pub(crate) async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let removed = state.store.lock().ok().and_then(|mut s| s.remove(&id)).is_some();
+    if removed {
+        Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
+    } else {
+        ApiError::not_found(format!("Response with id {id:?} not found."), None).into_response()
+    }
+}

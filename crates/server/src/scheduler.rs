@@ -1,0 +1,694 @@
+//! The engine thread: one dedicated OS thread per loaded model owns the model,
+//! every KV cache and every sampler; async HTTP handlers talk to it through
+//! channels only. Token ids in, token ids out: this module knows no text, no
+//! harmony and no HTTP.
+//!
+//! Scheduling (continuous batching): requests wait in a bounded queue; up to
+//! `max_concurrency` of them are active at once, each bound to a cache slot.
+//! Every loop iteration (a "step") first runs at most one prefill chunk for
+//! each sequence still reading its prompt, then samples one token for every
+//! decoding sequence and runs them all through [`forward_batch`], the single
+//! batch-step function. Requests join and leave between steps.
+//!
+//! Prefix reuse: a finished sequence leaves its tokens in its slot's cache. A
+//! new request takes the free slot whose cached tokens share the longest
+//! prefix with its prompt, rolls the cache back to that prefix (the model may
+//! keep fewer positions, see `KvState::rollback_to`) and computes only the
+//! rest.
+//!
+//! Cancellation: a request is cancelled when its [`RequestHandle`] is dropped
+//! (the HTTP client went away) or its event channel closes. The engine checks
+//! before every step and every prefill chunk, and frees the slot at once.
+//!
+//! Architecture invariant: one request's tokens and logits never reach
+//! another's channel: every sequence owns its own cache, logits buffer,
+//! sampler and sender, and [`forward_batch`] returns rows in batch order.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use gptoss_engine::{
+    common_prefix_len, EngineError, KvState, LanguageModel, LogitsFor, Sampler, SamplingParams,
+};
+use tokio::sync::mpsc;
+
+/// Prompt tokens per prefill forward call; other sequences decode one token
+/// between two chunks, so a long prompt does not stall running streams.
+pub const PREFILL_CHUNK: usize = 256;
+
+/// Scheduler limits.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Most sequences generating at once (= number of KV cache slots).
+    pub max_concurrency: usize,
+    /// Most requests waiting for a slot; beyond it `submit` fails with
+    /// `SubmitError::QueueFull`.
+    pub max_queue: usize,
+    /// Positions per KV cache slot (capped at the model's maximum context).
+    pub context_tokens: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig { max_concurrency: 4, max_queue: 64, context_tokens: 8192 }
+    }
+}
+
+/// Restricts which tokens a sequence may sample next (constrained decoding).
+/// Runs on the engine thread between the forward pass and the sampler.
+pub trait TokenConstraint: Send {
+    /// Set the logits (f32 `[vocab]`) of forbidden tokens to `-inf`.
+    fn mask(&mut self, logits: &mut [f32]);
+    /// The token that was sampled (after `mask`).
+    fn accept(&mut self, token: u32);
+}
+
+/// One generation request: token ids and how to sample them.
+pub struct GenerationRequest {
+    pub prompt: Vec<u32>,
+    pub sampling: SamplingParams,
+    /// Most tokens to generate; `None`: until a stop token or the context is full.
+    pub max_tokens: Option<usize>,
+    /// Tokens that end generation (returned as the last token).
+    pub stop_tokens: Vec<u32>,
+    /// Optional logits constraint (structured output).
+    pub constraint: Option<Box<dyn TokenConstraint>>,
+}
+
+/// Why a sequence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// A stop token was generated (it is the last token sent).
+    StopToken(u32),
+    /// `max_tokens` reached.
+    MaxTokens,
+    /// No position left in the cache.
+    ContextFull,
+    /// The request was cancelled (client gone, or server shutdown).
+    Cancelled,
+}
+
+/// Token counts of one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys/values were reused from a slot's cache.
+    pub reused_tokens: usize,
+    pub completion_tokens: usize,
+}
+
+/// What the engine sends back for one request, in order: any number of
+/// `Token`s, then exactly one `Finished` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenEvent {
+    Token(u32),
+    Finished { reason: FinishReason, usage: TokenUsage },
+    Failed(String),
+}
+
+/// Why a request was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the server is busy: {queued} requests are already waiting (limit {limit}); retry later")]
+    QueueFull { queued: usize, limit: usize },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("prompt is {prompt_tokens} tokens but the context holds at most {context_tokens} tokens")]
+    PromptTooLong { prompt_tokens: usize, context_tokens: usize },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+}
+
+/// Live counters, readable from any thread (served on `/health` and `/metrics`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Requests waiting for a slot.
+    pub queued: AtomicUsize,
+    /// Requests holding a slot (prefilling or decoding).
+    pub active: AtomicUsize,
+    /// Slots whose cache has been allocated.
+    pub slots_allocated: AtomicUsize,
+    pub requests_total: AtomicU64,
+    pub completed_total: AtomicU64,
+    pub cancelled_total: AtomicU64,
+    pub failed_total: AtomicU64,
+    pub prompt_tokens_total: AtomicU64,
+    pub reused_tokens_total: AtomicU64,
+    pub generated_tokens_total: AtomicU64,
+    /// Decode steps run (one per `forward_batch` call).
+    pub decode_steps_total: AtomicU64,
+    /// Sum over decode steps of the batch size (mean batch = this / steps).
+    pub decode_rows_total: AtomicU64,
+}
+
+/// A point-in-time copy of [`Metrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    pub queued: usize,
+    pub active: usize,
+    pub slots_total: usize,
+    pub slots_allocated: usize,
+    pub requests_total: u64,
+    pub completed_total: u64,
+    pub cancelled_total: u64,
+    pub failed_total: u64,
+    pub prompt_tokens_total: u64,
+    pub reused_tokens_total: u64,
+    pub generated_tokens_total: u64,
+    pub decode_steps_total: u64,
+    pub decode_rows_total: u64,
+}
+
+/// Facts about the loaded model the HTTP layer needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub vocab_size: usize,
+    /// Positions per request (the slot size).
+    pub context_tokens: usize,
+    pub max_concurrency: usize,
+    pub max_queue: usize,
+}
+
+struct Submission {
+    request: GenerationRequest,
+    events: mpsc::UnboundedSender<TokenEvent>,
+    cancel: Arc<AtomicBool>,
+}
+
+enum Command {
+    Submit(Box<Submission>),
+    CancelAll,
+}
+
+/// The receiving end of one request. Dropping it cancels the request.
+#[derive(Debug)]
+pub struct RequestHandle {
+    pub events: mpsc::UnboundedReceiver<TokenEvent>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl RequestHandle {
+    /// Ask the engine to stop this request; it ends with `Finished { reason: Cancelled }`.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RequestHandle {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Handle to the engine thread. Cheap to clone; the thread ends when the
+/// last handle is dropped and no request is left.
+#[derive(Clone)]
+pub struct Engine {
+    commands: std_mpsc::Sender<Command>,
+    metrics: Arc<Metrics>,
+    accepting: Arc<AtomicBool>,
+    info: EngineInfo,
+}
+
+impl Engine {
+    /// Start the engine thread for `model`.
+    pub fn spawn<M>(model: M, config: SchedulerConfig) -> Result<Engine, EngineError>
+    where
+        M: LanguageModel + Send + 'static,
+    {
+        let max_context = model.max_context();
+        let context_tokens = config.context_tokens.min(max_context);
+        if context_tokens == 0 {
+            return Err(EngineError::ContextTooLarge { requested: config.context_tokens, max_context });
+        }
+        let max_concurrency = config.max_concurrency.max(1);
+        let info = EngineInfo {
+            vocab_size: model.vocab_size(),
+            context_tokens,
+            max_concurrency,
+            max_queue: config.max_queue,
+        };
+        let (tx, rx) = std_mpsc::channel();
+        let metrics = Arc::new(Metrics::default());
+        let worker = Worker::new(model, info, rx, metrics.clone());
+        std::thread::Builder::new()
+            .name("gptoss-engine".into())
+            .spawn(move || worker.run())
+            .map_err(|e| EngineError::Forward(format!("could not start the engine thread: {e}")))?;
+        Ok(Engine { commands: tx, metrics, accepting: Arc::new(AtomicBool::new(true)), info })
+    }
+
+    pub fn info(&self) -> EngineInfo {
+        self.info
+    }
+
+    /// Queue a request. Fails at once when the queue is full, the prompt
+    /// does not fit, or the server is shutting down.
+    pub fn submit(&self, request: GenerationRequest) -> Result<RequestHandle, SubmitError> {
+        if !self.accepting.load(Ordering::Relaxed) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if request.prompt.is_empty() {
+            return Err(SubmitError::EmptyPrompt);
+        }
+        if request.prompt.len() > self.info.context_tokens {
+            return Err(SubmitError::PromptTooLong {
+                prompt_tokens: request.prompt.len(),
+                context_tokens: self.info.context_tokens,
+            });
+        }
+        let queued = self.metrics.queued.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.info.max_queue {
+            self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::QueueFull { queued, limit: self.info.max_queue });
+        }
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let submission = Submission { request, events: events_tx, cancel: cancel.clone() };
+        if self.commands.send(Command::Submit(Box::new(submission))).is_err() {
+            self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(SubmitError::ShuttingDown);
+        }
+        Ok(RequestHandle { events: events_rx, cancel })
+    }
+
+    /// Refuse new requests from now on (graceful shutdown).
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Relaxed);
+    }
+
+    /// End every queued and active request now (`FinishReason::Cancelled`).
+    pub fn cancel_all(&self) {
+        let _ = self.commands.send(Command::CancelAll);
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let m = &self.metrics;
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            queued: m.queued.load(Ordering::Relaxed),
+            active: m.active.load(Ordering::Relaxed),
+            slots_total: self.info.max_concurrency,
+            slots_allocated: m.slots_allocated.load(Ordering::Relaxed),
+            requests_total: r(&m.requests_total),
+            completed_total: r(&m.completed_total),
+            cancelled_total: r(&m.cancelled_total),
+            failed_total: r(&m.failed_total),
+            prompt_tokens_total: r(&m.prompt_tokens_total),
+            reused_tokens_total: r(&m.reused_tokens_total),
+            generated_tokens_total: r(&m.generated_tokens_total),
+            decode_steps_total: r(&m.decode_steps_total),
+            decode_rows_total: r(&m.decode_rows_total),
+        }
+    }
+
+    /// Wait (polling) until no request is queued or active, or `timeout`.
+    /// Returns true when idle.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.metrics();
+            if m.queued == 0 && m.active == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// One row of a batched decode step: feed `token` to `cache` and write the
+/// next logits (f32 `[vocab]`) into `logits`.
+pub struct BatchRow<'a, C> {
+    pub token: u32,
+    pub cache: &'a mut C,
+    pub logits: &'a mut Vec<f32>,
+}
+
+/// The single batch-step function of the scheduler: one decode token for each
+/// row, results in row order. Today it loops over the rows, one forward call
+/// each; a model with a batched forward over several caches (one weight read
+/// for all rows) plugs in here without touching the scheduler.
+pub fn forward_batch<M: LanguageModel>(model: &M, rows: &mut [BatchRow<'_, M::Cache>]) -> Vec<Result<(), EngineError>> {
+    rows.iter_mut()
+        .map(|row| model.forward(std::slice::from_ref(&row.token), row.cache, LogitsFor::Last, row.logits))
+        .collect()
+}
+
+/// A KV cache slot and the ids whose keys/values it holds.
+struct Slot<C> {
+    cache: Option<C>,
+    tokens: Vec<u32>,
+    busy: bool,
+    last_used: u64,
+}
+
+enum Phase {
+    /// Prompt tokens `[..next]` are in the cache.
+    Prefill { next: usize },
+    /// The logits of the last fed token are ready to sample.
+    Decode,
+}
+
+struct Sequence {
+    slot_idx: usize,
+    request: GenerationRequest,
+    events: mpsc::UnboundedSender<TokenEvent>,
+    cancel: Arc<AtomicBool>,
+    sampler: Sampler,
+    phase: Phase,
+    // f32 [vocab]: logits of the last computed position
+    logits: Vec<f32>,
+    usage: TokenUsage,
+    // the sampled token waiting to be fed in the next batch step
+    pending: Option<u32>,
+    finished: Option<FinishReason>,
+    // a Failed event was sent; no Finished follows
+    failed: bool,
+}
+
+impl Sequence {
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.events.is_closed()
+    }
+}
+
+struct Worker<M: LanguageModel> {
+    model: M,
+    info: EngineInfo,
+    commands: std_mpsc::Receiver<Command>,
+    metrics: Arc<Metrics>,
+    slots: Vec<Slot<M::Cache>>,
+    waiting: VecDeque<Submission>,
+    active: Vec<Sequence>,
+    clock: u64,
+    disconnected: bool,
+}
+
+impl<M: LanguageModel> Worker<M> {
+    fn new(model: M, info: EngineInfo, commands: std_mpsc::Receiver<Command>, metrics: Arc<Metrics>) -> Self {
+        let slots = (0..info.max_concurrency)
+            .map(|_| Slot { cache: None, tokens: Vec::new(), busy: false, last_used: 0 })
+            .collect();
+        Worker {
+            model,
+            info,
+            commands,
+            metrics,
+            slots,
+            waiting: VecDeque::new(),
+            active: Vec::new(),
+            clock: 0,
+            disconnected: false,
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            if self.active.is_empty() && self.waiting.is_empty() {
+                if self.disconnected {
+                    return;
+                }
+                match self.commands.recv() {
+                    Ok(cmd) => self.handle(cmd),
+                    Err(_) => return,
+                }
+            }
+            loop {
+                match self.commands.try_recv() {
+                    Ok(cmd) => self.handle(cmd),
+                    Err(std_mpsc::TryRecvError::Empty) => break,
+                    Err(std_mpsc::TryRecvError::Disconnected) => {
+                        self.disconnected = true;
+                        break;
+                    }
+                }
+            }
+            self.drop_cancelled_waiting();
+            self.admit();
+            self.step();
+            self.retire();
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit(sub) => self.waiting.push_back(*sub),
+            Command::CancelAll => {
+                for sub in &self.waiting {
+                    sub.cancel.store(true, Ordering::Relaxed);
+                }
+                for seq in &self.active {
+                    seq.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn drop_cancelled_waiting(&mut self) {
+        let metrics = &self.metrics;
+        self.waiting.retain(|sub| {
+            let cancelled = sub.cancel.load(Ordering::Relaxed) || sub.events.is_closed();
+            if cancelled {
+                metrics.queued.fetch_sub(1, Ordering::SeqCst);
+                metrics.requests_total.fetch_add(1, Ordering::Relaxed);
+                metrics.cancelled_total.fetch_add(1, Ordering::Relaxed);
+                let usage = TokenUsage { prompt_tokens: sub.request.prompt.len(), ..TokenUsage::default() };
+                let _ = sub.events.send(TokenEvent::Finished { reason: FinishReason::Cancelled, usage });
+            }
+            !cancelled
+        });
+    }
+
+    /// Move waiting requests into free slots, choosing for each the free slot
+    /// with the longest cached prefix of its prompt (least recently used on ties).
+    fn admit(&mut self) {
+        while self.active.len() < self.info.max_concurrency {
+            let Some(sub) = self.waiting.pop_front() else { break };
+            self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
+            let best = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.busy)
+                .max_by_key(|(_, s)| (common_prefix_len(&s.tokens, &sub.request.prompt), u64::MAX - s.last_used))
+                .map(|(idx, _)| idx);
+            let Some(slot_idx) = best else {
+                // Cannot happen (active < slots), but never lose a request.
+                self.metrics.queued.fetch_add(1, Ordering::SeqCst);
+                self.waiting.push_front(sub);
+                break;
+            };
+            let sampler = match Sampler::new(sub.request.sampling.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.metrics.requests_total.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.failed_total.fetch_add(1, Ordering::Relaxed);
+                    let _ = sub.events.send(TokenEvent::Failed(e.to_string()));
+                    continue;
+                }
+            };
+            let context = self.info.context_tokens;
+            let slot = &mut self.slots[slot_idx];
+            slot.busy = true;
+            self.clock += 1;
+            slot.last_used = self.clock;
+            if slot.cache.is_none() {
+                slot.cache = Some(self.model.new_cache(context));
+                slot.tokens.clear();
+                self.metrics.slots_allocated.fetch_add(1, Ordering::Relaxed);
+            }
+            let prompt = &sub.request.prompt;
+            // Keep at least the last prompt token to recompute: its logits are needed.
+            let common = common_prefix_len(&slot.tokens, prompt).min(prompt.len().saturating_sub(1));
+            let mut kept = common;
+            if let Some(cache) = slot.cache.as_mut() {
+                if common < slot.tokens.len() || cache.len() != slot.tokens.len() {
+                    kept = cache.rollback_to(common).min(common);
+                }
+                if cache.len() != kept {
+                    // The cache disagrees with our bookkeeping: start clean.
+                    cache.clear();
+                    kept = 0;
+                }
+            }
+            slot.tokens.truncate(kept);
+            let usage = TokenUsage { prompt_tokens: prompt.len(), reused_tokens: kept, completion_tokens: 0 };
+            self.metrics.active.fetch_add(1, Ordering::SeqCst);
+            self.metrics.requests_total.fetch_add(1, Ordering::Relaxed);
+            self.metrics.prompt_tokens_total.fetch_add(prompt.len() as u64, Ordering::Relaxed);
+            self.metrics.reused_tokens_total.fetch_add(kept as u64, Ordering::Relaxed);
+            self.active.push(Sequence {
+                slot_idx,
+                request: sub.request,
+                events: sub.events,
+                cancel: sub.cancel,
+                sampler,
+                phase: Phase::Prefill { next: kept },
+                logits: Vec::with_capacity(self.info.vocab_size),
+                usage,
+                pending: None,
+                finished: None,
+                failed: false,
+            });
+        }
+    }
+
+    /// One scheduler step: a prefill chunk for each prefilling sequence, then
+    /// sample + one batched decode forward for the decoding ones.
+    fn step(&mut self) {
+        // 1. Prefill chunks.
+        for seq in self.active.iter_mut() {
+            if seq.finished.is_some() {
+                continue;
+            }
+            if seq.is_cancelled() {
+                seq.finished = Some(FinishReason::Cancelled);
+                continue;
+            }
+            let Phase::Prefill { next } = seq.phase else { continue };
+            let slot = &mut self.slots[seq.slot_idx];
+            let Some(cache) = slot.cache.as_mut() else {
+                seq.finished = Some(FinishReason::Cancelled);
+                continue;
+            };
+            let prompt = &seq.request.prompt;
+            let end = (next + PREFILL_CHUNK).min(prompt.len());
+            let chunk = &prompt[next..end];
+            if let Err(e) = self.model.forward(chunk, cache, LogitsFor::Last, &mut seq.logits) {
+                cache.clear();
+                slot.tokens.clear();
+                let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
+                seq.finished = Some(FinishReason::Cancelled);
+                seq.failed = true;
+                continue;
+            }
+            slot.tokens.extend_from_slice(chunk);
+            if end == prompt.len() {
+                cache.mark_snapshot();
+                seq.phase = Phase::Decode;
+            } else {
+                seq.phase = Phase::Prefill { next: end };
+            }
+        }
+
+        // 2. Sample one token for every decoding sequence.
+        for seq in self.active.iter_mut() {
+            if seq.finished.is_some() || !matches!(seq.phase, Phase::Decode) || seq.pending.is_some() {
+                continue;
+            }
+            if seq.is_cancelled() {
+                seq.finished = Some(FinishReason::Cancelled);
+                continue;
+            }
+            if seq.request.max_tokens.is_some_and(|max| seq.usage.completion_tokens >= max) {
+                seq.finished = Some(FinishReason::MaxTokens);
+                continue;
+            }
+            if let Some(constraint) = seq.request.constraint.as_mut() {
+                constraint.mask(&mut seq.logits);
+            }
+            let token = match seq.sampler.sample(&seq.logits) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
+                    seq.finished = Some(FinishReason::Cancelled);
+                    seq.failed = true;
+                    continue;
+                }
+            };
+            if let Some(constraint) = seq.request.constraint.as_mut() {
+                constraint.accept(token);
+            }
+            seq.usage.completion_tokens += 1;
+            self.metrics.generated_tokens_total.fetch_add(1, Ordering::Relaxed);
+            if seq.events.send(TokenEvent::Token(token)).is_err() {
+                seq.finished = Some(FinishReason::Cancelled);
+                continue;
+            }
+            if seq.request.stop_tokens.contains(&token) {
+                seq.finished = Some(FinishReason::StopToken(token));
+            } else if seq.request.max_tokens.is_some_and(|max| seq.usage.completion_tokens >= max) {
+                seq.finished = Some(FinishReason::MaxTokens);
+            } else if self.slots[seq.slot_idx].tokens.len() >= self.info.context_tokens {
+                seq.finished = Some(FinishReason::ContextFull);
+            } else {
+                seq.pending = Some(token);
+            }
+        }
+
+        // 3. One batched forward over every sequence with a pending token.
+        let mut slot_refs: Vec<Option<&mut Slot<M::Cache>>> = self.slots.iter_mut().map(Some).collect();
+        let mut rows = Vec::new();
+        let mut row_seq = Vec::new();
+        let mut row_slot_tokens: Vec<&mut Vec<u32>> = Vec::new();
+        for (seq_idx, seq) in self.active.iter_mut().enumerate() {
+            let Some(token) = seq.pending.take() else { continue };
+            let Some(slot) = slot_refs.get_mut(seq.slot_idx).and_then(Option::take) else { continue };
+            let Some(cache) = slot.cache.as_mut() else { continue };
+            rows.push(BatchRow { token, cache, logits: &mut seq.logits });
+            row_seq.push(seq_idx);
+            row_slot_tokens.push(&mut slot.tokens);
+        }
+        if rows.is_empty() {
+            return;
+        }
+        self.metrics.decode_steps_total.fetch_add(1, Ordering::Relaxed);
+        self.metrics.decode_rows_total.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let results = forward_batch(&self.model, &mut rows);
+        let fed: Vec<u32> = rows.iter().map(|r| r.token).collect();
+        drop(rows);
+        for (((result, seq_idx), slot_tokens), token) in results.into_iter().zip(row_seq).zip(row_slot_tokens).zip(fed) {
+            match result {
+                Ok(()) => slot_tokens.push(token),
+                Err(e) => {
+                    let seq = &mut self.active[seq_idx];
+                    let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
+                    seq.finished = Some(FinishReason::Cancelled);
+                    seq.failed = true;
+                    slot_tokens.clear();
+                }
+            }
+        }
+        // A failed forward may leave a partial row in the cache: clear those caches.
+        for seq in &self.active {
+            if seq.failed {
+                let slot = &mut self.slots[seq.slot_idx];
+                if let Some(cache) = slot.cache.as_mut() {
+                    if cache.len() != slot.tokens.len() {
+                        cache.clear();
+                        slot.tokens.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remove finished sequences, tell their clients, free their slots.
+    fn retire(&mut self) {
+        let mut idx = 0;
+        while idx < self.active.len() {
+            let Some(reason) = self.active[idx].finished else {
+                idx += 1;
+                continue;
+            };
+            let seq = self.active.swap_remove(idx);
+            self.slots[seq.slot_idx].busy = false;
+            self.metrics.active.fetch_sub(1, Ordering::SeqCst);
+            if seq.failed {
+                self.metrics.failed_total.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if reason == FinishReason::Cancelled {
+                self.metrics.cancelled_total.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.metrics.completed_total.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = seq.events.send(TokenEvent::Finished { reason, usage: seq.usage });
+        }
+    }
+}
