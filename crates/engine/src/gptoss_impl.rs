@@ -44,10 +44,6 @@ impl LanguageModel for Model {
         which: LogitsFor,
         logits: &mut Vec<f32>,
     ) -> Result<(), EngineError> {
-        let which = match which {
-            LogitsFor::All => gptoss_model::LogitsFor::All,
-            LogitsFor::Last => gptoss_model::LogitsFor::Last,
-        };
         // The model returns a fresh buffer; moving it in replaces the old one
         // without a copy.
         *logits = Model::forward(self, tokens, cache, which).map_err(|err| match err {

@@ -8,14 +8,9 @@ use std::sync::Arc;
 
 use crate::EngineError;
 
-/// Which rows of logits a forward call must return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogitsFor {
-    /// One row per input token: `[n_tokens, vocab_size]`.
-    All,
-    /// Only the last input token's row: `[1, vocab_size]`.
-    Last,
-}
+/// Which rows of logits a forward call must return (the model crate's own
+/// type, so both sides of the seam speak the same words).
+pub use gptoss_model::LogitsFor;
 
 /// The per-sequence key/value state a model appends to. Positions are dense:
 /// the next token goes at position `len()`.

@@ -57,11 +57,11 @@ fn reference_logits(case: &Case) -> Vec<f32> {
     let shape = ids(&case.golden["logits_f32_shape"]);
     let n = shape[0] as usize * shape[1] as usize;
     let path = case.case_dir.join(name);
-    let bytes = if path.exists() {
+    let gz = if name.ends_with(".gz") { path.clone() } else { case.case_dir.join(format!("{name}.gz")) };
+    let bytes = if path.exists() && !name.ends_with(".gz") {
         std::fs::read(&path).unwrap()
     } else {
         let mut out = Vec::new();
-        let gz = case.case_dir.join(format!("{name}.gz"));
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()), &mut out)
             .unwrap();
         out
@@ -112,7 +112,7 @@ fn incremental_decoding_matches_full_forward_and_reference_logits() {
         // One full forward over the whole sequence.
         let mut cache = case.model.new_cache(tokens.len());
         let mut full = Vec::new();
-        case.model.forward(&tokens, &mut cache, LogitsFor::All, &mut full).unwrap();
+        LanguageModel::forward(&case.model, &tokens, &mut cache, LogitsFor::All, &mut full).unwrap();
 
         // Incremental: each longer prompt reuses the cache and computes one token.
         let mut session = Session::new(&case.model, tokens.len()).unwrap();
@@ -129,7 +129,7 @@ fn incremental_decoding_matches_full_forward_and_reference_logits() {
         println!("{name}: {} positions (window {window}): incremental vs full {worst_full:.2e}, vs reference {worst_ref:.2e}", tokens.len());
         assert!(tokens.len() > window, "{name}: the sequence must pass the window");
         assert!(worst_full < 1e-4, "{name}: incremental vs full forward differ by {worst_full}");
-        assert!(worst_ref < 1e-3, "{name}: incremental vs reference differ by {worst_ref}");
+        assert!(worst_ref < 2e-4, "{name}: incremental vs reference differ by {worst_ref}");
     }
 }
 

@@ -132,7 +132,17 @@ impl Tokenizer {
     /// (tiktoken `encode_ordinary`). This is how harmony encodes all message
     /// text.
     pub fn encode_ordinary(&self, text: &str) -> Vec<Rank> {
-        self.bpe.encode_ordinary(text)
+        let mut segments = safe_segments(text);
+        match (segments.next(), segments.next()) {
+            (Some(only), None) => self.bpe.encode_ordinary(only),
+            (first, second) => {
+                let mut out = Vec::new();
+                for seg in first.into_iter().chain(second).chain(segments) {
+                    out.extend(self.bpe.encode_ordinary(seg));
+                }
+                out
+            }
+        }
     }
 
     /// Encode `text`, turning every special-token string openai-harmony knows
@@ -144,6 +154,13 @@ impl Tokenizer {
         // "|>" occurs in it only at the end), so splitting on it first gives
         // the same result as one special-token regex over everything.
         let mut out = Vec::new();
+        for segment in safe_segments(text) {
+            self.encode_segment_with_special_tokens(segment, &mut out);
+        }
+        out
+    }
+
+    fn encode_segment_with_special_tokens(&self, text: &str, out: &mut Vec<Rank>) {
         let mut pieces = text.split(EXTRA_RESERVED).peekable();
         while let Some(piece) = pieces.next() {
             if !piece.is_empty() {
@@ -153,7 +170,6 @@ impl Tokenizer {
                 out.push(MAX_TOKEN_ID);
             }
         }
-        out
     }
 
     /// The bytes of one token, or an error for an id outside the vocabulary.
@@ -207,6 +223,41 @@ impl Tokenizer {
             pending: Vec::new(),
         }
     }
+}
+
+/// Longest whitespace run (in chars) handed to the pre-tokenizer regex in
+/// one piece. fancy-regex gives up ("StackOverflow", which tiktoken turns
+/// into a panic, in Python too) on a run of about a million spaces; texts
+/// below this limit are encoded exactly as tiktoken does, longer runs are cut
+/// into pieces of this size (tiktoken itself has no answer for those).
+const MAX_WHITESPACE_RUN: usize = 250_000;
+
+/// Split `text` so that no segment holds a whitespace run longer than
+/// [`MAX_WHITESPACE_RUN`]. Almost always yields `text` itself.
+fn safe_segments(text: &str) -> impl Iterator<Item = &str> {
+    let mut cuts: Vec<usize> = Vec::new();
+    // A run that long needs at least that many bytes.
+    if text.len() > MAX_WHITESPACE_RUN {
+        let mut run = 0usize;
+        for (idx, ch) in text.char_indices() {
+            if ch.is_whitespace() {
+                if run == MAX_WHITESPACE_RUN {
+                    cuts.push(idx);
+                    run = 0;
+                }
+                run += 1;
+            } else {
+                run = 0;
+            }
+        }
+    }
+    cuts.push(text.len());
+    let mut start = 0;
+    cuts.into_iter().map(move |end| {
+        let seg = &text[start..end];
+        start = end;
+        seg
+    })
 }
 
 /// Turns token ids, fed one at a time, into text as soon as it is complete
@@ -273,5 +324,58 @@ impl IncrementalDecoder {
         }
         self.pending.drain(..consumed);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_whitespace_runs_do_not_panic() {
+        let tok = Tokenizer::o200k_harmony();
+        // tiktoken (Rust and Python) panics on this; we cut the run.
+        let text = format!("{}x", " ".repeat(1_100_000));
+        let ids = tok.encode_ordinary(&text);
+        assert_eq!(tok.decode_utf8(&ids).unwrap(), text);
+        let ids = tok.encode_with_special_tokens(&format!("<|start|>{text}"));
+        assert_eq!(ids[0], START);
+        // Below the limit the text is one segment, as tiktoken sees it.
+        let text = format!("{}y", " ".repeat(MAX_WHITESPACE_RUN));
+        assert_eq!(safe_segments(&text).count(), 1);
+        assert_eq!(safe_segments(&format!(" {text}")).count(), 2);
+    }
+
+    #[test]
+    fn special_token_table() {
+        assert_eq!(special_token_id("<|start|>"), Some(START));
+        assert_eq!(special_token_id("<|reserved_201088|>"), Some(201_088));
+        assert_eq!(special_token_id("<|reserved_200018|>"), Some(200_018));
+        assert_eq!(special_token_id("<|reserved_200002|>"), None);
+        assert_eq!(special_token_id("<|reserved_0201088|>"), None);
+        assert_eq!(special_token_id("<|endofprompt|>"), None);
+        assert_eq!(special_token_name(201_089), None);
+        let tok = Tokenizer::o200k_harmony();
+        for id in FIRST_SPECIAL_ID..=MAX_TOKEN_ID {
+            let name = special_token_name(id).unwrap();
+            assert_eq!(tok.decode_utf8(&[id]).unwrap(), name);
+            assert_eq!(tok.encode_with_special_tokens(&name), vec![id]);
+            assert_eq!(special_token_id(&name), Some(id));
+        }
+        assert!(tok.decode_bytes(&[MAX_TOKEN_ID + 1]).is_err());
+        // <|endofprompt|> is text for openai-harmony.
+        assert!(tok.encode_with_special_tokens("<|endofprompt|>").len() > 1);
+    }
+
+    #[test]
+    fn incremental_decoder_holds_back_cut_characters() {
+        let tok = Tokenizer::o200k_harmony();
+        let mut dec = tok.incremental_decoder();
+        // 9552 = [0x20, 0xF0, 0x9F]: a space, then the start of a 4-byte char.
+        assert_eq!(dec.push(9552).unwrap(), " ");
+        assert_eq!(dec.pending_bytes(), &[0xF0, 0x9F]);
+        assert!(dec.push(u32::MAX).is_err());
+        assert_eq!(dec.finish(), "\u{FFFD}");
+        assert_eq!(dec.finish(), "");
     }
 }

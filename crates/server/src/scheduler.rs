@@ -232,10 +232,11 @@ impl Engine {
         };
         let (tx, rx) = std_mpsc::channel();
         let metrics = Arc::new(Metrics::default());
-        let worker = Worker::new(model, info, rx, metrics.clone());
+        let worker_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("gptoss-engine".into())
-            .spawn(move || worker.run())
+            // The caches are created on the engine thread and never leave it.
+            .spawn(move || Worker::new(model, info, rx, worker_metrics).run())
             .map_err(|e| EngineError::Forward(format!("could not start the engine thread: {e}")))?;
         Ok(Engine { commands: tx, metrics, accepting: Arc::new(AtomicBool::new(true)), info })
     }

@@ -1,7 +1,7 @@
 //! `gpt-oss detokenize`: token ids (comma/space separated or a JSON array)
 //! -> text. Also owns the token-list syntax shared with `gpt-oss parse`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use anyhow::{bail, Context};
 use gptoss_harmony::{Rank, Tokenizer};
@@ -58,8 +58,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tok.decode_lossy(&ids)?
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.write_all(b"\n")?;
-    Ok(())
+    super::tokenize::write_stdout(&text)
 }

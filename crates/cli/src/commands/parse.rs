@@ -43,6 +43,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let json = serde_json::json!({ "messages": out.messages });
-    println!("{}", serde_json::to_string_pretty(&json)?);
-    Ok(())
+    super::tokenize::write_stdout(&serde_json::to_string_pretty(&json)?)
 }

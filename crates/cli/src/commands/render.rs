@@ -61,9 +61,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     if args.text {
         // Rendered text is always valid UTF-8 (it was encoded from strings).
-        println!("{}", Tokenizer::o200k_harmony().decode_lossy(&ids)?);
+        super::tokenize::write_stdout(&Tokenizer::o200k_harmony().decode_lossy(&ids)?)
     } else {
-        println!("{}", serde_json::to_string(&ids)?);
+        super::tokenize::write_stdout(&serde_json::to_string(&ids)?)
     }
-    Ok(())
 }

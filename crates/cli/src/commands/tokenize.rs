@@ -34,6 +34,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tok.encode_ordinary(&text)
     };
-    println!("{}", serde_json::to_string(&ids)?);
-    Ok(())
+    write_stdout(&serde_json::to_string(&ids)?)
+}
+
+/// Write `text` and a newline to stdout; a closed pipe (`| head`) is not an error.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -1,0 +1,135 @@
+//! `gpt-oss serve`: the OpenAI-compatible HTTP server (Chat Completions,
+//! Responses, models, health). This file only turns flags into the server's
+//! settings, loads the model, binds the socket and waits for SIGINT/SIGTERM;
+//! everything HTTP lives in `gptoss-server`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use gptoss_chat::Effort;
+use gptoss_server::{Engine, SchedulerConfig, ServerConfig};
+
+use crate::model_source;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Checkpoint folder (an `original/` folder or a Hugging Face download);
+    /// the built-in demo model when absent.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Address to bind. The default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// TCP port (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Require `Authorization: Bearer KEY` on every request except /health.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Most requests generating at once (each holds one KV cache of --context tokens).
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrency: usize,
+    /// Most requests waiting for a free slot; more get HTTP 429.
+    #[arg(long, default_value_t = 64)]
+    pub max_queue: usize,
+    /// KV cache size per request in tokens (prompt plus output).
+    #[arg(long, default_value_t = 8192)]
+    pub context: usize,
+    /// Reasoning effort for requests that name none: none, low, medium or high.
+    #[arg(long, default_value = "medium", value_parser = parse_effort)]
+    pub effort: Effort,
+    /// Model id reported by /v1/models and accepted in requests (default: from the folder name).
+    #[arg(long, value_name = "ID")]
+    pub model_name: Option<String>,
+    /// Seconds in-flight requests may run on after SIGINT/SIGTERM before they are cut off.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+fn parse_effort(s: &str) -> Result<Effort, String> {
+    s.parse::<Effort>().map_err(|e| e.to_string())
+}
+
+/// The id to report: `--model-name`, else the checkpoint folder's name (its
+/// parent's for an `original/` folder), else `gpt-oss-demo`.
+fn model_id(args: &Args) -> String {
+    if let Some(name) = &args.model_name {
+        return name.clone();
+    }
+    let Some(dir) = &args.model else { return "gpt-oss-demo".to_string() };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name(&dir) {
+        Some(n) if n == "original" || n == "metal" => dir.parent().and_then(name).unwrap_or(n),
+        Some(n) => n,
+        None => "gpt-oss".to_string(),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.max_concurrency == 0 {
+        anyhow::bail!("--max-concurrency must be at least 1");
+    }
+    if args.context == 0 {
+        anyhow::bail!("--context must be at least 1");
+    }
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
+        .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
+    let model = model_source::load_model(args.model.as_deref())?;
+    let max_context = model.config().max_context();
+    if args.context > max_context {
+        anyhow::bail!("--context {} is larger than the model's maximum context of {max_context} tokens", args.context);
+    }
+    let scheduler = SchedulerConfig { max_concurrency: args.max_concurrency, max_queue: args.max_queue, context_tokens: args.context };
+    let engine = Engine::spawn(model, scheduler).context("cannot start the engine")?;
+    let config = ServerConfig {
+        model_id: model_id(&args),
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        default_effort: args.effort,
+        ..ServerConfig::default()
+    };
+    let model_name = config.model_id.clone();
+    let app = gptoss_server::router(engine.clone(), config);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr().unwrap_or(addr);
+        eprintln!(
+            "serving {model_name} on http://{local} (OpenAI API at http://{local}/v1; {} slots of {} tokens)",
+            args.max_concurrency, engine.info().context_tokens
+        );
+        gptoss_server::serve(listener, app, engine, shutdown_signal(), Duration::from_secs(args.shutdown_grace))
+            .await
+            .context("the server failed")?;
+        eprintln!("server stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("shutting down: finishing in-flight requests");
+}
