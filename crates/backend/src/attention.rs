@@ -40,7 +40,12 @@ pub struct KvPages<'a> {
 impl<'a> KvPages<'a> {
     /// No earlier positions.
     pub fn empty() -> KvPages<'static> {
-        KvPages { k_pages: &[], v_pages: &[], page_len: 1, ring_len: None }
+        KvPages {
+            k_pages: &[],
+            v_pages: &[],
+            page_len: 1,
+            ring_len: None,
+        }
     }
 
     #[inline(always)]
@@ -78,7 +83,10 @@ pub fn sdpa_sinks_f32(
 ) {
     let d = p.head_dim;
     let kv_dim = p.n_kv_heads * d;
-    assert!(p.n_kv_heads > 0 && p.n_heads % p.n_kv_heads == 0, "sdpa: head counts");
+    assert!(
+        p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads),
+        "sdpa: head counts"
+    );
     let n = q.len() / (p.n_heads * d);
     assert_eq!(q.len(), n * p.n_heads * d, "sdpa: q shape");
     assert_eq!(k_new.len(), n * kv_dim, "sdpa: k shape");
@@ -125,7 +133,10 @@ pub fn sdpa_sinks_f32(
         }
         for j in lo.max(n_past)..=pos {
             let r = j - n_past;
-            visit(&k_new[r * kv_dim..(r + 1) * kv_dim], &v_new[r * kv_dim..(r + 1) * kv_dim]);
+            visit(
+                &k_new[r * kv_dim..(r + 1) * kv_dim],
+                &v_new[r * kv_dim..(r + 1) * kv_dim],
+            );
         }
         let inv = 1.0 / l;
         for a in acc.iter_mut() {
@@ -135,9 +146,13 @@ pub fn sdpa_sinks_f32(
 
     let keys = n_past + n;
     if n * p.n_heads * keys * d < (1 << 14) {
-        out.chunks_exact_mut(d).enumerate().for_each(|(idx, acc)| one(idx, acc));
+        out.chunks_exact_mut(d)
+            .enumerate()
+            .for_each(|(idx, acc)| one(idx, acc));
     } else {
-        out.par_chunks_exact_mut(d).enumerate().for_each(|(idx, acc)| one(idx, acc));
+        out.par_chunks_exact_mut(d)
+            .enumerate()
+            .for_each(|(idx, acc)| one(idx, acc));
     }
 }
 
@@ -148,7 +163,10 @@ mod tests {
     struct Rng(u64);
     impl Rng {
         fn f(&mut self) -> f32 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         }
     }
@@ -164,7 +182,11 @@ mod tests {
         p: &SdpaParams,
         n: usize,
     ) -> (Vec<f32>, Vec<f64>) {
-        let (d, kvd, group) = (p.head_dim, p.n_kv_heads * p.head_dim, p.n_heads / p.n_kv_heads);
+        let (d, kvd, group) = (
+            p.head_dim,
+            p.n_kv_heads * p.head_dim,
+            p.n_heads / p.n_kv_heads,
+        );
         let mut out = vec![0f32; n * p.n_heads * d];
         let mut sums = vec![];
         for i in 0..n {
@@ -172,9 +194,11 @@ mod tests {
                 let g = h / group;
                 let mut logits = vec![];
                 for j in 0..n {
-                    let visible = j <= i && p.window.map_or(true, |w| i - j < w);
+                    let visible = j <= i && p.window.is_none_or(|w| i - j < w);
                     let s: f64 = (0..d)
-                        .map(|t| q[(i * p.n_heads + h) * d + t] as f64 * k[j * kvd + g * d + t] as f64)
+                        .map(|t| {
+                            q[(i * p.n_heads + h) * d + t] as f64 * k[j * kvd + g * d + t] as f64
+                        })
                         .sum::<f64>()
                         * p.sm_scale as f64;
                     logits.push(if visible { s } else { f64::NEG_INFINITY });
@@ -185,7 +209,9 @@ mod tests {
                 let z: f64 = e.iter().sum();
                 sums.push(e[..n].iter().sum::<f64>() / z);
                 for t in 0..d {
-                    let a: f64 = (0..n).map(|j| e[j] / z * v[j * kvd + g * d + t] as f64).sum();
+                    let a: f64 = (0..n)
+                        .map(|j| e[j] / z * v[j * kvd + g * d + t] as f64)
+                        .sum();
                     out[(i * p.n_heads + h) * d + t] = a as f32;
                 }
             }
@@ -194,13 +220,23 @@ mod tests {
     }
 
     fn params(window: Option<usize>) -> SdpaParams {
-        SdpaParams { n_heads: 4, n_kv_heads: 2, head_dim: 8, sm_scale: 1.0 / 8f32.sqrt(), window }
+        SdpaParams {
+            n_heads: 4,
+            n_kv_heads: 2,
+            head_dim: 8,
+            sm_scale: 1.0 / 8f32.sqrt(),
+            window,
+        }
     }
 
     fn inputs(n: usize, p: &SdpaParams, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
         let mut r = Rng(seed);
-        let q = (0..n * p.n_heads * p.head_dim).map(|_| 2.0 * r.f()).collect();
-        let k = (0..n * p.n_kv_heads * p.head_dim).map(|_| 2.0 * r.f()).collect();
+        let q = (0..n * p.n_heads * p.head_dim)
+            .map(|_| 2.0 * r.f())
+            .collect();
+        let k = (0..n * p.n_kv_heads * p.head_dim)
+            .map(|_| 2.0 * r.f())
+            .collect();
         let v = (0..n * p.n_kv_heads * p.head_dim).map(|_| r.f()).collect();
         let s = (0..p.n_heads).map(|_| r.f()).collect();
         (q, k, v, s)
@@ -256,7 +292,12 @@ mod tests {
             let mut vp: Vec<Vec<f32>> = vec![];
             let qd = p.n_heads * p.head_dim;
             for i in 0..n {
-                let past = KvPages { k_pages: &kp, v_pages: &vp, page_len, ring_len: ring };
+                let past = KvPages {
+                    k_pages: &kp,
+                    v_pages: &vp,
+                    page_len,
+                    ring_len: ring,
+                };
                 let mut o = vec![0f32; qd];
                 sdpa_sinks_f32(
                     &q[i * qd..(i + 1) * qd],

@@ -97,7 +97,11 @@ mod tests {
         assert_eq!(e8m0_to_f32(254), 2f32.powi(127));
         assert_eq!(e8m0_to_f32(255), f32::INFINITY);
         for s in 1u8..=254 {
-            assert_eq!(e8m0_to_f32(s) as f64, 2f64.powi(s as i32 - 127), "scale {s}");
+            assert_eq!(
+                e8m0_to_f32(s) as f64,
+                2f64.powi(s as i32 - 127),
+                "scale {s}"
+            );
         }
         // 6 * 2^127 overflows f32, as the reference's ldexp does.
         assert_eq!(6.0 * e8m0_to_f32(254), f32::INFINITY);

@@ -80,10 +80,12 @@ where
                 row_fn(o, std::slice::from_mut(yo), &mut scratch);
             }
         } else {
-            y.par_iter_mut().enumerate().with_min_len(16).for_each_init(
-                Vec::new,
-                |scratch, (o, yo)| row_fn(o, std::slice::from_mut(yo), scratch),
-            );
+            y.par_iter_mut()
+                .enumerate()
+                .with_min_len(16)
+                .for_each_init(Vec::new, |scratch, (o, yo)| {
+                    row_fn(o, std::slice::from_mut(yo), scratch)
+                });
         }
         return;
     }
@@ -159,7 +161,9 @@ pub fn matmul_f32_bf16w_io(
     d_out: usize,
 ) {
     check_dims(x, w.len(), bias, y, d_in, d_out);
-    matmul_io(x, bias, y, d_in, d_out, |i, o| bf16_to_f32(w[i * d_out + o]));
+    matmul_io(x, bias, y, d_in, d_out, |i, o| {
+        bf16_to_f32(w[i * d_out + o])
+    });
 }
 
 /// f32 twin of [`matmul_f32_bf16w_io`] (W stored [d_in, d_out]).
@@ -228,9 +232,17 @@ pub fn matmul_f32_mxfp4w(
     d_in: usize,
     d_out: usize,
 ) {
-    assert_eq!(d_in % MXFP4_BLOCK, 0, "mxfp4 matmul: d_in {d_in} not a multiple of 32");
+    assert_eq!(
+        d_in % MXFP4_BLOCK,
+        0,
+        "mxfp4 matmul: d_in {d_in} not a multiple of 32"
+    );
     check_dims(x, blocks.len() * 2, bias, y, d_in, d_out);
-    assert_eq!(scales.len(), d_out * d_in / MXFP4_BLOCK, "mxfp4 matmul: scales shape");
+    assert_eq!(
+        scales.len(),
+        d_out * d_in / MXFP4_BLOCK,
+        "mxfp4 matmul: scales shape"
+    );
     let n = x.len() / d_in;
     let row_bytes = d_in / 2;
     let row_scales = d_in / MXFP4_BLOCK;
@@ -285,11 +297,17 @@ mod tests {
     struct Rng(u64);
     impl Rng {
         fn f(&mut self) -> f32 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         }
         fn byte(&mut self) -> u8 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (self.0 >> 56) as u8
         }
     }
@@ -326,14 +344,24 @@ mod tests {
     #[test]
     fn bf16_and_f32_weights_match_reference_odd_sizes() {
         let mut r = Rng(1);
-        for &(n, d_in, d_out) in &[(1, 7, 5), (3, 37, 11), (5, 64, 300), (1, 300, 200), (9, 130, 257)] {
+        for &(n, d_in, d_out) in &[
+            (1, 7, 5),
+            (3, 37, 11),
+            (5, 64, 300),
+            (1, 300, 200),
+            (9, 130, 257),
+        ] {
             let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
             let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
             let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
             let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
             let mut y = vec![0f32; n * d_out];
             matmul_f32_f32w(&x, &wf, Some(&b), &mut y, d_in, d_out);
-            assert_close(&y, &matmul_ref(&x, |o, i| wf[o * d_in + i], Some(&b), d_in, d_out), 1e-5);
+            assert_close(
+                &y,
+                &matmul_ref(&x, |o, i| wf[o * d_in + i], Some(&b), d_in, d_out),
+                1e-5,
+            );
             matmul_f32_bf16w(&x, &wb, None, &mut y, d_in, d_out);
             let yr = matmul_ref(&x, |o, i| wb[o * d_in + i].to_f32(), None, d_in, d_out);
             assert_close(&y, &yr, 1e-5);
@@ -349,21 +377,36 @@ mod tests {
             matmul_f32_bf16w_io(&x, &wt, None, &mut y, d_in, d_out);
             assert_close(&y, &yr, 1e-5);
             matmul_f32_f32w_io(&x, &wtf, Some(&b), &mut y, d_in, d_out);
-            assert_close(&y, &matmul_ref(&x, |o, i| wf[o * d_in + i], Some(&b), d_in, d_out), 1e-5);
+            assert_close(
+                &y,
+                &matmul_ref(&x, |o, i| wf[o * d_in + i], Some(&b), d_in, d_out),
+                1e-5,
+            );
         }
     }
 
     #[test]
     fn mxfp4_matches_dequantized_reference() {
         let mut r = Rng(7);
-        for &(n, d_in, d_out) in &[(1, 32, 3), (4, 96, 17), (1, 2880 / 10 * 10 / 32 * 32, 33), (7, 256, 129)] {
+        for &(n, d_in, d_out) in &[
+            (1, 32, 3),
+            (4, 96, 17),
+            (1, 2880 / 10 * 10 / 32 * 32, 33),
+            (7, 256, 129),
+        ] {
             let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
             let blocks: Vec<u8> = (0..d_out * d_in / 2).map(|_| r.byte()).collect();
-            let scales: Vec<u8> = (0..d_out * d_in / 32).map(|_| 120 + r.byte() % 12).collect();
+            let scales: Vec<u8> = (0..d_out * d_in / 32)
+                .map(|_| 120 + r.byte() % 12)
+                .collect();
             let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
             let w = |o: usize, i: usize| {
                 let byte = blocks[o * d_in / 2 + i / 2];
-                let code = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+                let code = if i.is_multiple_of(2) {
+                    byte & 15
+                } else {
+                    byte >> 4
+                };
                 fp4_e2m1_to_f32(code) * e8m0_to_f32(scales[o * d_in / 32 + i / 32])
             };
             let mut y = vec![0f32; n * d_out];
@@ -385,12 +428,27 @@ mod tests {
         let mut y1 = vec![0f32; d_out];
         matmul_f32_mxfp4w(&x, &blocks, &scales, None, &mut yb, d_in, d_out);
         for t in 0..n {
-            matmul_f32_mxfp4w(&x[t * d_in..(t + 1) * d_in], &blocks, &scales, None, &mut y1, d_in, d_out);
+            matmul_f32_mxfp4w(
+                &x[t * d_in..(t + 1) * d_in],
+                &blocks,
+                &scales,
+                None,
+                &mut y1,
+                d_in,
+                d_out,
+            );
             assert_eq!(&yb[t * d_out..(t + 1) * d_out], &y1[..]);
         }
         matmul_f32_bf16w(&x, &wb, None, &mut yb, d_in, d_out);
         for t in 0..n {
-            matmul_f32_bf16w(&x[t * d_in..(t + 1) * d_in], &wb, None, &mut y1, d_in, d_out);
+            matmul_f32_bf16w(
+                &x[t * d_in..(t + 1) * d_in],
+                &wb,
+                None,
+                &mut y1,
+                d_in,
+                d_out,
+            );
             assert_eq!(&yb[t * d_out..(t + 1) * d_out], &y1[..]);
         }
     }

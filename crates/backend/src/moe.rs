@@ -9,7 +9,10 @@ pub const SWIGLU_ALPHA: f32 = 1.702;
 /// `softmax(logits[idx])` to `weights` (both [k]). NaN logits are never preferred.
 pub fn topk_softmax_f32(logits: &[f32], idx: &mut [usize], weights: &mut [f32]) {
     let k = idx.len();
-    assert!(k > 0 && k <= logits.len() && weights.len() == k, "topk: shapes");
+    assert!(
+        k > 0 && k <= logits.len() && weights.len() == k,
+        "topk: shapes"
+    );
     for slot in 0..k {
         let mut best: Option<usize> = None;
         for (e, &v) in logits.iter().enumerate() {
@@ -63,7 +66,10 @@ mod tests {
         let mut w = [0f32; 4];
         topk_softmax_f32(&logits, &mut idx, &mut w);
         assert_eq!(idx, [4, 1, 3, 0]);
-        let z: f32 = [3.0f32, 2.0, 2.0, 0.5].iter().map(|v| (v - 3.0f32).exp()).sum();
+        let z: f32 = [3.0f32, 2.0, 2.0, 0.5]
+            .iter()
+            .map(|v| (v - 3.0f32).exp())
+            .sum();
         assert!((w[0] - 1.0 / z).abs() < 1e-7);
         assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(w[0] > w[1] && w[1] == w[2] && w[2] > w[3]);
@@ -85,7 +91,13 @@ mod tests {
         swiglu_clamp_f32(&u, 7.0, SWIGLU_ALPHA, &mut out);
         let silu = |g: f32| g / (1.0 + (-1.702 * g).exp());
         assert!((out[0] - silu(1.0)).abs() < 1e-6);
-        assert!((out[1] - silu(7.0) * 8.0).abs() < 1e-5, "gate and linear clamped at 7");
-        assert!((out[2] - silu(-3.0) * -6.0).abs() < 1e-6, "linear clamped at -7");
+        assert!(
+            (out[1] - silu(7.0) * 8.0).abs() < 1e-5,
+            "gate and linear clamped at 7"
+        );
+        assert!(
+            (out[2] - silu(-3.0) * -6.0).abs() < 1e-6,
+            "linear clamped at -7"
+        );
     }
 }

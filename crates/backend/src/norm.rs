@@ -3,7 +3,10 @@
 /// Normalises each row of `x` (f32 [n, dim]) into `y` (f32 [n, dim]) with `scale` (f32 [dim]).
 pub fn rmsnorm_f32(x: &[f32], scale: &[f32], eps: f32, y: &mut [f32]) {
     let dim = scale.len();
-    assert!(dim > 0 && x.len() % dim == 0 && y.len() == x.len(), "rmsnorm: shapes");
+    assert!(
+        dim > 0 && x.len().is_multiple_of(dim) && y.len() == x.len(),
+        "rmsnorm: shapes"
+    );
     for (xr, yr) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)) {
         let mut acc = [0f32; 8];
         for (i, &v) in xr.iter().enumerate() {
@@ -25,7 +28,9 @@ mod tests {
     #[test]
     fn matches_f64_reference() {
         let dim = 37;
-        let x: Vec<f32> = (0..2 * dim).map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.0).collect();
+        let x: Vec<f32> = (0..2 * dim)
+            .map(|i| ((i * 7919) % 101) as f32 / 13.0 - 3.0)
+            .collect();
         let scale: Vec<f32> = (0..dim).map(|i| 0.5 + i as f32 / 40.0).collect();
         let mut y = vec![0f32; x.len()];
         rmsnorm_f32(&x, &scale, 1e-5, &mut y);

@@ -75,13 +75,23 @@ impl YarnRope {
                 interpolation * (1.0 - mask) + extrapolation * mask
             })
             .collect();
-        YarnRope { head_dim, inv_freq, concentration: concentration as f32, low, high }
+        YarnRope {
+            head_dim,
+            inv_freq,
+            concentration: concentration as f32,
+            low,
+            high,
+        }
     }
 
     /// Fills `cos` and `sin` (f32 [n, head_dim/2]) for positions `pos0 .. pos0 + n`.
     pub fn cos_sin(&self, pos0: usize, cos: &mut [f32], sin: &mut [f32]) {
         let d_half = self.inv_freq.len();
-        for (r, (cr, sr)) in cos.chunks_exact_mut(d_half).zip(sin.chunks_exact_mut(d_half)).enumerate() {
+        for (r, (cr, sr)) in cos
+            .chunks_exact_mut(d_half)
+            .zip(sin.chunks_exact_mut(d_half))
+            .enumerate()
+        {
             let p = (pos0 + r) as f32;
             for ((c, s), &f) in cr.iter_mut().zip(sr.iter_mut()).zip(&self.inv_freq) {
                 let angle = p * f;
@@ -98,7 +108,11 @@ impl YarnRope {
 pub fn rope_yarn_f32(x: &mut [f32], n_heads: usize, head_dim: usize, cos: &[f32], sin: &[f32]) {
     let d_half = head_dim / 2;
     let row = n_heads * head_dim;
-    assert!(x.len() % row == 0 && cos.len() == x.len() / row * d_half && sin.len() == cos.len());
+    assert!(
+        x.len().is_multiple_of(row)
+            && cos.len() == x.len() / row * d_half
+            && sin.len() == cos.len()
+    );
     for (t, xr) in x.chunks_exact_mut(row).enumerate() {
         let c = &cos[t * d_half..(t + 1) * d_half];
         let s = &sin[t * d_half..(t + 1) * d_half];
@@ -129,11 +143,23 @@ mod tests {
     fn yarn_table_matches_reference_values() {
         let r = gpt_oss();
         assert!((r.low - 8.092779115512402).abs() < 1e-12, "low {}", r.low);
-        assert!((r.high - 17.39802450158856).abs() < 1e-12, "high {}", r.high);
+        assert!(
+            (r.high - 17.39802450158856).abs() < 1e-12,
+            "high {}",
+            r.high
+        );
         assert!(rel(r.concentration as f64, 1.3465735902799727) < 1e-7);
         assert_eq!(r.inv_freq[0], 1.0);
-        assert!(rel(r.inv_freq[1] as f64, 0.6890443058881633) < 1e-6, "{}", r.inv_freq[1]);
-        assert!(rel(r.inv_freq[31] as f64, 3.0235114281192144e-07) < 1e-6, "{}", r.inv_freq[31]);
+        assert!(
+            rel(r.inv_freq[1] as f64, 0.6890443058881633) < 1e-6,
+            "{}",
+            r.inv_freq[1]
+        );
+        assert!(
+            rel(r.inv_freq[31] as f64, 3.0235114281192144e-07) < 1e-6,
+            "{}",
+            r.inv_freq[31]
+        );
         // i <= 8 pure extrapolation, i >= 18 pure interpolation (frequency / 32).
         for i in 0..32 {
             let extrap = 1.0 / 150000f64.powf(2.0 * i as f64 / 64.0);
@@ -145,7 +171,11 @@ mod tests {
                 let ramp = (i as f64 - r.low) / (r.high - r.low);
                 extrap / 32.0 * ramp + extrap * (1.0 - ramp)
             };
-            assert!(rel(r.inv_freq[i] as f64, want) < 2e-6, "i={i} {} vs {want}", r.inv_freq[i]);
+            assert!(
+                rel(r.inv_freq[i] as f64, want) < 2e-6,
+                "i={i} {} vs {want}",
+                r.inv_freq[i]
+            );
         }
     }
 
@@ -175,7 +205,10 @@ mod tests {
         x[0] = 1.0;
         rope_yarn_f32(&mut x, 1, 64, &cos, &sin);
         assert!((x[0] - cos[0]).abs() < 1e-7 && (x[32] - sin[0]).abs() < 1e-7);
-        assert!(x.iter().enumerate().all(|(i, &v)| i == 0 || i == 32 || v == 0.0));
+        assert!(x
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| i == 0 || i == 32 || v == 0.0));
         // Position 0 only scales by the concentration.
         r.cos_sin(0, &mut cos, &mut sin);
         let mut y: Vec<f32> = (0..64).map(|i| i as f32).collect();

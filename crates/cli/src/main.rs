@@ -32,6 +32,8 @@ enum Command {
     Run(commands::run::Args),
     /// Interactive chat in the terminal.
     Chat(commands::chat::Args),
+    /// OpenAI-compatible HTTP server: /v1/chat/completions, /v1/responses, /v1/models.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Chat(args) => commands::chat::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -78,7 +78,14 @@ fn render_matches_openai_harmony_fixture() {
     let o = gpt_oss(&["render", "--input", conv, "--text"], None);
     assert!(stdout(&o).ends_with("<|start|>assistant\n"));
 
-    let o = gpt_oss(&["render", "--input", dir.join("missing.json").to_str().unwrap_or("")], None);
+    let o = gpt_oss(
+        &[
+            "render",
+            "--input",
+            dir.join("missing.json").to_str().unwrap_or(""),
+        ],
+        None,
+    );
     assert!(!o.status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -86,7 +93,15 @@ fn render_matches_openai_harmony_fixture() {
 #[test]
 fn parse_strict_and_lenient() {
     // <|channel|>final<|message|>4<|return|>
-    let o = gpt_oss(&["parse", "--tokens", "200005,17196,200008,19,200002", "--strict"], None);
+    let o = gpt_oss(
+        &[
+            "parse",
+            "--tokens",
+            "200005,17196,200008,19,200002",
+            "--strict",
+        ],
+        None,
+    );
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(

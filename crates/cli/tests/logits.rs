@@ -24,15 +24,27 @@ fn writes_npy_and_top_k() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
     let bytes = std::fs::read(&out).unwrap();
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
-    assert!(header.contains(&format!("'shape': (5, {})", c.vocab_size)), "{header}");
-    let data: Vec<f32> = bytes[10 + hlen..].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    assert!(
+        header.contains(&format!("'shape': (5, {})", c.vocab_size)),
+        "{header}"
+    );
+    let data: Vec<f32> = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     let model = Model::load(&ckpt).unwrap();
     let mut cache = model.new_cache(8);
-    let want = model.forward(&[3, 1, 4, 1, 5], &mut cache, LogitsFor::All).unwrap();
+    let want = model
+        .forward(&[3, 1, 4, 1, 5], &mut cache, LogitsFor::All)
+        .unwrap();
     assert_eq!(data, want);
     let stdout = String::from_utf8(res.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -41,7 +53,9 @@ fn writes_npy_and_top_k() {
     let top = last.as_array().unwrap();
     assert_eq!(top.len(), 3);
     let row = &want[4 * c.vocab_size..];
-    let best = (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+    let best = (0..row.len())
+        .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+        .unwrap();
     assert_eq!(top[0]["token"].as_u64().unwrap() as usize, best);
     assert!(top[0]["logit"].as_f64().unwrap() >= top[1]["logit"].as_f64().unwrap());
 }
@@ -49,15 +63,30 @@ fn writes_npy_and_top_k() {
 #[test]
 fn clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let res = bin().args(["logits", "--model"]).arg(dir.path()).args(["--tokens", "1", "--top", "1"]).output().unwrap();
+    let res = bin()
+        .args(["logits", "--model"])
+        .arg(dir.path())
+        .args(["--tokens", "1", "--top", "1"])
+        .output()
+        .unwrap();
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("config.json"), "{err}");
     let c = synth::tiny_config();
     synth::write_checkpoint(dir.path(), &c, 4, SynthLayout::Original).unwrap();
-    let res = bin().args(["logits", "--model"]).arg(dir.path()).args(["--tokens", "1,abc", "--top", "1"]).output().unwrap();
+    let res = bin()
+        .args(["logits", "--model"])
+        .arg(dir.path())
+        .args(["--tokens", "1,abc", "--top", "1"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&res.stderr).contains("abc"));
-    let res = bin().args(["logits", "--model"]).arg(dir.path()).args(["--tokens", "100000", "--top", "1"]).output().unwrap();
+    let res = bin()
+        .args(["logits", "--model"])
+        .arg(dir.path())
+        .args(["--tokens", "100000", "--top", "1"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success() && err.contains("100000"), "{err}");
 }

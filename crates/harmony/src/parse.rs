@@ -841,8 +841,7 @@ fn parse_header_lenient(header: &str, role: Option<Role>) -> (ParsedHeader, Vec<
         }
         let kept = 1 + usize::from(content_type.is_some());
         if parts.len() > kept {
-            warnings.push(
-                format!(
+            warnings.push(format!(
                     "dropped unexpected words in message header: {:?}",
                     parts
                         .iter()
@@ -852,8 +851,7 @@ fn parse_header_lenient(header: &str, role: Option<Role>) -> (ParsedHeader, Vec<
                         .map(|(_, p)| *p)
                         .collect::<Vec<_>>()
                         .join(" ")
-                ),
-            );
+                ));
         }
     } else if let Some(last) = parts.pop() {
         if parts.is_empty() {

@@ -335,7 +335,7 @@ mod tests {
     fn huge_whitespace_runs_do_not_panic() {
         let tok = Tokenizer::o200k_harmony();
         // tiktoken (Rust and Python) panics on this; we cut the run.
-        let text = format!("{}x", " ".repeat(1_100_000));
+        let text = format!("{}x", " ".repeat(600_000));
         let ids = tok.encode_ordinary(&text);
         assert_eq!(tok.decode_utf8(&ids).unwrap(), text);
         let ids = tok.encode_with_special_tokens(&format!("<|start|>{text}"));

@@ -54,8 +54,10 @@ impl LayerKv {
                 self.k_pages.push(vec![0.0; page_len * kv_dim]);
                 self.v_pages.push(vec![0.0; page_len * kv_dim]);
             }
-            self.k_pages[page][row * kv_dim..(row + 1) * kv_dim].copy_from_slice(&k[i * kv_dim..(i + 1) * kv_dim]);
-            self.v_pages[page][row * kv_dim..(row + 1) * kv_dim].copy_from_slice(&v[i * kv_dim..(i + 1) * kv_dim]);
+            self.k_pages[page][row * kv_dim..(row + 1) * kv_dim]
+                .copy_from_slice(&k[i * kv_dim..(i + 1) * kv_dim]);
+            self.v_pages[page][row * kv_dim..(row + 1) * kv_dim]
+                .copy_from_slice(&v[i * kv_dim..(i + 1) * kv_dim]);
         }
     }
 }
@@ -113,7 +115,11 @@ impl KvCache {
         let ring = max_tokens.min(config.sliding_window).max(1);
         let layers = (0..config.num_hidden_layers)
             .map(|i| LayerKv {
-                ring_len: if config.is_sliding(i) && config.sliding_window > 0 { Some(ring) } else { None },
+                ring_len: if config.is_sliding(i) && config.sliding_window > 0 {
+                    Some(ring)
+                } else {
+                    None
+                },
                 k_pages: vec![],
                 v_pages: vec![],
             })
@@ -146,12 +152,23 @@ impl KvCache {
         let pages: usize = self
             .layers
             .iter()
-            .map(|l| l.k_pages.iter().chain(&l.v_pages).map(Vec::len).sum::<usize>())
+            .map(|l| {
+                l.k_pages
+                    .iter()
+                    .chain(&l.v_pages)
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
             .sum();
         let snaps: usize = self
             .snapshots
             .iter()
-            .map(|s| s.rings.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+            .map(|s| {
+                s.rings
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+            })
             .sum();
         (pages + snaps) * 4
     }
@@ -180,12 +197,20 @@ impl KvCache {
             .layers
             .iter()
             .filter(|l| l.ring_len.is_some())
-            .map(|l| (l.k_pages.first().cloned().unwrap_or_default(), l.v_pages.first().cloned().unwrap_or_default()))
+            .map(|l| {
+                (
+                    l.k_pages.first().cloned().unwrap_or_default(),
+                    l.v_pages.first().cloned().unwrap_or_default(),
+                )
+            })
             .collect();
         if self.snapshots.len() >= MAX_SNAPSHOTS {
             self.snapshots.remove(1.min(self.snapshots.len() - 1));
         }
-        self.snapshots.push(Snapshot { len: self.len, rings });
+        self.snapshots.push(Snapshot {
+            len: self.len,
+            rings,
+        });
     }
 
     /// Forget positions >= n_tokens so a new request sharing the first n_tokens can continue from
@@ -216,12 +241,19 @@ impl KvCache {
                         let to = target.min(lost_from);
                         let snap = &self.snapshots[si];
                         let kv_dim = self.kv_dim;
-                        for (layer, (sk, sv)) in self.layers.iter_mut().filter(|l| l.ring_len.is_some()).zip(&snap.rings) {
+                        for (layer, (sk, sv)) in self
+                            .layers
+                            .iter_mut()
+                            .filter(|l| l.ring_len.is_some())
+                            .zip(&snap.rings)
+                        {
                             let lr = layer.page_len();
                             for pos in from..to {
                                 let slot = pos % lr;
                                 let range = slot * kv_dim..(slot + 1) * kv_dim;
-                                if let (Some(k), Some(v)) = (layer.k_pages.first_mut(), layer.v_pages.first_mut()) {
+                                if let (Some(k), Some(v)) =
+                                    (layer.k_pages.first_mut(), layer.v_pages.first_mut())
+                                {
                                     if sk.len() >= range.end {
                                         k[range.clone()].copy_from_slice(&sk[range.clone()]);
                                         v[range.clone()].copy_from_slice(&sv[range]);
@@ -245,10 +277,18 @@ impl KvCache {
     /// Checks that this cache was made for a model with `config`.
     pub(crate) fn matches(&self, config: &Config) -> Result<(), String> {
         if self.layers.len() != config.num_hidden_layers {
-            return Err(format!("{} layers, model has {}", self.layers.len(), config.num_hidden_layers));
+            return Err(format!(
+                "{} layers, model has {}",
+                self.layers.len(),
+                config.num_hidden_layers
+            ));
         }
         if self.kv_dim != config.kv_dim() {
-            return Err(format!("kv width {}, model has {}", self.kv_dim, config.kv_dim()));
+            return Err(format!(
+                "kv width {}, model has {}",
+                self.kv_dim,
+                config.kv_dim()
+            ));
         }
         for (i, l) in self.layers.iter().enumerate() {
             if l.ring_len.is_some() != config.is_sliding(i) {

@@ -23,7 +23,10 @@ impl Blob {
     pub(crate) fn owned(bytes: &[u8]) -> Blob {
         let mut words = vec![0u64; bytes.len().div_ceil(8)];
         bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Blob::Owned { words, len: bytes.len() }
+        Blob::Owned {
+            words,
+            len: bytes.len(),
+        }
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -54,17 +57,29 @@ pub(crate) struct Store {
 
 impl Store {
     pub(crate) fn new() -> Store {
-        Store { blobs: vec![], blob_names: vec![], tensors: HashMap::new() }
+        Store {
+            blobs: vec![],
+            blob_names: vec![],
+            tensors: HashMap::new(),
+        }
     }
 
     /// Adds one safetensors file's bytes and indexes its header.
     pub(crate) fn add(&mut self, name: String, blob: Blob) -> Result<(), LoadError> {
         let bytes = blob.bytes();
         let file_len = bytes.len();
-        let trunc = |problem: String| LoadError::Truncated { file: name.clone(), problem };
-        let bad = |problem: String| LoadError::BadHeader { file: name.clone(), problem };
+        let trunc = |problem: String| LoadError::Truncated {
+            file: name.clone(),
+            problem,
+        };
+        let bad = |problem: String| LoadError::BadHeader {
+            file: name.clone(),
+            problem,
+        };
         if file_len < 8 {
-            return Err(trunc(format!("{file_len} bytes, shorter than the 8-byte header length")));
+            return Err(trunc(format!(
+                "{file_len} bytes, shorter than the 8-byte header length"
+            )));
         }
         let mut len8 = [0u8; 8];
         len8.copy_from_slice(&bytes[..8]);
@@ -100,7 +115,10 @@ impl Store {
                 end: data_start + e,
             };
             if let Some(prev) = self.tensors.insert(tname.clone(), entry) {
-                let other = self.blob_names.get(prev.blob).map_or("another file", |s| s.as_str());
+                let other = self
+                    .blob_names
+                    .get(prev.blob)
+                    .map_or("another file", |s| s.as_str());
                 return Err(bad(format!("tensor `{tname}` also appears in {other}")));
             }
         }
@@ -111,9 +129,11 @@ impl Store {
 
     /// Makes sure `name`'s bytes are aligned to `align`; copies it into its own buffer if not.
     pub(crate) fn ensure_aligned(&mut self, name: &str, align: usize) {
-        let Some(entry) = self.tensors.get(name) else { return };
+        let Some(entry) = self.tensors.get(name) else {
+            return;
+        };
         let bytes = &self.blobs[entry.blob].bytes()[entry.start..entry.end];
-        if (bytes.as_ptr() as usize) % align == 0 {
+        if (bytes.as_ptr() as usize).is_multiple_of(align) {
             return;
         }
         let copy = Blob::owned(bytes);
@@ -137,9 +157,13 @@ impl Store {
 fn describe(e: &SafeTensorError) -> String {
     match e {
         SafeTensorError::InvalidHeader(_) => "header is not UTF-8".into(),
-        SafeTensorError::InvalidHeaderDeserialization(j) => format!("header is not valid JSON: {j}"),
+        SafeTensorError::InvalidHeaderDeserialization(j) => {
+            format!("header is not valid JSON: {j}")
+        }
         SafeTensorError::InvalidOffset(t) => format!("tensor `{t}` has invalid data offsets"),
-        SafeTensorError::TensorInvalidInfo => "a tensor's shape and dtype disagree with its data offsets".into(),
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's shape and dtype disagree with its data offsets".into()
+        }
         SafeTensorError::ValidationOverflow => "a tensor's shape overflows".into(),
         other => format!("{other:?}"),
     }
@@ -154,9 +178,14 @@ pub(crate) struct CheckpointFiles {
 /// Resolves `path` to a checkpoint folder: itself if it holds config.json, else its `original/`
 /// subfolder; a path to a file means its folder.
 pub(crate) fn find_files(path: &Path) -> Result<CheckpointFiles, LoadError> {
-    let meta = std::fs::metadata(path).map_err(|e| LoadError::Io { path: path.into(), source: e })?;
+    let meta = std::fs::metadata(path).map_err(|e| LoadError::Io {
+        path: path.into(),
+        source: e,
+    })?;
     let dir = if meta.is_file() {
-        path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        path.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     } else {
         path.to_path_buf()
     };
@@ -175,11 +204,15 @@ pub(crate) fn find_files(path: &Path) -> Result<CheckpointFiles, LoadError> {
     let index = dir.join("model.safetensors.index.json");
     let mut files: Vec<PathBuf> = vec![];
     if index.is_file() {
-        let text = std::fs::read(&index).map_err(|e| LoadError::Io { path: index.clone(), source: e })?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| LoadError::BadHeader {
-            file: index.display().to_string(),
-            problem: format!("not valid JSON: {e}"),
+        let text = std::fs::read(&index).map_err(|e| LoadError::Io {
+            path: index.clone(),
+            source: e,
         })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| LoadError::BadHeader {
+                file: index.display().to_string(),
+                problem: format!("not valid JSON: {e}"),
+            })?;
         let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) else {
             return Err(LoadError::BadHeader {
                 file: index.display().to_string(),
@@ -189,18 +222,31 @@ pub(crate) fn find_files(path: &Path) -> Result<CheckpointFiles, LoadError> {
         let mut names: Vec<&str> = map.values().filter_map(|f| f.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        let missing: Vec<&str> = names.iter().copied().filter(|f| !dir.join(f).is_file()).collect();
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
         if !missing.is_empty() {
             return Err(LoadError::MissingFiles {
                 dir,
-                problem: format!("model.safetensors.index.json lists missing shard(s): {}", missing.join(", ")),
+                problem: format!(
+                    "model.safetensors.index.json lists missing shard(s): {}",
+                    missing.join(", ")
+                ),
             });
         }
         files.extend(names.iter().map(|f| dir.join(f)));
     } else {
-        let rd = std::fs::read_dir(&dir).map_err(|e| LoadError::Io { path: dir.clone(), source: e })?;
+        let rd = std::fs::read_dir(&dir).map_err(|e| LoadError::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
         for entry in rd {
-            let entry = entry.map_err(|e| LoadError::Io { path: dir.clone(), source: e })?;
+            let entry = entry.map_err(|e| LoadError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
             let p = entry.path();
             if p.extension().is_some_and(|x| x == "safetensors") && p.is_file() {
                 files.push(p);
@@ -214,13 +260,25 @@ pub(crate) fn find_files(path: &Path) -> Result<CheckpointFiles, LoadError> {
             problem: "config.json is there but no *.safetensors weight files".into(),
         });
     }
-    Ok(CheckpointFiles { config: dir.join("config.json"), safetensors: files })
+    Ok(CheckpointFiles {
+        config: dir.join("config.json"),
+        safetensors: files,
+    })
 }
 
 /// Maps one file read-only.
 pub(crate) fn map_file(path: &Path) -> Result<Blob, LoadError> {
-    let f = File::open(path).map_err(|e| LoadError::Io { path: path.into(), source: e })?;
-    let len = f.metadata().map_err(|e| LoadError::Io { path: path.into(), source: e })?.len();
+    let f = File::open(path).map_err(|e| LoadError::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    let len = f
+        .metadata()
+        .map_err(|e| LoadError::Io {
+            path: path.into(),
+            source: e,
+        })?
+        .len();
     if len < 8 {
         // Mapping an empty file fails on some systems; report what is wrong instead.
         return Err(LoadError::Truncated {
@@ -230,7 +288,10 @@ pub(crate) fn map_file(path: &Path) -> Result<Blob, LoadError> {
     }
     // SAFETY: the map is read-only and private to this process; like every mmap-based loader we
     // rely on the checkpoint file not being truncated or rewritten while the model is loaded.
-    let m = unsafe { Mmap::map(&f) }.map_err(|e| LoadError::Io { path: path.into(), source: e })?;
+    let m = unsafe { Mmap::map(&f) }.map_err(|e| LoadError::Io {
+        path: path.into(),
+        source: e,
+    })?;
     Ok(Blob::Mapped(m))
 }
 

@@ -41,11 +41,18 @@ pub struct Config {
 }
 
 fn bad(field: &str, problem: impl Into<String>) -> LoadError {
-    LoadError::BadConfig { field: field.to_string(), problem: problem.into() }
+    LoadError::BadConfig {
+        field: field.to_string(),
+        problem: problem.into(),
+    }
 }
 
 fn get<'a>(obj: &'a Value, names: &[&str]) -> Option<(&'a Value, String)> {
-    names.iter().find_map(|n| obj.get(*n).filter(|v| !v.is_null()).map(|v| (v, n.to_string())))
+    names.iter().find_map(|n| {
+        obj.get(*n)
+            .filter(|v| !v.is_null())
+            .map(|v| (v, n.to_string()))
+    })
 }
 
 fn req_usize(obj: &Value, names: &[&str]) -> Result<usize, LoadError> {
@@ -69,7 +76,10 @@ fn as_usize(v: &Value, name: &str) -> Result<usize, LoadError> {
     }
     match v.as_f64() {
         Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 1e15 => Ok(f as usize),
-        _ => Err(bad(name, format!("expected a non-negative integer, found {v}"))),
+        _ => Err(bad(
+            name,
+            format!("expected a non-negative integer, found {v}"),
+        )),
     }
 }
 
@@ -92,7 +102,10 @@ impl Config {
             return Err(bad("config.json", "expected a JSON object"));
         }
         if let Some(q) = v.get("quantization_config").filter(|q| !q.is_null()) {
-            let method = q.get("quant_method").and_then(Value::as_str).unwrap_or("<none>");
+            let method = q
+                .get("quant_method")
+                .and_then(Value::as_str)
+                .unwrap_or("<none>");
             if method != "mxfp4" {
                 return Err(LoadError::UnsupportedQuantization {
                     problem: format!(
@@ -111,14 +124,22 @@ impl Config {
         let is_hf = v.get("num_local_experts").is_some() || v.get("model_type").is_some();
         // Rope: original keys, else HF rope_scaling / rope_parameters.
         let rope = get(&v, &["rope_scaling", "rope_parameters"]).map(|(r, _)| r);
-        let rope_type = rope.and_then(|r| r.get("rope_type").or(r.get("type"))).and_then(Value::as_str);
+        let rope_type = rope
+            .and_then(|r| r.get("rope_type").or(r.get("type")))
+            .and_then(Value::as_str);
         if let Some(t) = rope_type {
             if t != "yarn" && t != "default" {
-                return Err(bad("rope_scaling.rope_type", format!("\"{t}\" is not supported (yarn or default)")));
+                return Err(bad(
+                    "rope_scaling.rope_type",
+                    format!("\"{t}\" is not supported (yarn or default)"),
+                ));
             }
         }
         let yarn = rope.filter(|_| rope_type != Some("default"));
-        let rope_theta = match rope.and_then(|r| r.get("rope_theta")).filter(|x| !x.is_null()) {
+        let rope_theta = match rope
+            .and_then(|r| r.get("rope_theta"))
+            .filter(|x| !x.is_null())
+        {
             Some(_) => opt_f64(rope.unwrap_or(&Value::Null), &["rope_theta"], 150000.0)?,
             None => opt_f64(&v, &["rope_theta"], 150000.0)?,
         };
@@ -133,7 +154,13 @@ impl Config {
                 },
                 r.get("truncate").and_then(Value::as_bool).unwrap_or(true),
             ),
-            _ if is_hf => (1.0, 1.0, 32.0, opt_usize(&v, &["initial_context_length"], 4096)?, false),
+            _ if is_hf => (
+                1.0,
+                1.0,
+                32.0,
+                opt_usize(&v, &["initial_context_length"], 4096)?,
+                false,
+            ),
             _ => (
                 opt_f64(&v, &["rope_scaling_factor"], 32.0)?,
                 opt_f64(&v, &["rope_ntk_alpha"], 1.0)?,
@@ -151,7 +178,12 @@ impl Config {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(Value::Null) | None => vec![],
-            Some(other) => return Err(bad("layer_types", format!("expected a list, found {other}"))),
+            Some(other) => {
+                return Err(bad(
+                    "layer_types",
+                    format!("expected a list, found {other}"),
+                ))
+            }
         };
         let c = Config {
             num_hidden_layers: req_usize(&v, &["num_hidden_layers"])?,
@@ -213,38 +245,55 @@ impl Config {
             }
         }
         if self.experts_per_token > self.num_experts {
-            return Err(bad("experts_per_token", format!(
-                "{} exceeds num_experts {}", self.experts_per_token, self.num_experts
-            )));
+            return Err(bad(
+                "experts_per_token",
+                format!(
+                    "{} exceeds num_experts {}",
+                    self.experts_per_token, self.num_experts
+                ),
+            ));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
-            return Err(bad("num_key_value_heads", format!(
-                "{} does not divide num_attention_heads {}",
-                self.num_key_value_heads, self.num_attention_heads
-            )));
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
+            return Err(bad(
+                "num_key_value_heads",
+                format!(
+                    "{} does not divide num_attention_heads {}",
+                    self.num_key_value_heads, self.num_attention_heads
+                ),
+            ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(bad("head_dim", "must be even (half-split RoPE)"));
         }
-        if !(self.rope_theta > 1.0) {
+        if self.rope_theta.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
             return Err(bad("rope_theta", "must be > 1"));
         }
-        if !(self.rope_scaling_factor > 0.0) {
+        if self.rope_scaling_factor.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(bad("rope_scaling_factor", "must be positive"));
         }
-        if self.rope_scaling_factor > 1.0 && !(self.rope_ntk_alpha > 0.0 && self.rope_ntk_beta > 0.0) {
+        if self.rope_scaling_factor > 1.0
+            && !(self.rope_ntk_alpha > 0.0 && self.rope_ntk_beta > 0.0)
+        {
             return Err(bad("rope_ntk_beta", "YaRN betas must be positive"));
         }
-        if !(self.rms_norm_eps >= 0.0) {
+        if self.rms_norm_eps.is_nan() || self.rms_norm_eps < 0.0 {
             return Err(bad("rms_norm_eps", "must be non-negative"));
         }
-        if !(self.swiglu_limit > 0.0) {
+        if self.swiglu_limit.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(bad("swiglu_limit", "must be positive"));
         }
         if !self.layer_types.is_empty() && self.layer_types.len() != self.num_hidden_layers {
-            return Err(bad("layer_types", format!(
-                "has {} entries for {} layers", self.layer_types.len(), self.num_hidden_layers
-            )));
+            return Err(bad(
+                "layer_types",
+                format!(
+                    "has {} entries for {} layers",
+                    self.layer_types.len(),
+                    self.num_hidden_layers
+                ),
+            ));
         }
         Ok(())
     }
@@ -258,7 +307,7 @@ impl Config {
     pub fn is_sliding(&self, layer_idx: usize) -> bool {
         match self.layer_types.get(layer_idx) {
             Some(t) => t == "sliding_attention",
-            None => layer_idx % 2 == 0,
+            None => layer_idx.is_multiple_of(2),
         }
     }
 
@@ -298,7 +347,13 @@ impl Config {
     /// The Hugging Face `config.json` text for this config (`mxfp4`: with quantization_config).
     pub fn to_hf_json(&self, mxfp4: bool) -> String {
         let layer_types: Vec<&str> = (0..self.num_hidden_layers)
-            .map(|i| if self.is_sliding(i) { "sliding_attention" } else { "full_attention" })
+            .map(|i| {
+                if self.is_sliding(i) {
+                    "sliding_attention"
+                } else {
+                    "full_attention"
+                }
+            })
             .collect();
         let mut v = serde_json::json!({
             "architectures": ["GptOssForCausalLM"],
@@ -406,14 +461,27 @@ mod tests {
             "rope_parameters":{"rope_type":"yarn","rope_theta":5000.0,"factor":8.0,"beta_fast":16,"beta_slow":2,
             "original_max_position_embeddings":512}}"#;
         let c = Config::from_json(j.as_bytes()).unwrap();
-        assert_eq!((c.rope_theta, c.rope_scaling_factor, c.rope_ntk_beta, c.rope_ntk_alpha), (5000.0, 8.0, 16.0, 2.0));
+        assert_eq!(
+            (
+                c.rope_theta,
+                c.rope_scaling_factor,
+                c.rope_ntk_beta,
+                c.rope_ntk_alpha
+            ),
+            (5000.0, 8.0, 16.0, 2.0)
+        );
         assert_eq!(c.initial_context_length, 512);
-        assert!(c.rope_truncate, "transformers truncates when the key is absent");
+        assert!(
+            c.rope_truncate,
+            "transformers truncates when the key is absent"
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = Config::from_json(br#"{"num_hidden_layers": 2}"#).unwrap_err().to_string();
+        let e = Config::from_json(br#"{"num_hidden_layers": 2}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("hidden_size"), "{e}");
         let bad = ORIGINAL_120B.replace("\"num_key_value_heads\": 8", "\"num_key_value_heads\": 7");
         let e = Config::from_json(bad.as_bytes()).unwrap_err().to_string();
@@ -422,7 +490,10 @@ mod tests {
         let e = Config::from_json(bad.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("vocab_size"), "{e}");
         let q = r#"{"quantization_config":{"quant_method":"gptq"}}"#;
-        assert!(matches!(Config::from_json(q.as_bytes()), Err(LoadError::UnsupportedQuantization { .. })));
+        assert!(matches!(
+            Config::from_json(q.as_bytes()),
+            Err(LoadError::UnsupportedQuantization { .. })
+        ));
         assert!(Config::from_json(b"not json").is_err());
     }
 }

@@ -22,9 +22,17 @@ pub enum LoadError {
     #[error("tensor `{name}` is missing from the checkpoint")]
     MissingTensor { name: String },
     #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
-    WrongShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    WrongShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("tensor `{name}` has dtype {found}, expected {expected}")]
-    WrongDtype { name: String, expected: String, found: String },
+    WrongDtype {
+        name: String,
+        expected: String,
+        found: String,
+    },
     #[error("tensor `{name}`: {problem}")]
     BadValue { name: String, problem: String },
     #[error("unsupported quantization: {problem}")]

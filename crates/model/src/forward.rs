@@ -26,7 +26,14 @@ fn linear(store: &Store, lin: &Linear, x: &[f32], y: &mut [f32]) {
 }
 
 /// y f32 [n, d_out] = x f32 [n, d_in] · W[expert]ᵀ + b[expert], W in whatever form it is stored.
-fn expert_linear(store: &Store, m: &ExpertMatrix, expert: usize, x: &[f32], bias: &mut Vec<f32>, y: &mut [f32]) {
+fn expert_linear(
+    store: &Store,
+    m: &ExpertMatrix,
+    expert: usize,
+    x: &[f32],
+    bias: &mut Vec<f32>,
+    y: &mut [f32],
+) {
     let (d_in, d_out) = (m.d_in, m.d_out);
     let bias = sized(bias, d_out);
     m.bias.read_f32(store, expert * d_out, bias);
@@ -60,16 +67,28 @@ impl Model {
             return Err(ForwardError::EmptyInput);
         }
         if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ForwardError::InvalidToken { token, vocab_size: c.vocab_size });
+            return Err(ForwardError::InvalidToken {
+                token,
+                vocab_size: c.vocab_size,
+            });
         }
-        cache.matches(c).map_err(|problem| ForwardError::CacheMismatch { problem })?;
+        cache
+            .matches(c)
+            .map_err(|problem| ForwardError::CacheMismatch { problem })?;
         let n = tokens.len();
         let pos0 = cache.len;
         if pos0 + n > cache.max_tokens() {
-            return Err(ForwardError::ContextFull { needed: pos0 + n, max: cache.max_tokens() });
+            return Err(ForwardError::ContextFull {
+                needed: pos0 + n,
+                max: cache.max_tokens(),
+            });
         }
         let h = c.hidden_size;
-        let KvCache { layers: kv_layers, ws, .. } = &mut *cache;
+        let KvCache {
+            layers: kv_layers,
+            ws,
+            ..
+        } = &mut *cache;
 
         // Embedding: x f32 [n, hidden].
         let x = sized(&mut ws.x, n * h);
@@ -79,9 +98,19 @@ impl Model {
         }
         // RoPE tables for this call's positions, shared by every layer: f32 [n, head_dim/2].
         let d_half = c.head_dim / 2;
-        self.rope.cos_sin(pos0, sized(&mut ws.cos, n * d_half), sized(&mut ws.sin, n * d_half));
+        self.rope.cos_sin(
+            pos0,
+            sized(&mut ws.cos, n * d_half),
+            sized(&mut ws.sin, n * d_half),
+        );
 
-        for (layer_idx, (layer, kv)) in self.weights.layers.iter().zip(kv_layers.iter_mut()).enumerate() {
+        for (layer_idx, (layer, kv)) in self
+            .weights
+            .layers
+            .iter()
+            .zip(kv_layers.iter_mut())
+            .enumerate()
+        {
             self.attention_block(layer_idx, layer, kv, pos0, n, ws);
             self.moe_block(layer, n, ws);
         }
@@ -105,7 +134,15 @@ impl Model {
     }
 
     /// x += out(attention(rope(q), rope(k), v)) over rms(x); appends this call's K/V to `kv`.
-    fn attention_block(&self, layer_idx: usize, layer: &Layer, kv: &mut LayerKv, pos0: usize, n: usize, ws: &mut Workspace) {
+    fn attention_block(
+        &self,
+        layer_idx: usize,
+        layer: &Layer,
+        kv: &mut LayerKv,
+        pos0: usize,
+        n: usize,
+        ws: &mut Workspace,
+    ) {
         let c = &self.config;
         let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let s = &self.store;
@@ -127,7 +164,12 @@ impl Model {
             sm_scale: 1.0 / (c.head_dim as f32).sqrt(),
             window: c.is_sliding(layer_idx).then_some(c.sliding_window),
         };
-        let past = KvPages { k_pages: &kv.k_pages, v_pages: &kv.v_pages, page_len: kv.page_len(), ring_len: kv.ring_len };
+        let past = KvPages {
+            k_pages: &kv.k_pages,
+            v_pages: &kv.v_pages,
+            page_len: kv.page_len(),
+            ring_len: kv.ring_len,
+        };
         let attn = sized(&mut ws.attn, n * qd);
         sdpa_sinks_f32(q, k, v, &past, pos0, &layer.sinks, &params, attn);
         kv.write(pos0, k, v, kvd);
@@ -141,7 +183,12 @@ impl Model {
     /// x += Σ_top-k w_e · expert_e(rms(x)), experts run over the rows routed to them.
     fn moe_block(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
         let c = &self.config;
-        let (h, e, k, inter) = (c.hidden_size, c.num_experts, c.experts_per_token, c.intermediate_size);
+        let (h, e, k, inter) = (
+            c.hidden_size,
+            c.num_experts,
+            c.experts_per_token,
+            c.intermediate_size,
+        );
         let s = &self.store;
         let hn = sized(&mut ws.h, n * h);
         rmsnorm_f32(&ws.x, &layer.mlp_norm, c.rms_norm_eps, hn);
@@ -151,7 +198,11 @@ impl Model {
         ws.topk_idx.resize(n * k, 0);
         let topk_w = sized(&mut ws.topk_w, n * k);
         for t in 0..n {
-            topk_softmax_f32(&router[t * e..(t + 1) * e], &mut ws.topk_idx[t * k..(t + 1) * k], &mut topk_w[t * k..(t + 1) * k]);
+            topk_softmax_f32(
+                &router[t * e..(t + 1) * e],
+                &mut ws.topk_idx[t * k..(t + 1) * k],
+                &mut topk_w[t * k..(t + 1) * k],
+            );
         }
         // Group token rows by expert.
         ws.expert_rows.resize_with(e, Vec::new);
@@ -181,7 +232,10 @@ impl Model {
             let y = sized(&mut ws.moe_out, m * h);
             expert_linear(s, &layer.mlp2, expert, act, &mut ws.bias2, y);
             for (r, &(t, w)) in rows.iter().enumerate() {
-                for (a, &yv) in acc[t * h..(t + 1) * h].iter_mut().zip(&y[r * h..(r + 1) * h]) {
+                for (a, &yv) in acc[t * h..(t + 1) * h]
+                    .iter_mut()
+                    .zip(&y[r * h..(r + 1) * h])
+                {
                     *a += w * yv;
                 }
             }

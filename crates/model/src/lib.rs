@@ -56,8 +56,10 @@ impl Model {
     /// or the parent of a Hugging Face download (which contains `original/` too). Memory-mapped.
     pub fn load(path: &Path) -> Result<Model, LoadError> {
         let files = checkpoint::find_files(path)?;
-        let config_bytes = std::fs::read(&files.config)
-            .map_err(|e| LoadError::Io { path: files.config.clone(), source: e })?;
+        let config_bytes = std::fs::read(&files.config).map_err(|e| LoadError::Io {
+            path: files.config.clone(),
+            source: e,
+        })?;
         let config = Config::from_json(&config_bytes)?;
         let mut store = Store::new();
         for f in &files.safetensors {
@@ -88,7 +90,12 @@ impl Model {
             config.rope_ntk_beta,
             config.rope_truncate,
         );
-        Ok(Model { config, store, weights, rope })
+        Ok(Model {
+            config,
+            store,
+            weights,
+            rope,
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -109,7 +116,12 @@ impl Model {
     /// (prefill) or one token (decode), appends their K/V to `cache`, and returns f32 logits
     /// row-major [n_rows, vocab_size]: n_rows = tokens.len() for LogitsFor::All, 1 for
     /// LogitsFor::Last. On error the cache is unchanged.
-    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, logits: LogitsFor) -> Result<Vec<f32>, ForwardError> {
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        logits: LogitsFor,
+    ) -> Result<Vec<f32>, ForwardError> {
         self.forward_impl(tokens, cache, logits)
     }
 }

@@ -16,7 +16,9 @@ use crate::config::Config;
 pub enum SynthLayout {
     Original,
     /// `shards` > 1 writes model-0000i-of-0000n.safetensors plus model.safetensors.index.json.
-    HuggingFace { shards: usize },
+    HuggingFace {
+        shards: usize,
+    },
     HuggingFaceBf16,
 }
 
@@ -66,7 +68,7 @@ pub fn safetensors_bytes(tensors: &[RawTensor]) -> Vec<u8> {
         off += t.data.len();
     }
     let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-    while (8 + h.len()) % 8 != 0 {
+    while !(8 + h.len()).is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + h.len() + off);
@@ -94,7 +96,9 @@ impl SplitMix {
 }
 
 fn bf16_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|&x| bf16::from_f32(x).to_bits().to_le_bytes()).collect()
+    v.iter()
+        .flat_map(|&x| bf16::from_f32(x).to_bits().to_le_bytes())
+        .collect()
 }
 
 /// The weights of one random model, in original naming with f32 values (rounded to bf16) and
@@ -107,28 +111,83 @@ struct SynthWeights {
 
 fn generate(c: &Config, seed: u64) -> SynthWeights {
     let mut r = SplitMix(seed ^ 0x5EED);
-    let (h, v, e, inter) = (c.hidden_size, c.vocab_size, c.num_experts, c.intermediate_size);
+    let (h, v, e, inter) = (
+        c.hidden_size,
+        c.vocab_size,
+        c.num_experts,
+        c.intermediate_size,
+    );
     let (qd, kvd) = (c.q_dim(), c.kv_dim());
     let mut dense = vec![];
     fn rnd(r: &mut SplitMix, n: usize, scale: f32, offset: f32) -> Vec<f32> {
-        (0..n).map(|_| bf16::from_f32(offset + scale * r.f()).to_f32()).collect()
+        (0..n)
+            .map(|_| bf16::from_f32(offset + scale * r.f()).to_f32())
+            .collect()
     }
     let w_scale = |d_in: usize| 1.0 / (d_in as f32).sqrt();
-    dense.push(("embedding.weight".to_string(), vec![v, h], rnd(&mut r, v * h, 1.0, 0.0)));
+    dense.push((
+        "embedding.weight".to_string(),
+        vec![v, h],
+        rnd(&mut r, v * h, 1.0, 0.0),
+    ));
     let mut experts = vec![];
     for n in 0..c.num_hidden_layers {
         let p = format!("block.{n}.");
-        dense.push((format!("{p}attn.norm.scale"), vec![h], rnd(&mut r, h, 0.2, 1.0)));
-        dense.push((format!("{p}attn.qkv.weight"), vec![qd + 2 * kvd, h], rnd(&mut r, (qd + 2 * kvd) * h, 2.0 * w_scale(h), 0.0)));
-        dense.push((format!("{p}attn.qkv.bias"), vec![qd + 2 * kvd], rnd(&mut r, qd + 2 * kvd, 0.1, 0.0)));
-        dense.push((format!("{p}attn.sinks"), vec![c.num_attention_heads], rnd(&mut r, c.num_attention_heads, 1.0, 0.0)));
-        dense.push((format!("{p}attn.out.weight"), vec![h, qd], rnd(&mut r, h * qd, w_scale(qd), 0.0)));
-        dense.push((format!("{p}attn.out.bias"), vec![h], rnd(&mut r, h, 0.1, 0.0)));
-        dense.push((format!("{p}mlp.norm.scale"), vec![h], rnd(&mut r, h, 0.2, 1.0)));
-        dense.push((format!("{p}mlp.gate.weight"), vec![e, h], rnd(&mut r, e * h, w_scale(h), 0.0)));
-        dense.push((format!("{p}mlp.gate.bias"), vec![e], rnd(&mut r, e, 0.1, 0.0)));
-        dense.push((format!("{p}mlp.mlp1_bias"), vec![e, 2 * inter], rnd(&mut r, e * 2 * inter, 0.1, 0.0)));
-        dense.push((format!("{p}mlp.mlp2_bias"), vec![e, h], rnd(&mut r, e * h, 0.1, 0.0)));
+        dense.push((
+            format!("{p}attn.norm.scale"),
+            vec![h],
+            rnd(&mut r, h, 0.2, 1.0),
+        ));
+        dense.push((
+            format!("{p}attn.qkv.weight"),
+            vec![qd + 2 * kvd, h],
+            rnd(&mut r, (qd + 2 * kvd) * h, 2.0 * w_scale(h), 0.0),
+        ));
+        dense.push((
+            format!("{p}attn.qkv.bias"),
+            vec![qd + 2 * kvd],
+            rnd(&mut r, qd + 2 * kvd, 0.1, 0.0),
+        ));
+        dense.push((
+            format!("{p}attn.sinks"),
+            vec![c.num_attention_heads],
+            rnd(&mut r, c.num_attention_heads, 1.0, 0.0),
+        ));
+        dense.push((
+            format!("{p}attn.out.weight"),
+            vec![h, qd],
+            rnd(&mut r, h * qd, w_scale(qd), 0.0),
+        ));
+        dense.push((
+            format!("{p}attn.out.bias"),
+            vec![h],
+            rnd(&mut r, h, 0.1, 0.0),
+        ));
+        dense.push((
+            format!("{p}mlp.norm.scale"),
+            vec![h],
+            rnd(&mut r, h, 0.2, 1.0),
+        ));
+        dense.push((
+            format!("{p}mlp.gate.weight"),
+            vec![e, h],
+            rnd(&mut r, e * h, w_scale(h), 0.0),
+        ));
+        dense.push((
+            format!("{p}mlp.gate.bias"),
+            vec![e],
+            rnd(&mut r, e, 0.1, 0.0),
+        ));
+        dense.push((
+            format!("{p}mlp.mlp1_bias"),
+            vec![e, 2 * inter],
+            rnd(&mut r, e * 2 * inter, 0.1, 0.0),
+        ));
+        dense.push((
+            format!("{p}mlp.mlp2_bias"),
+            vec![e, h],
+            rnd(&mut r, e * h, 0.1, 0.0),
+        ));
         let mx = |r: &mut SplitMix, rows: usize, d_in: usize| -> (Vec<u8>, Vec<u8>) {
             // Eight random bytes per draw keeps large test checkpoints quick to make.
             let mut blocks = Vec::with_capacity(e * rows * d_in / 2 + 8);
@@ -137,7 +196,9 @@ fn generate(c: &Config, seed: u64) -> SynthWeights {
             }
             blocks.truncate(e * rows * d_in / 2);
             // Scales around 2^-3..2^-6 keep activations O(1) for small d_in.
-            let scales = (0..e * rows * d_in / 32).map(|_| 121 + (r.next() % 4) as u8).collect();
+            let scales = (0..e * rows * d_in / 32)
+                .map(|_| 121 + (r.next() % 4) as u8)
+                .collect();
             (blocks, scales)
         };
         let (b1, s1) = mx(&mut r, 2 * inter, h);
@@ -145,19 +206,33 @@ fn generate(c: &Config, seed: u64) -> SynthWeights {
         experts.push([b1, s1, b2, s2]);
     }
     dense.push(("norm.scale".to_string(), vec![h], rnd(&mut r, h, 0.2, 1.0)));
-    dense.push(("unembedding.weight".to_string(), vec![v, h], rnd(&mut r, v * h, w_scale(h), 0.0)));
+    dense.push((
+        "unembedding.weight".to_string(),
+        vec![v, h],
+        rnd(&mut r, v * h, w_scale(h), 0.0),
+    ));
     SynthWeights { dense, experts }
 }
 
 /// Dequantizes one expert tensor (blocks [E, out, in/32, 16], scales [E, out, in/32]) into
 /// f32 [E, in, out] (transposed, as the Hugging Face dequantized checkpoints store it).
-fn dequant_transposed(blocks: &[u8], scales: &[u8], e: usize, d_out: usize, d_in: usize) -> Vec<f32> {
+fn dequant_transposed(
+    blocks: &[u8],
+    scales: &[u8],
+    e: usize,
+    d_out: usize,
+    d_in: usize,
+) -> Vec<f32> {
     let mut w = vec![0f32; e * d_in * d_out];
     for x in 0..e {
         for o in 0..d_out {
             for i in 0..d_in {
                 let byte = blocks[(x * d_out + o) * d_in / 2 + i / 2];
-                let code = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+                let code = if i.is_multiple_of(2) {
+                    byte & 15
+                } else {
+                    byte >> 4
+                };
                 let s = scales[(x * d_out + o) * d_in / 32 + i / 32];
                 w[(x * d_in + i) * d_out + o] = fp4_e2m1_to_f32(code) * e8m0_to_f32(s);
             }
@@ -201,12 +276,21 @@ pub fn checkpoint_tensors(c: &Config, seed: u64, layout: SynthLayout) -> Vec<Raw
     let mut out = vec![];
     for (name, shape, vals) in &w.dense {
         if layout == SynthLayout::Original {
-            out.push(RawTensor { name: name.clone(), dtype: "BF16", shape: shape.clone(), data: bf16_bytes(vals) });
+            out.push(RawTensor {
+                name: name.clone(),
+                dtype: "BF16",
+                shape: shape.clone(),
+                data: bf16_bytes(vals),
+            });
             continue;
         }
         if let Some(p) = name.strip_suffix("attn.qkv.weight") {
             let n = p.trim_start_matches("block.").trim_end_matches('.');
-            for (proj, r0, rows) in [("q_proj", 0, qd), ("k_proj", qd, kvd), ("v_proj", qd + kvd, kvd)] {
+            for (proj, r0, rows) in [
+                ("q_proj", 0, qd),
+                ("k_proj", qd, kvd),
+                ("v_proj", qd + kvd, kvd),
+            ] {
                 out.push(RawTensor {
                     name: format!("model.layers.{n}.self_attn.{proj}.weight"),
                     dtype: "BF16",
@@ -216,7 +300,11 @@ pub fn checkpoint_tensors(c: &Config, seed: u64, layout: SynthLayout) -> Vec<Raw
             }
         } else if let Some(p) = name.strip_suffix("attn.qkv.bias") {
             let n = p.trim_start_matches("block.").trim_end_matches('.');
-            for (proj, r0, rows) in [("q_proj", 0, qd), ("k_proj", qd, kvd), ("v_proj", qd + kvd, kvd)] {
+            for (proj, r0, rows) in [
+                ("q_proj", 0, qd),
+                ("k_proj", qd, kvd),
+                ("v_proj", qd + kvd, kvd),
+            ] {
                 out.push(RawTensor {
                     name: format!("model.layers.{n}.self_attn.{proj}.bias"),
                     dtype: "BF16",
@@ -225,22 +313,50 @@ pub fn checkpoint_tensors(c: &Config, seed: u64, layout: SynthLayout) -> Vec<Raw
                 });
             }
         } else {
-            out.push(RawTensor { name: hf_name(name), dtype: "BF16", shape: shape.clone(), data: bf16_bytes(vals) });
+            out.push(RawTensor {
+                name: hf_name(name),
+                dtype: "BF16",
+                shape: shape.clone(),
+                data: bf16_bytes(vals),
+            });
         }
     }
     for (n, [b1, s1, b2, s2]) in w.experts.iter().enumerate() {
-        let mats = [("mlp1_weight", "gate_up_proj", b1, s1, 2 * inter, h), ("mlp2_weight", "down_proj", b2, s2, h, inter)];
+        let mats = [
+            ("mlp1_weight", "gate_up_proj", b1, s1, 2 * inter, h),
+            ("mlp2_weight", "down_proj", b2, s2, h, inter),
+        ];
         for (orig, hf, blocks, scales, d_out, d_in) in mats {
             match layout {
                 SynthLayout::Original => {
                     let p = format!("block.{n}.mlp.{orig}");
-                    out.push(RawTensor { name: format!("{p}.blocks"), dtype: "U8", shape: vec![e, d_out, d_in / 32, 16], data: blocks.clone() });
-                    out.push(RawTensor { name: format!("{p}.scales"), dtype: "U8", shape: vec![e, d_out, d_in / 32], data: scales.clone() });
+                    out.push(RawTensor {
+                        name: format!("{p}.blocks"),
+                        dtype: "U8",
+                        shape: vec![e, d_out, d_in / 32, 16],
+                        data: blocks.clone(),
+                    });
+                    out.push(RawTensor {
+                        name: format!("{p}.scales"),
+                        dtype: "U8",
+                        shape: vec![e, d_out, d_in / 32],
+                        data: scales.clone(),
+                    });
                 }
                 SynthLayout::HuggingFace { .. } => {
                     let p = format!("model.layers.{n}.mlp.experts.{hf}");
-                    out.push(RawTensor { name: format!("{p}_blocks"), dtype: "U8", shape: vec![e, d_out, d_in / 32, 16], data: blocks.clone() });
-                    out.push(RawTensor { name: format!("{p}_scales"), dtype: "U8", shape: vec![e, d_out, d_in / 32], data: scales.clone() });
+                    out.push(RawTensor {
+                        name: format!("{p}_blocks"),
+                        dtype: "U8",
+                        shape: vec![e, d_out, d_in / 32, 16],
+                        data: blocks.clone(),
+                    });
+                    out.push(RawTensor {
+                        name: format!("{p}_scales"),
+                        dtype: "U8",
+                        shape: vec![e, d_out, d_in / 32],
+                        data: scales.clone(),
+                    });
                 }
                 SynthLayout::HuggingFaceBf16 => {
                     let wt = dequant_transposed(blocks, scales, e, d_out, d_in);
@@ -260,11 +376,19 @@ pub fn checkpoint_tensors(c: &Config, seed: u64, layout: SynthLayout) -> Vec<Raw
 /// Original-layout config.json and one safetensors file, in memory (for `Model::from_memory`).
 pub fn original_bytes(c: &Config, seed: u64) -> (Vec<u8>, Vec<u8>) {
     let tensors = checkpoint_tensors(c, seed, SynthLayout::Original);
-    (c.to_original_json().into_bytes(), safetensors_bytes(&tensors))
+    (
+        c.to_original_json().into_bytes(),
+        safetensors_bytes(&tensors),
+    )
 }
 
 /// Writes a random checkpoint into `dir` (created if needed).
-pub fn write_checkpoint(dir: &Path, c: &Config, seed: u64, layout: SynthLayout) -> std::io::Result<()> {
+pub fn write_checkpoint(
+    dir: &Path,
+    c: &Config,
+    seed: u64,
+    layout: SynthLayout,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tensors = checkpoint_tensors(c, seed, layout);
     let config = match layout {

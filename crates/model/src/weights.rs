@@ -55,11 +55,19 @@ impl DenseRef {
     /// Elements `[e0, e0 + n)` of this tensor (e.g. a row range or one expert).
     pub fn slice(&self, e0: usize, n: usize) -> DenseRef {
         debug_assert!(e0 + n <= self.n_elems);
-        DenseRef { start: self.start + e0 * self.elem_size(), n_elems: n, ..*self }
+        DenseRef {
+            start: self.start + e0 * self.elem_size(),
+            n_elems: n,
+            ..*self
+        }
     }
 
     pub fn view<'a>(&self, store: &'a Store) -> DenseView<'a> {
-        let bytes = store.bytes(self.blob, self.start, self.start + self.n_elems * self.elem_size());
+        let bytes = store.bytes(
+            self.blob,
+            self.start,
+            self.start + self.n_elems * self.elem_size(),
+        );
         // Alignment was checked (or fixed by copying) when the tensor was bound, and sub-slices
         // start at element boundaries, so these casts cannot fail.
         match self.dtype {
@@ -158,7 +166,9 @@ impl Binder<'_> {
     fn entry(&self, name: &str) -> Result<(Dtype, Vec<usize>), LoadError> {
         match self.store.tensors.get(name) {
             Some(e) => Ok((e.dtype, e.shape.clone())),
-            None => Err(LoadError::MissingTensor { name: name.to_string() }),
+            None => Err(LoadError::MissingTensor {
+                name: name.to_string(),
+            }),
         }
     }
 
@@ -193,7 +203,12 @@ impl Binder<'_> {
         };
         self.store.ensure_aligned(name, size);
         let e = &self.store.tensors[name];
-        Ok(DenseRef { blob: e.blob, start: e.start, n_elems: shape.iter().product(), dtype: dt })
+        Ok(DenseRef {
+            blob: e.blob,
+            start: e.start,
+            n_elems: shape.iter().product(),
+            dtype: dt,
+        })
     }
 
     /// A small tensor converted to f32 once, checked for NaN/inf.
@@ -210,7 +225,12 @@ impl Binder<'_> {
         Ok(v)
     }
 
-    fn bytes(&mut self, name: &str, shape: &[usize], allowed: &[Dtype]) -> Result<BytesRef, LoadError> {
+    fn bytes(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        allowed: &[Dtype],
+    ) -> Result<BytesRef, LoadError> {
         let (dtype, found) = self.entry(name)?;
         if !allowed.contains(&dtype) {
             let expected: Vec<String> = allowed.iter().map(|d| dtype_name(*d)).collect();
@@ -222,10 +242,19 @@ impl Binder<'_> {
         }
         Self::check_shape(name, &found, shape)?;
         let e = &self.store.tensors[name];
-        Ok(BytesRef { blob: e.blob, start: e.start })
+        Ok(BytesRef {
+            blob: e.blob,
+            start: e.start,
+        })
     }
 
-    fn linear(&mut self, w: &str, b: Option<&str>, d_in: usize, d_out: usize) -> Result<Linear, LoadError> {
+    fn linear(
+        &mut self,
+        w: &str,
+        b: Option<&str>,
+        d_in: usize,
+        d_out: usize,
+    ) -> Result<Linear, LoadError> {
         let w = self.dense(w, &[d_out, d_in])?;
         let b = match b {
             Some(b) => Some(self.small(b, &[d_out])?),
@@ -236,6 +265,7 @@ impl Binder<'_> {
 
     /// An expert matrix: MXFP4 (`{base}{sep}blocks` / `{base}{sep}scales`) if present, else dense
     /// `base` ([E, out, in] or, for `in_out`, [E, in, out]).
+    #[allow(clippy::too_many_arguments)]
     fn experts(
         &mut self,
         base: &str,
@@ -248,7 +278,7 @@ impl Binder<'_> {
     ) -> Result<(ExpertMatrix, bool), LoadError> {
         let blocks_name = format!("{base}{sep}blocks");
         let (w, quantized) = if self.has(&blocks_name) || !self.has(base) {
-            if d_in % 32 != 0 {
+            if !d_in.is_multiple_of(32) {
                 return Err(LoadError::BadConfig {
                     field: "hidden_size/intermediate_size".into(),
                     problem: format!("{d_in} is not a multiple of the MXFP4 block size 32"),
@@ -263,12 +293,26 @@ impl Binder<'_> {
             )?;
             (ExpertWeights::Mxfp4 { blocks, scales }, true)
         } else if in_out {
-            (ExpertWeights::InOut(self.dense(base, &[n_experts, d_in, d_out])?), false)
+            (
+                ExpertWeights::InOut(self.dense(base, &[n_experts, d_in, d_out])?),
+                false,
+            )
         } else {
-            (ExpertWeights::OutIn(self.dense(base, &[n_experts, d_out, d_in])?), false)
+            (
+                ExpertWeights::OutIn(self.dense(base, &[n_experts, d_out, d_in])?),
+                false,
+            )
         };
         let bias = self.dense(bias, &[n_experts, d_out])?;
-        Ok((ExpertMatrix { w, bias, d_in, d_out }, quantized))
+        Ok((
+            ExpertMatrix {
+                w,
+                bias,
+                d_in,
+                d_out,
+            },
+            quantized,
+        ))
     }
 }
 
@@ -280,7 +324,8 @@ pub(crate) fn bind(store: &mut Store, c: &Config) -> Result<Weights, LoadError> 
         Layout::HuggingFace
     } else {
         return Err(LoadError::MissingTensor {
-            name: "embedding.weight (original layout) or model.embed_tokens.weight (Hugging Face)".into(),
+            name: "embedding.weight (original layout) or model.embed_tokens.weight (Hugging Face)"
+                .into(),
         });
     };
     let (h, v, e) = (c.hidden_size, c.vocab_size, c.num_experts);
@@ -308,7 +353,11 @@ pub(crate) fn bind(store: &mut Store, c: &Config) -> Result<Weights, LoadError> 
     let mut b = Binder { store };
     let (emb, unemb, norm) = match layout {
         Layout::Original => ("embedding.weight", "unembedding.weight", "norm.scale"),
-        _ => ("model.embed_tokens.weight", "lm_head.weight", "model.norm.weight"),
+        _ => (
+            "model.embed_tokens.weight",
+            "lm_head.weight",
+            "model.norm.weight",
+        ),
     };
     let embedding = b.dense(emb, &[v, h])?;
     let unembedding = b.dense(unemb, &[v, h])?;
@@ -328,28 +377,75 @@ pub(crate) fn bind(store: &mut Store, c: &Config) -> Result<Weights, LoadError> 
                     d_in: h,
                     d_out: rows,
                 };
-                let (mlp1, q1) = b.experts(&format!("{p}mlp.mlp1_weight"), ".", &format!("{p}mlp.mlp1_bias"), e, h, 2 * inter, false)?;
-                let (mlp2, q2) = b.experts(&format!("{p}mlp.mlp2_weight"), ".", &format!("{p}mlp.mlp2_bias"), e, inter, h, false)?;
+                let (mlp1, q1) = b.experts(
+                    &format!("{p}mlp.mlp1_weight"),
+                    ".",
+                    &format!("{p}mlp.mlp1_bias"),
+                    e,
+                    h,
+                    2 * inter,
+                    false,
+                )?;
+                let (mlp2, q2) = b.experts(
+                    &format!("{p}mlp.mlp2_weight"),
+                    ".",
+                    &format!("{p}mlp.mlp2_bias"),
+                    e,
+                    inter,
+                    h,
+                    false,
+                )?;
                 any_dense_experts |= !q1 || !q2;
                 Layer {
                     attn_norm: b.small(&format!("{p}attn.norm.scale"), &[h])?,
                     q: split(0, qd),
                     k: split(qd, kvd),
                     v: split(qd + kvd, kvd),
-                    out: b.linear(&format!("{p}attn.out.weight"), Some(&format!("{p}attn.out.bias")), qd, h)?,
+                    out: b.linear(
+                        &format!("{p}attn.out.weight"),
+                        Some(&format!("{p}attn.out.bias")),
+                        qd,
+                        h,
+                    )?,
                     sinks: b.small(&format!("{p}attn.sinks"), &[c.num_attention_heads])?,
                     mlp_norm: b.small(&format!("{p}mlp.norm.scale"), &[h])?,
-                    router: b.linear(&format!("{p}mlp.gate.weight"), Some(&format!("{p}mlp.gate.bias")), h, e)?,
+                    router: b.linear(
+                        &format!("{p}mlp.gate.weight"),
+                        Some(&format!("{p}mlp.gate.bias")),
+                        h,
+                        e,
+                    )?,
                     mlp1,
                     mlp2,
                 }
             }
             _ => {
                 let proj = |b: &mut Binder, name: &str, d_in: usize, d_out: usize| {
-                    b.linear(&format!("{p}self_attn.{name}.weight"), Some(&format!("{p}self_attn.{name}.bias")), d_in, d_out)
+                    b.linear(
+                        &format!("{p}self_attn.{name}.weight"),
+                        Some(&format!("{p}self_attn.{name}.bias")),
+                        d_in,
+                        d_out,
+                    )
                 };
-                let (mlp1, q1) = b.experts(&format!("{p}mlp.experts.gate_up_proj"), "_", &format!("{p}mlp.experts.gate_up_proj_bias"), e, h, 2 * inter, true)?;
-                let (mlp2, q2) = b.experts(&format!("{p}mlp.experts.down_proj"), "_", &format!("{p}mlp.experts.down_proj_bias"), e, inter, h, true)?;
+                let (mlp1, q1) = b.experts(
+                    &format!("{p}mlp.experts.gate_up_proj"),
+                    "_",
+                    &format!("{p}mlp.experts.gate_up_proj_bias"),
+                    e,
+                    h,
+                    2 * inter,
+                    true,
+                )?;
+                let (mlp2, q2) = b.experts(
+                    &format!("{p}mlp.experts.down_proj"),
+                    "_",
+                    &format!("{p}mlp.experts.down_proj_bias"),
+                    e,
+                    inter,
+                    h,
+                    true,
+                )?;
                 any_dense_experts |= !q1 || !q2;
                 Layer {
                     attn_norm: b.small(&format!("{p}input_layernorm.weight"), &[h])?,
@@ -359,7 +455,12 @@ pub(crate) fn bind(store: &mut Store, c: &Config) -> Result<Weights, LoadError> 
                     out: proj(&mut b, "o_proj", qd, h)?,
                     sinks: b.small(&format!("{p}self_attn.sinks"), &[c.num_attention_heads])?,
                     mlp_norm: b.small(&format!("{p}post_attention_layernorm.weight"), &[h])?,
-                    router: b.linear(&format!("{p}mlp.router.weight"), Some(&format!("{p}mlp.router.bias")), h, e)?,
+                    router: b.linear(
+                        &format!("{p}mlp.router.weight"),
+                        Some(&format!("{p}mlp.router.bias")),
+                        h,
+                        e,
+                    )?,
                     mlp1,
                     mlp2,
                 }
@@ -372,5 +473,11 @@ pub(crate) fn bind(store: &mut Store, c: &Config) -> Result<Weights, LoadError> 
     } else {
         layout
     };
-    Ok(Weights { layout, embedding, unembedding, norm, layers })
+    Ok(Weights {
+        layout,
+        embedding,
+        unembedding,
+        norm,
+        layers,
+    })
 }

@@ -9,7 +9,9 @@ use gptoss_model::synth::{self, SynthLayout};
 use gptoss_model::{Config, ForwardError, Layout, LogitsFor, Model};
 
 fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
-    (0..n as u64).map(|i| ((i * 7919 + seed * 104729 + 13) % vocab as u64) as u32).collect()
+    (0..n as u64)
+        .map(|i| ((i * 7919 + seed * 104729 + 13) % vocab as u64) as u32)
+        .collect()
 }
 
 fn tiny() -> (Config, Model) {
@@ -35,7 +37,10 @@ fn matches_f64_reference_forward() {
         let want: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
         let d = max_abs_diff(&got, &want);
         let scale = want.iter().fold(0f32, |a, &v| a.max(v.abs()));
-        assert!(d < 1e-3, "seed {seed} n {n}: max abs diff {d} (logit scale {scale})");
+        assert!(
+            d < 1e-3,
+            "seed {seed} n {n}: max abs diff {d} (logit scale {scale})"
+        );
     }
 }
 
@@ -55,7 +60,11 @@ fn incremental_decode_equals_full_forward() {
             got.extend(m.forward(&[t], &mut cache, LogitsFor::All).unwrap());
         }
         assert_eq!(cache.len(), n);
-        assert!(max_abs_diff(&got, &want) <= 1e-5, "n={n} token by token: {}", max_abs_diff(&got, &want));
+        assert!(
+            max_abs_diff(&got, &want) <= 1e-5,
+            "n={n} token by token: {}",
+            max_abs_diff(&got, &want)
+        );
         // In chunks of 3, 5 and 11 (chunks longer than the window too).
         for chunk in [3usize, 5, 11] {
             let mut cache = m.new_cache(64);
@@ -134,7 +143,8 @@ fn rollback_merges_snapshot_with_current_ring() {
     let mut cache = m.new_cache(64);
     m.forward(&toks[..18], &mut cache, LogitsFor::Last).unwrap();
     cache.mark_snapshot();
-    m.forward(&toks[18..24], &mut cache, LogitsFor::Last).unwrap();
+    m.forward(&toks[18..24], &mut cache, LogitsFor::Last)
+        .unwrap();
     assert_eq!(cache.rollback_to(21), 21);
     let got = m.forward(&toks[21..], &mut cache, LogitsFor::All).unwrap();
     assert!(max_abs_diff(&got, &want[21 * v..]) <= 1e-5);
@@ -142,7 +152,8 @@ fn rollback_merges_snapshot_with_current_ring() {
     let mut cache = m.new_cache(64);
     m.forward(&toks[..10], &mut cache, LogitsFor::Last).unwrap();
     cache.mark_snapshot();
-    m.forward(&toks[10..30], &mut cache, LogitsFor::Last).unwrap();
+    m.forward(&toks[10..30], &mut cache, LogitsFor::Last)
+        .unwrap();
     assert_eq!(cache.rollback_to(15), 10);
     let got = m.forward(&toks[10..], &mut cache, LogitsFor::All).unwrap();
     assert!(max_abs_diff(&got, &want[10 * v..]) <= 1e-5);
@@ -197,25 +208,38 @@ fn parent_folder_of_original_loads() {
 fn forward_errors() {
     let (c, m) = tiny();
     let mut cache = m.new_cache(4);
-    assert_eq!(m.forward(&[], &mut cache, LogitsFor::All), Err(ForwardError::EmptyInput));
+    assert_eq!(
+        m.forward(&[], &mut cache, LogitsFor::All),
+        Err(ForwardError::EmptyInput)
+    );
     assert_eq!(
         m.forward(&[c.vocab_size as u32], &mut cache, LogitsFor::All),
-        Err(ForwardError::InvalidToken { token: c.vocab_size as u32, vocab_size: c.vocab_size })
+        Err(ForwardError::InvalidToken {
+            token: c.vocab_size as u32,
+            vocab_size: c.vocab_size
+        })
     );
     assert_eq!(
         m.forward(&[1, 2, 3, 4, 5], &mut cache, LogitsFor::All),
         Err(ForwardError::ContextFull { needed: 5, max: 4 })
     );
     assert_eq!(cache.len(), 0, "a failed call leaves the cache unchanged");
-    m.forward(&[1, 2, 3, 4], &mut cache, LogitsFor::Last).unwrap();
-    assert!(matches!(m.forward(&[1], &mut cache, LogitsFor::Last), Err(ForwardError::ContextFull { .. })));
+    m.forward(&[1, 2, 3, 4], &mut cache, LogitsFor::Last)
+        .unwrap();
+    assert!(matches!(
+        m.forward(&[1], &mut cache, LogitsFor::Last),
+        Err(ForwardError::ContextFull { .. })
+    ));
     // A cache from another model is refused.
     let mut other = c.clone();
     other.num_hidden_layers = 2;
     let (cfg, st) = synth::original_bytes(&other, 1);
     let m2 = Model::from_memory(&cfg, st).unwrap();
     let mut cache2 = m2.new_cache(8);
-    assert!(matches!(m.forward(&[1], &mut cache2, LogitsFor::Last), Err(ForwardError::CacheMismatch { .. })));
+    assert!(matches!(
+        m.forward(&[1], &mut cache2, LogitsFor::Last),
+        Err(ForwardError::CacheMismatch { .. })
+    ));
 }
 
 #[test]

@@ -27,7 +27,9 @@ fn materialize(src: &Path, dst: &Path) {
             materialize(&p, &dst.join(&name));
         } else if let Some(stem) = name.strip_suffix(".gz") {
             let mut out = vec![];
-            flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap()).read_to_end(&mut out).unwrap();
+            flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap())
+                .read_to_end(&mut out)
+                .unwrap();
             std::fs::write(dst.join(stem), out).unwrap();
         } else {
             std::fs::copy(&p, dst.join(&name)).unwrap();
@@ -45,13 +47,28 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
         (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
     };
     let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
-    assert!(header.contains("'<f4'"), "{}: dtype must be <f4: {header}", path.display());
+    assert!(
+        header.contains("'<f4'"),
+        "{}: dtype must be <f4: {header}",
+        path.display()
+    );
     assert!(header.contains("'fortran_order': False"), "{header}");
     let shape_txt = header.split("'shape':").nth(1).unwrap();
     let shape_txt = &shape_txt[shape_txt.find('(').unwrap() + 1..shape_txt.find(')').unwrap()];
-    let shape: Vec<usize> = shape_txt.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-    let data: Vec<f32> = b[start + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}", path.display());
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let data: Vec<f32> = b[start + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(
+        data.len(),
+        shape.iter().product::<usize>(),
+        "{}",
+        path.display()
+    );
     (shape, data)
 }
 
@@ -62,7 +79,12 @@ fn top2(row: &[f32]) -> (usize, f32) {
             best = i;
         }
     }
-    let second = row.iter().enumerate().filter(|&(i, _)| i != best).map(|(_, &v)| v).fold(f32::NEG_INFINITY, f32::max);
+    let second = row
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != best)
+        .map(|(_, &v)| v)
+        .fold(f32::NEG_INFINITY, f32::max);
     (best, row[best] - second)
 }
 
@@ -70,9 +92,13 @@ fn run_case(case: &Path) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
     materialize(case, tmp.path());
     let dir = tmp.path();
-    let golden: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let golden: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
     let ids = |k: &str| -> Vec<u32> {
-        golden[k].as_array().map(|a| a.iter().map(|v| v.as_u64().unwrap() as u32).collect()).unwrap_or_default()
+        golden[k]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap() as u32).collect())
+            .unwrap_or_default()
     };
     let tokens = ids("tokens");
     let (shape, want) = read_npy(&dir.join("logits_f32.npy"));
@@ -89,14 +115,30 @@ fn run_case(case: &Path) -> Vec<String> {
         assert_eq!(model.config().vocab_size, vocab);
         let mut cache = model.new_cache(tokens.len() + 256);
         let got = model.forward(&tokens, &mut cache, LogitsFor::All).unwrap();
-        let max_diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        report.push(format!("{}/{layout}: max abs diff {max_diff:.3e}", case.file_name().unwrap().to_string_lossy()));
-        assert!(max_diff <= TOL, "{}/{layout}: max abs diff {max_diff} > {TOL}", case.display());
+        let max_diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        report.push(format!(
+            "{}/{layout}: max abs diff {max_diff:.3e}",
+            case.file_name().unwrap().to_string_lossy()
+        ));
+        assert!(
+            max_diff <= TOL,
+            "{}/{layout}: max abs diff {max_diff} > {TOL}",
+            case.display()
+        );
         for t in 0..tokens.len() {
             let (ref_arg, gap) = top2(&want[t * vocab..(t + 1) * vocab]);
             if gap > GAP {
                 let (our_arg, _) = top2(&got[t * vocab..(t + 1) * vocab]);
-                assert_eq!(our_arg, ref_arg, "{}/{layout}: argmax differs at position {t}", case.display());
+                assert_eq!(
+                    our_arg,
+                    ref_arg,
+                    "{}/{layout}: argmax differs at position {t}",
+                    case.display()
+                );
             }
         }
         // Greedy continuation of the prompt, decoded one token at a time through the cache.
@@ -111,17 +153,32 @@ fn run_case(case: &Path) -> Vec<String> {
                     // A near-tie: the continuation legitimately diverges from here.
                     break;
                 }
-                assert_eq!(arg as u32, want_id, "{}/{layout}: greedy step {step}", case.display());
-                logits = model.forward(&[want_id], &mut cache, LogitsFor::Last).unwrap();
+                assert_eq!(
+                    arg as u32,
+                    want_id,
+                    "{}/{layout}: greedy step {step}",
+                    case.display()
+                );
+                logits = model
+                    .forward(&[want_id], &mut cache, LogitsFor::Last)
+                    .unwrap();
             }
         }
         by_layout.push((layout.to_string(), got));
     }
-    assert!(!by_layout.is_empty(), "{}: no original/, hf/ or hf-bf16/ folder", case.display());
+    assert!(
+        !by_layout.is_empty(),
+        "{}: no original/, hf/ or hf-bf16/ folder",
+        case.display()
+    );
     let original = by_layout.iter().find(|(l, _)| l == "original");
     let hf = by_layout.iter().find(|(l, _)| l == "hf");
     if let (Some((_, a)), Some((_, b))) = (original, hf) {
-        assert!(a == b, "{}: original and hf logits are not bit-identical", case.display());
+        assert!(
+            a == b,
+            "{}: original and hf logits are not bit-identical",
+            case.display()
+        );
     }
     report
 }
@@ -136,10 +193,15 @@ fn golden_logits() {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && (p.join("golden.json").exists() || p.join("golden.json.gz").exists()))
+        .filter(|p| {
+            p.is_dir() && (p.join("golden.json").exists() || p.join("golden.json.gz").exists())
+        })
         .collect();
     cases.sort();
-    assert!(!cases.is_empty(), "testdata/model exists but holds no case folder with golden.json");
+    assert!(
+        !cases.is_empty(),
+        "testdata/model exists but holds no case folder with golden.json"
+    );
     for case in &cases {
         for line in run_case(case) {
             eprintln!("{line}");

@@ -9,7 +9,11 @@ use gptoss_model::{Config, LoadError, LogitsFor, Model};
 fn write(dir: &Path, config_json: &str, tensors: &[RawTensor]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), config_json).unwrap();
-    std::fs::write(dir.join("model.safetensors"), synth::safetensors_bytes(tensors)).unwrap();
+    std::fs::write(
+        dir.join("model.safetensors"),
+        synth::safetensors_bytes(tensors),
+    )
+    .unwrap();
 }
 
 fn original(c: &Config) -> Vec<RawTensor> {
@@ -60,7 +64,10 @@ fn corrupted_header_bytes() {
     bad[7] = 0x7F;
     std::fs::write(&f, &bad).unwrap();
     let (e, s) = load_err(dir.path());
-    assert!(matches!(e, LoadError::BadHeader { .. } | LoadError::Truncated { .. }), "{s}");
+    assert!(
+        matches!(e, LoadError::BadHeader { .. } | LoadError::Truncated { .. }),
+        "{s}"
+    );
     // Every single-byte corruption of the header either loads or errors, never panics.
     let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
     for i in (0..8 + header_len).step_by(13) {
@@ -117,15 +124,26 @@ fn config_disagreeing_with_tensors() {
     write(dir.path(), "{\"num_hidden_layers\": \"three\"}", &tensors);
     let (e, s) = load_err(dir.path());
     assert!(matches!(e, LoadError::BadConfig { .. }), "{s}");
-    assert!(s.contains("num_hidden_layers") || s.contains("hidden_size"), "{s}");
+    assert!(
+        s.contains("num_hidden_layers") || s.contains("hidden_size"),
+        "{s}"
+    );
 }
 
 #[test]
 fn missing_tensor_and_wrong_dtype() {
     let c = synth::tiny_config();
     let dir = tempfile::tempdir().unwrap();
-    for victim in ["block.1.attn.sinks", "block.2.mlp.mlp2_weight.scales", "unembedding.weight", "norm.scale"] {
-        let tensors: Vec<RawTensor> = original(&c).into_iter().filter(|t| t.name != victim).collect();
+    for victim in [
+        "block.1.attn.sinks",
+        "block.2.mlp.mlp2_weight.scales",
+        "unembedding.weight",
+        "norm.scale",
+    ] {
+        let tensors: Vec<RawTensor> = original(&c)
+            .into_iter()
+            .filter(|t| t.name != victim)
+            .collect();
         write(dir.path(), &c.to_original_json(), &tensors);
         let (e, s) = load_err(dir.path());
         assert!(matches!(e, LoadError::MissingTensor { .. }), "{s}");
@@ -133,15 +151,24 @@ fn missing_tensor_and_wrong_dtype() {
     }
     // bf16 weight relabelled as F16 (same size, different meaning).
     let mut tensors = original(&c);
-    let t = tensors.iter_mut().find(|t| t.name == "block.0.attn.qkv.weight").unwrap();
+    let t = tensors
+        .iter_mut()
+        .find(|t| t.name == "block.0.attn.qkv.weight")
+        .unwrap();
     t.dtype = "F16";
     write(dir.path(), &c.to_original_json(), &tensors);
     let (e, s) = load_err(dir.path());
     assert!(matches!(e, LoadError::WrongDtype { .. }), "{s}");
-    assert!(s.contains("block.0.attn.qkv.weight") && s.contains("F16"), "{s}");
+    assert!(
+        s.contains("block.0.attn.qkv.weight") && s.contains("F16"),
+        "{s}"
+    );
     // MXFP4 blocks relabelled as I8.
     let mut tensors = original(&c);
-    let t = tensors.iter_mut().find(|t| t.name == "block.1.mlp.mlp1_weight.blocks").unwrap();
+    let t = tensors
+        .iter_mut()
+        .find(|t| t.name == "block.1.mlp.mlp1_weight.blocks")
+        .unwrap();
     t.dtype = "I8";
     write(dir.path(), &c.to_original_json(), &tensors);
     let (e, s) = load_err(dir.path());
@@ -149,7 +176,10 @@ fn missing_tensor_and_wrong_dtype() {
     assert!(s.contains("block.1.mlp.mlp1_weight.blocks"), "{s}");
     // Wrong shape of one tensor (same byte count).
     let mut tensors = original(&c);
-    let t = tensors.iter_mut().find(|t| t.name == "block.0.mlp.gate.weight").unwrap();
+    let t = tensors
+        .iter_mut()
+        .find(|t| t.name == "block.0.mlp.gate.weight")
+        .unwrap();
     t.shape.reverse();
     write(dir.path(), &c.to_original_json(), &tensors);
     let (e, s) = load_err(dir.path());
@@ -162,7 +192,10 @@ fn non_finite_small_tensor() {
     let c = synth::tiny_config();
     let dir = tempfile::tempdir().unwrap();
     let mut tensors = original(&c);
-    let t = tensors.iter_mut().find(|t| t.name == "block.0.mlp.norm.scale").unwrap();
+    let t = tensors
+        .iter_mut()
+        .find(|t| t.name == "block.0.mlp.norm.scale")
+        .unwrap();
     t.data[2..4].copy_from_slice(&0x7FC0u16.to_le_bytes()); // bf16 NaN
     write(dir.path(), &c.to_original_json(), &tensors);
     let (e, s) = load_err(dir.path());
@@ -176,9 +209,16 @@ fn unsupported_quantization() {
     let dir = tempfile::tempdir().unwrap();
     synth::write_checkpoint(dir.path(), &c, 3, SynthLayout::HuggingFace { shards: 1 }).unwrap();
     let cfg = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    std::fs::write(dir.path().join("config.json"), cfg.replace("\"mxfp4\"", "\"bitsandbytes\"")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        cfg.replace("\"mxfp4\"", "\"bitsandbytes\""),
+    )
+    .unwrap();
     let (e, s) = load_err(dir.path());
-    assert!(matches!(e, LoadError::UnsupportedQuantization { .. }), "{s}");
+    assert!(
+        matches!(e, LoadError::UnsupportedQuantization { .. }),
+        "{s}"
+    );
     assert!(s.contains("bitsandbytes"), "{s}");
 }
 
@@ -186,9 +226,15 @@ fn unsupported_quantization() {
 fn missing_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let (e, s) = load_err(&dir.path().join("nope"));
-    assert!(matches!(e, LoadError::Io { .. }) && s.contains("nope"), "{s}");
+    assert!(
+        matches!(e, LoadError::Io { .. }) && s.contains("nope"),
+        "{s}"
+    );
     let (e, s) = load_err(dir.path());
-    assert!(matches!(e, LoadError::MissingFiles { .. }) && s.contains("config.json"), "{s}");
+    assert!(
+        matches!(e, LoadError::MissingFiles { .. }) && s.contains("config.json"),
+        "{s}"
+    );
     let c = synth::tiny_config();
     std::fs::write(dir.path().join("config.json"), c.to_original_json()).unwrap();
     let (_, s) = load_err(dir.path());
@@ -214,7 +260,7 @@ fn unaligned_tensor_data_and_f32_norms_load() {
         off += t.data.len();
     }
     let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-    if h.len() % 2 == 0 {
+    if h.len().is_multiple_of(2) {
         h.push(b' ');
     }
     let mut file = (h.len() as u64).to_le_bytes().to_vec();
@@ -223,7 +269,11 @@ fn unaligned_tensor_data_and_f32_norms_load() {
         file.extend_from_slice(&t.data);
     }
     let toks = [5u32, 9, 1, 40, 2];
-    let aligned = Model::from_memory(c.to_original_json().as_bytes(), synth::safetensors_bytes(&tensors)).unwrap();
+    let aligned = Model::from_memory(
+        c.to_original_json().as_bytes(),
+        synth::safetensors_bytes(&tensors),
+    )
+    .unwrap();
     let odd = Model::from_memory(c.to_original_json().as_bytes(), file.clone()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), c.to_original_json()).unwrap();
@@ -244,13 +294,20 @@ fn unaligned_tensor_data_and_f32_norms_load() {
                 t.data = t
                     .data
                     .chunks(2)
-                    .flat_map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16).to_le_bytes())
+                    .flat_map(|b| {
+                        f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
+                            .to_le_bytes()
+                    })
                     .collect();
                 t.dtype = "F32";
             }
             t
         })
         .collect();
-    let m = Model::from_memory(c.to_original_json().as_bytes(), synth::safetensors_bytes(&f32_tensors)).unwrap();
+    let m = Model::from_memory(
+        c.to_original_json().as_bytes(),
+        synth::safetensors_bytes(&f32_tensors),
+    )
+    .unwrap();
     assert_eq!(run(&m), want);
 }

@@ -26,8 +26,15 @@ fn load_maps_experts_without_reading_them() {
     c.head_dim = 64;
     let dir = tempfile::tempdir().unwrap();
     synth::write_checkpoint(dir.path(), &c, 1, SynthLayout::Original).unwrap();
-    let file_mib = std::fs::metadata(dir.path().join("model.safetensors")).unwrap().len() as f64 / (1 << 20) as f64;
-    let expert_mib = (c.num_hidden_layers * c.num_experts * 3 * c.hidden_size * c.intermediate_size) as f64 / 2.0 * (17.0 / 16.0) / (1 << 20) as f64;
+    let file_mib = std::fs::metadata(dir.path().join("model.safetensors"))
+        .unwrap()
+        .len() as f64
+        / (1 << 20) as f64;
+    let expert_mib = (c.num_hidden_layers * c.num_experts * 3 * c.hidden_size * c.intermediate_size)
+        as f64
+        / 2.0
+        * (17.0 / 16.0)
+        / (1 << 20) as f64;
     let before = vm_rss_kib().unwrap();
     let model = Model::load(dir.path()).unwrap();
     let after = vm_rss_kib().unwrap();
@@ -38,10 +45,16 @@ fn load_maps_experts_without_reading_them() {
         after as f64 / 1024.0
     );
     assert!(expert_mib > 200.0);
-    assert!(grew_mib < expert_mib / 4.0, "load raised RSS by {grew_mib} MiB");
+    assert!(
+        grew_mib < expert_mib / 4.0,
+        "load raised RSS by {grew_mib} MiB"
+    );
     // One decode step touches only the routed experts' pages.
     let mut cache = model.new_cache(4);
     model.forward(&[1], &mut cache, LogitsFor::Last).unwrap();
     let after_step = vm_rss_kib().unwrap();
-    eprintln!("after one decode step: VmRSS {:.1} MiB", after_step as f64 / 1024.0);
+    eprintln!(
+        "after one decode step: VmRSS {:.1} MiB",
+        after_step as f64 / 1024.0
+    );
 }

@@ -271,6 +271,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "cache_slots_busy": m.active,
         "cache_slots_total": m.slots_total,
         "context_tokens": state.engine.info().context_tokens,
+        "stored_responses": state.store.lock().map(|s| s.len()).unwrap_or(0),
     }))
 }
 

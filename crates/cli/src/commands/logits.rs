@@ -30,15 +30,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("nothing to do: give --out FILE.npy and/or --top K");
     }
     let tokens = parse_tokens(&args.tokens)?;
-    let model = Model::load(&args.model).with_context(|| format!("cannot load the model in {}", args.model.display()))?;
+    let model = Model::load(&args.model)
+        .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
     let vocab = model.config().vocab_size;
     let mut cache = model.new_cache(tokens.len());
     if tokens.len() > cache.max_tokens() {
-        bail!("{} tokens exceed the model's context of {}", tokens.len(), cache.max_tokens());
+        bail!(
+            "{} tokens exceed the model's context of {}",
+            tokens.len(),
+            cache.max_tokens()
+        );
     }
-    let logits = model.forward(&tokens, &mut cache, LogitsFor::All).context("forward pass failed")?;
+    let logits = model
+        .forward(&tokens, &mut cache, LogitsFor::All)
+        .context("forward pass failed")?;
     if let Some(out) = &args.out {
-        write_npy_f32(out, &[tokens.len(), vocab], &logits).with_context(|| format!("cannot write {}", out.display()))?;
+        write_npy_f32(out, &[tokens.len(), vocab], &logits)
+            .with_context(|| format!("cannot write {}", out.display()))?;
     }
     if let Some(k) = args.top {
         let stdout = std::io::stdout();
@@ -56,7 +64,10 @@ fn parse_tokens(s: &str) -> anyhow::Result<Vec<u32>> {
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| t.parse::<u32>().with_context(|| format!("--tokens: `{t}` is not a token id")))
+        .map(|t| {
+            t.parse::<u32>()
+                .with_context(|| format!("--tokens: `{t}` is not a token id"))
+        })
         .collect::<anyhow::Result<_>>()?;
     if ids.is_empty() {
         bail!("--tokens: no token ids given");
@@ -77,7 +88,11 @@ fn top_k(row: &[f32], k: usize) -> Vec<serde_json::Value> {
 /// Writes a version 1.0 .npy file of little-endian f32 in C order.
 fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_txt = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_txt = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of
     // 64 and ended by a newline, as the format asks.
@@ -127,6 +142,9 @@ mod tests {
         assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"));
         assert!(header.ends_with('\n'));
         assert_eq!(b.len(), 10 + hlen + 24);
-        assert_eq!(f32::from_le_bytes(b[10 + hlen + 20..].try_into().unwrap()), 6.0);
+        assert_eq!(
+            f32::from_le_bytes(b[10 + hlen + 20..].try_into().unwrap()),
+            6.0
+        );
     }
 }

@@ -7,4 +7,5 @@ pub mod logits;
 pub mod parse;
 pub mod render;
 pub mod run;
+pub mod serve;
 pub mod tokenize;
