@@ -42,11 +42,17 @@ pub fn e8m0_to_f32(s: u8) -> f32 {
 pub fn decode_mxfp4_block(packed: &[u8], scale: u8, out: &mut [f32]) {
     debug_assert_eq!(packed.len(), MXFP4_BLOCK / 2);
     debug_assert_eq!(out.len(), MXFP4_BLOCK);
+    // Scale the 16-entry table once per block; each product is exact (a power-of-two scale),
+    // so this equals scaling every element.
     let s = e8m0_to_f32(scale);
+    let mut lut = [0f32; 16];
+    for (l, v) in lut.iter_mut().zip(FP4_E2M1_VALUES) {
+        *l = v * s;
+    }
     for (k, &b) in packed.iter().enumerate() {
         // Low nibble is the element at the even index.
-        out[2 * k] = FP4_E2M1_VALUES[(b & 0x0F) as usize] * s;
-        out[2 * k + 1] = FP4_E2M1_VALUES[(b >> 4) as usize] * s;
+        out[2 * k] = lut[(b & 0x0F) as usize];
+        out[2 * k + 1] = lut[(b >> 4) as usize];
     }
 }
 
