@@ -109,8 +109,167 @@ where
     }
 }
 
-/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32 (row-major, out × in).
+/// Whether the AVX2+FMA kernels run: the CPU has both and `GPTOSS_SCALAR` is not set (that
+/// variable forces the scalar oracles, for comparisons). Checked once.
+pub fn fast_kernels() -> bool {
+    static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FAST.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::env::var_os("GPTOSS_SCALAR").is_none()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// Splits the output rows into tasks and runs `rows_fn(o0, rows, out, scratch)` for each, `out`
+/// being f32 [rows, n] (row-major by output row). One token writes straight into `y`; many go
+/// through a transposed buffer copied into `y` [n, d_out] at the end.
+#[cfg(target_arch = "x86_64")]
+fn fast_par_rows<F>(y: &mut [f32], n: usize, d_out: usize, work: usize, rows_fn: F)
+where
+    F: Fn(usize, usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
+{
+    // Multiples of 12 rows keep the 4-row (decode) and 3-row (batch) tiles whole.
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = if work < PAR_MIN_WORK {
+        d_out
+    } else {
+        (d_out.div_ceil(threads * 8)).div_ceil(12).max(1) * 12
+    };
+    let run = |out: &mut [f32]| {
+        if per_task >= d_out {
+            rows_fn(0, d_out, out, &mut Vec::new());
+        } else {
+            out.par_chunks_mut(per_task * n)
+                .enumerate()
+                .for_each_init(Vec::new, |scratch, (i, chunk)| {
+                    rows_fn(i * per_task, chunk.len() / n, chunk, scratch)
+                });
+        }
+    };
+    if n == 1 {
+        run(y);
+        return;
+    }
+    // f32 [d_out, n]
+    let mut yt = vec![0f32; n * d_out];
+    run(&mut yt);
+    for (o, col) in yt.chunks(n).enumerate() {
+        for (t, &v) in col.iter().enumerate() {
+            y[t * d_out + o] = v;
+        }
+    }
+}
+
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32: the AVX2+FMA kernel when available,
+/// else [`matmul_f32_f32w_scalar`].
 pub fn matmul_f32_f32w(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fast_kernels() {
+        check_dims(x, w.len(), bias, y, d_in, d_out);
+        let n = x.len() / d_in;
+        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, _| {
+            crate::avx2::f32_rows(
+                &w[o0 * d_in..(o0 + rows) * d_in],
+                x,
+                n,
+                d_in,
+                rows,
+                bias.map(|b| &b[o0..]),
+                out,
+            )
+        });
+        return;
+    }
+    matmul_f32_f32w_scalar(x, w, bias, y, d_in, d_out)
+}
+
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place: the AVX2+FMA kernel
+/// when available, else [`matmul_f32_bf16w_scalar`].
+pub fn matmul_f32_bf16w(
+    x: &[f32],
+    w: &[bf16],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fast_kernels() {
+        check_dims(x, w.len(), bias, y, d_in, d_out);
+        let n = x.len() / d_in;
+        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, _| {
+            crate::avx2::bf16_rows(
+                &w[o0 * d_in..(o0 + rows) * d_in],
+                x,
+                n,
+                d_in,
+                rows,
+                bias.map(|b| &b[o0..]),
+                out,
+            )
+        });
+        return;
+    }
+    matmul_f32_bf16w_scalar(x, w, bias, y, d_in, d_out)
+}
+
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4 read in place (layout as in
+/// [`matmul_f32_mxfp4w_scalar`]): one token runs a dot product with dequantization fused in;
+/// many tokens decode each 3-row tile once and run it against every token (the grouped
+/// per-expert GEMM of a prefill). Falls back to the scalar oracle without AVX2+FMA.
+pub fn matmul_f32_mxfp4w(
+    x: &[f32],
+    blocks: &[u8],
+    scales: &[u8],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if fast_kernels() && d_in.is_multiple_of(MXFP4_BLOCK) {
+        check_dims(x, blocks.len() * 2, bias, y, d_in, d_out);
+        assert_eq!(
+            scales.len(),
+            d_out * d_in / MXFP4_BLOCK,
+            "mxfp4 matmul: scales shape"
+        );
+        let n = x.len() / d_in;
+        let (rb, rs) = (d_in / 2, d_in / MXFP4_BLOCK);
+        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, scratch| {
+            crate::avx2::mxfp4_rows(
+                &blocks[o0 * rb..(o0 + rows) * rb],
+                &scales[o0 * rs..(o0 + rows) * rs],
+                x,
+                n,
+                d_in,
+                rows,
+                bias.map(|b| &b[o0..]),
+                out,
+                scratch,
+            )
+        });
+        return;
+    }
+    matmul_f32_mxfp4w_scalar(x, blocks, scales, bias, y, d_in, d_out)
+}
+
+/// Scalar oracle: `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32 (row-major, out × in).
+pub fn matmul_f32_f32w_scalar(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -129,8 +288,8 @@ pub fn matmul_f32_f32w(
     });
 }
 
-/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place.
-pub fn matmul_f32_bf16w(
+/// Scalar oracle: `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place.
+pub fn matmul_f32_bf16w_scalar(
     x: &[f32],
     w: &[bf16],
     bias: Option<&[f32]>,
@@ -220,10 +379,10 @@ fn matmul_io(
     }
 }
 
-/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4 read in place:
+/// Scalar oracle: `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4 read in place:
 /// `blocks` u8 [d_out, d_in/32, 16] (two E2M1 codes per byte, low nibble first),
 /// `scales` u8 [d_out, d_in/32] (E8M0). `d_in` must be a multiple of 32.
-pub fn matmul_f32_mxfp4w(
+pub fn matmul_f32_mxfp4w_scalar(
     x: &[f32],
     blocks: &[u8],
     scales: &[u8],
@@ -450,6 +609,59 @@ mod tests {
                 d_out,
             );
             assert_eq!(&yb[t * d_out..(t + 1) * d_out], &y1[..]);
+        }
+    }
+
+    /// Each fast kernel against its scalar twin on seeded random inputs, odd sizes included
+    /// (tails of d_in % 8, row counts that leave partial 3- and 4-row tiles, token counts that
+    /// leave partial 4-token tiles). Differences come only from FMA rounding.
+    #[test]
+    fn fast_kernels_match_scalar_twins() {
+        let mut r = Rng(11);
+        for &(n, d_in, d_out) in &[
+            (1, 7, 5),
+            (1, 33, 13),
+            (2, 45, 7),
+            (3, 64, 30),
+            (5, 96, 301),
+            (1, 2880, 45),
+            (7, 130, 258),
+            (13, 256, 77),
+        ] {
+            let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
+            let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
+            let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+            let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
+            let (mut y, mut ys) = (vec![0f32; n * d_out], vec![0f32; n * d_out]);
+            matmul_f32_bf16w(&x, &wb, Some(&b), &mut y, d_in, d_out);
+            matmul_f32_bf16w_scalar(&x, &wb, Some(&b), &mut ys, d_in, d_out);
+            assert_close(&y, &ys, 1e-5);
+            matmul_f32_f32w(&x, &wf, None, &mut y, d_in, d_out);
+            matmul_f32_f32w_scalar(&x, &wf, None, &mut ys, d_in, d_out);
+            assert_close(&y, &ys, 1e-5);
+            if d_in % 32 == 0 {
+                let blocks: Vec<u8> = (0..d_out * d_in / 2).map(|_| r.byte()).collect();
+                // All scales, extremes included except 255 (inf), over the rows.
+                let scales: Vec<u8> = (0..d_out * d_in / 32)
+                    .map(|i| {
+                        if i % 97 == 0 {
+                            (i % 255) as u8
+                        } else {
+                            118 + r.byte() % 8
+                        }
+                    })
+                    .collect();
+                matmul_f32_mxfp4w(&x, &blocks, &scales, Some(&b), &mut y, d_in, d_out);
+                matmul_f32_mxfp4w_scalar(&x, &blocks, &scales, Some(&b), &mut ys, d_in, d_out);
+                for (a, s) in y.iter().zip(&ys) {
+                    assert!(
+                        a == s
+                            || (a - s).abs() <= 1e-5 * (1.0 + s.abs())
+                            || (a.is_nan() && s.is_nan()),
+                        "{a} vs {s}"
+                    );
+                }
+            }
         }
     }
 

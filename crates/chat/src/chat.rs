@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use gptoss_engine::{LanguageModel, Sampler, SamplingParams, Session, StopConditions, HARMONY_STOP_TOKENS};
 use gptoss_harmony::tokenizer::{CHANNEL, MESSAGE};
 use gptoss_harmony::{
-    render_conversation_for_completion, Author, Content, Conversation, DeveloperContent, Message, ParseEvent,
+    render_conversation, render_conversation_for_completion, Author, Content, Conversation, DeveloperContent, Message, ParseEvent,
     ParseMode, RenderConfig, Role, StreamParser, SystemContent, Tokenizer,
 };
 
@@ -157,10 +157,7 @@ impl<M: LanguageModel> Chat<M> {
     /// openai-harmony's types: the system message, the developer message if
     /// any, then the history.
     pub fn conversation(&self) -> Conversation {
-        let mut messages = vec![Message::from_role_and_content(Role::System, self.system_content())];
-        if self.has_developer_message() {
-            messages.push(Message::from_role_and_content(Role::Developer, self.developer.clone()));
-        }
+        let mut messages = self.preamble_messages();
         messages.extend(self.history.iter().cloned());
         Conversation::from_messages(messages)
     }
@@ -230,10 +227,7 @@ impl<M: LanguageModel> Chat<M> {
     /// (closed turns without their analysis), `<|start|>assistant`, and for
     /// effort `none` also `<|channel|>final<|message|>`.
     pub fn prompt_tokens(&self) -> Result<Vec<u32>, ChatError> {
-        let mut messages = vec![Message::from_role_and_content(Role::System, self.system_content())];
-        if self.has_developer_message() {
-            messages.push(Message::from_role_and_content(Role::Developer, self.developer.clone()));
-        }
+        let mut messages = self.preamble_messages();
         messages.extend(history_for_prompt(&self.history).into_iter().cloned());
         let conversation = Conversation::from_messages(messages);
         // The analysis rule is applied above; harmony's own (narrower) rule is off.
@@ -282,6 +276,7 @@ impl<M: LanguageModel> Chat<M> {
             }
         }
         let stop = StopConditions { max_tokens: self.options.max_tokens, stop_tokens: HARMONY_STOP_TOKENS.to_vec() };
+        self.session.set_snapshot_points(&[self.preamble_len()?]);
 
         let mut tracker = Tracker::default();
         if let Some(header) = parser.current_header() {
@@ -334,6 +329,24 @@ impl<M: LanguageModel> Chat<M> {
         };
         on_event(ChatEvent::Done(summary));
         Ok(TurnOutcome { messages, tool_call, summary, tokens: generation.tokens })
+    }
+
+    /// The system message and, if any, the developer message.
+    fn preamble_messages(&self) -> Vec<Message> {
+        let mut messages = vec![Message::from_role_and_content(Role::System, self.system_content())];
+        if self.has_developer_message() {
+            messages.push(Message::from_role_and_content(Role::Developer, self.developer.clone()));
+        }
+        messages
+    }
+
+    /// Tokens of the system and developer messages: every conversation with
+    /// the same settings starts with them, so the engine keeps a snapshot
+    /// there (a new conversation after `reset` reuses them even once the
+    /// sliding-window rings have wrapped).
+    fn preamble_len(&self) -> Result<usize, ChatError> {
+        let conversation = Conversation::from_messages(self.preamble_messages());
+        Ok(render_conversation(&conversation, &RenderConfig { auto_drop_analysis: false })?.len())
     }
 
     fn system_content(&self) -> SystemContent {

@@ -286,15 +286,19 @@ fn conversation_json_round_trips_through_save_and_load() {
 
 #[test]
 fn reset_keeps_settings_and_reuses_the_system_prefix() {
-    let model = ScriptedModel::new(VOCAB, 131_072, tokens("Hi.<|return|>"));
+    // A sliding window of 4: once the rings wrap, only snapshots can be
+    // rolled back to; the chat marks one after the system + developer messages.
+    let model = ScriptedModel::new(VOCAB, 131_072, tokens("Hi.<|return|>")).with_sliding_window(4);
     let mut chat = Chat::new(&model, options(Effort::None)).unwrap();
     chat.send("Hello", None, |_| {}).unwrap();
     chat.reset();
     assert!(chat.history().is_empty());
+    let prompt = chat.prompt_tokens().unwrap();
+    // system and developer messages: up to the second <|end|>
+    let preamble = prompt.iter().enumerate().filter(|(_, &t)| t == 200007).nth(1).unwrap().0 + 1;
     let again = chat.send("Hello again", None, |_| {}).unwrap();
-    // system + developer messages and "<|start|>user<|message|>Hello" are still cached
-    let shared = tokens("<|start|>user<|message|>Hello").len();
-    assert!(again.summary.usage.reused_tokens >= shared);
+    assert_eq!(again.summary.usage.reused_tokens, preamble);
+    assert_eq!(again.summary.usage.computed_tokens, prompt.len() - preamble);
     assert_eq!(chat.effort(), Effort::None);
 }
 

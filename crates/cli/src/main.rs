@@ -34,6 +34,10 @@ enum Command {
     Chat(commands::chat::Args),
     /// OpenAI-compatible HTTP server: /v1/chat/completions, /v1/responses, /v1/models.
     Serve(commands::serve::Args),
+    /// Write a random checkpoint with the real gpt-oss names, shapes and dtypes.
+    Synth(commands::synth::Args),
+    /// Measure prefill/decode speed against this machine's bandwidth and FMA limits.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +52,8 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Chat(args) => commands::chat::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Synth(args) => commands::synth::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

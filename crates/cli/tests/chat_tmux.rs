@@ -153,19 +153,25 @@ fn chat_in_a_real_terminal() {
         tmux.wait_for("the stopped answer", long, |s| s.contains("stopped (Ctrl-C)") && s.trim_end().ends_with(">>>"));
     assert_eq!(tmux.pane_exit_status(), None, "the chat exited on Ctrl-C:\n{screen}");
 
-    // 5. commands
-    tmux.type_line("/effort high");
-    tmux.wait_for("/effort", long, |s| s.contains("effort: high"));
+    // 5. commands; a new conversation reuses the system prefix from the cache
     tmux.type_line("/reset");
-    tmux.wait_for("/reset", long, |s| s.contains("new conversation (effort high)"));
+    tmux.wait_for("/reset", long, |s| s.contains("new conversation (effort none)"));
     tmux.type_line("/max-tokens 5");
     tmux.wait_for("/max-tokens 5", long, |s| s.contains("max tokens: 5"));
     tmux.type_line("Hi");
-    let screen = tmux.wait_for("an answer after Ctrl-C and /reset", long, |s| count(s, "[prompt ") == 4 && s.trim_end().ends_with(">>>"));
+    let screen = tmux.wait_for("an answer after Ctrl-C and /reset", long, |s| {
+        count(s, "[prompt ") == 4 && s.trim_end().ends_with(">>>")
+    });
     assert!(screen.contains("generated 5 tokens"), "{screen}");
-    // after /reset the system and developer prefix still comes from the cache
     let (_, reused4) = last_reuse(&screen);
     assert!(reused4 > 0, "{screen}");
+    tmux.type_line("/effort high");
+    tmux.wait_for("/effort", long, |s| s.contains("effort: high"));
+    tmux.type_line("Hi again");
+    let screen = tmux.wait_for("an answer with effort high", long, |s| {
+        count(s, "[prompt ") == 5 && s.trim_end().ends_with(">>>")
+    });
+    assert!(screen.contains("generated 5 tokens"), "{screen}");
 
     // 6. /quit leaves with status 0
     tmux.type_line("/quit");

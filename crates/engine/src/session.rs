@@ -145,6 +145,8 @@ pub struct Session<M: LanguageModel> {
     // f32 [vocab]: logits of the last computed position, reused every token.
     logits: Vec<f32>,
     prefill_chunk: usize,
+    // extra positions at which the next prefill marks a snapshot
+    snapshot_points: Vec<usize>,
     totals: SessionTotals,
 }
 
@@ -163,6 +165,7 @@ impl<M: LanguageModel> Session<M> {
             tokens: Vec::with_capacity(context_tokens),
             logits,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
+            snapshot_points: Vec::new(),
             totals: SessionTotals::default(),
         })
     }
@@ -192,6 +195,18 @@ impl<M: LanguageModel> Session<M> {
         self.prefill_chunk = n_tokens.max(1);
     }
 
+    /// Positions inside the next prompt where its prefill should also mark
+    /// a snapshot, besides the end of the prompt: typically the end of a
+    /// shared system prompt, so that a later request sharing only that
+    /// prefix can roll back to it even after the sliding-window rings have
+    /// wrapped. Used by the next `prefill` / `generate`, then forgotten.
+    pub fn set_snapshot_points(&mut self, positions: &[usize]) {
+        self.snapshot_points.clear();
+        self.snapshot_points.extend_from_slice(positions);
+        self.snapshot_points.sort_unstable();
+        self.snapshot_points.dedup();
+    }
+
     /// Forget the cached tokens (the next request computes everything).
     pub fn reset(&mut self) {
         self.cache.clear();
@@ -209,6 +224,7 @@ impl<M: LanguageModel> Session<M> {
     /// whole prompt is cached, because its logits are needed.
     pub fn prefill(&mut self, prompt: &[u32], cancel: Option<&AtomicBool>) -> Result<PrefillStats, EngineError> {
         let started = Instant::now();
+        let marks = std::mem::take(&mut self.snapshot_points);
         let max_context = self.cache.max_tokens();
         if prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
@@ -233,11 +249,18 @@ impl<M: LanguageModel> Session<M> {
             elapsed: Duration::ZERO,
             completed: false,
         };
-        for chunk in prompt[kept..].chunks(self.prefill_chunk) {
+        // Compute the uncached suffix in chunks, cut also at snapshot points.
+        let mut start = kept;
+        while start < prompt.len() {
             if is_cancelled(cancel) {
                 stats.elapsed = started.elapsed();
                 return Ok(stats);
             }
+            let mut end = (start + self.prefill_chunk).min(prompt.len());
+            if let Some(&mark) = marks.iter().find(|&&m| m > start && m < end) {
+                end = mark;
+            }
+            let chunk = &prompt[start..end];
             if let Err(err) = self.model.forward(chunk, &mut self.cache, LogitsFor::Last, &mut self.logits) {
                 // The cache may hold part of the chunk: start clean next time.
                 self.reset();
@@ -245,6 +268,10 @@ impl<M: LanguageModel> Session<M> {
             }
             self.tokens.extend_from_slice(chunk);
             stats.computed_tokens += chunk.len();
+            if marks.contains(&end) && end < prompt.len() {
+                self.cache.mark_snapshot();
+            }
+            start = end;
         }
         self.check_logits()?;
         self.cache.mark_snapshot();

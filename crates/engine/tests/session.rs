@@ -254,3 +254,30 @@ fn seeded_sampling_through_the_session_is_reproducible() {
     assert_eq!(run(1), run(1));
     assert_ne!(run(1), run(2));
 }
+
+#[test]
+fn snapshot_points_let_a_new_conversation_reuse_the_system_prefix() {
+    let model = ScriptedModel::new(VOCAB, 100, vec![20, 21, 22, STOP]).with_sliding_window(4);
+    let system: Vec<u32> = (1..=8).collect();
+    let mut first = system.clone();
+    first.extend_from_slice(&[30, 31, 32]);
+    let mut second = system.clone();
+    second.extend_from_slice(&[40, 41]);
+
+    // Without a snapshot at the end of the system prefix: nothing is reused.
+    let mut session = Session::new(&model, 100).unwrap();
+    go(&mut session, &first, &stop_on(&[STOP], None));
+    let g = go(&mut session, &second, &stop_on(&[STOP], None));
+    assert_eq!(g.usage.reused_tokens, 0);
+
+    // With one: the system prefix is reused, and the prefill was cut there.
+    let mut session = Session::new(&model, 100).unwrap();
+    model.clear_calls();
+    session.set_snapshot_points(&[system.len()]);
+    go(&mut session, &first, &stop_on(&[STOP], None));
+    assert_eq!(&model.forward_calls()[..2], &[system.len(), 3]);
+    session.set_snapshot_points(&[system.len()]);
+    let g = go(&mut session, &second, &stop_on(&[STOP], None));
+    assert_eq!(g.usage.reused_tokens, system.len());
+    assert_eq!(g.usage.computed_tokens, 2);
+}

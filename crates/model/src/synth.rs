@@ -422,3 +422,314 @@ pub fn write_checkpoint(
     let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string())
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streaming writer for full-size checkpoints (`gpt-oss synth`): never holds more than one chunk.
+// ---------------------------------------------------------------------------------------------
+
+/// Layouts the streaming writer supports (MXFP4 experts in both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamLayout {
+    /// `config.json` + `model.safetensors` with `block.{n}...` names (OpenAI's `original/`).
+    Original,
+    /// `config.json` + `model.safetensors` with `model.layers.{n}...` names (Hugging Face MXFP4).
+    HuggingFace,
+}
+
+/// How one streamed tensor's bytes are made. Every value is a pure function of
+/// (seed, key, element index), so chunking and thread count never change the file, and the HF
+/// q/k/v tensors hold exactly the rows of the original fused qkv tensor.
+#[derive(Clone, Debug)]
+enum Fill {
+    /// bf16 values `offset + scale * u`, u uniform in [-1, 1); element `i` of this tensor is
+    /// element `first + i` of the keyed stream.
+    Bf16 {
+        key: u64,
+        first: u64,
+        scale: f32,
+        offset: f32,
+    },
+    /// Random bytes (every nibble is a valid FP4 E2M1 code).
+    Codes { key: u64 },
+    /// E8M0 scales in 120..=122, i.e. 2^-7..2^-5.
+    Scales { key: u64 },
+}
+
+/// One tensor of a streamed checkpoint.
+#[derive(Clone, Debug)]
+pub struct StreamTensor {
+    pub name: String,
+    pub dtype: &'static str,
+    pub shape: Vec<usize>,
+    fill: Fill,
+}
+
+impl StreamTensor {
+    pub fn n_bytes(&self) -> usize {
+        let n: usize = self.shape.iter().product();
+        match self.fill {
+            Fill::Bf16 { .. } => 2 * n,
+            _ => n,
+        }
+    }
+}
+
+fn mix(a: u64) -> u64 {
+    let mut z = a.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn name_key(seed: u64, name: &str) -> u64 {
+    // FNV-1a over the original name, then mixed with the seed.
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    mix(h ^ mix(seed))
+}
+
+/// The tensors of a full checkpoint in `layout`, in file order, with exactly the real names,
+/// shapes and dtypes (bf16 dense tensors, U8 MXFP4 blocks/scales for the experts).
+pub fn stream_tensors(c: &Config, seed: u64, layout: StreamLayout) -> Vec<StreamTensor> {
+    let (h, v, e, inter) = (
+        c.hidden_size,
+        c.vocab_size,
+        c.num_experts,
+        c.intermediate_size,
+    );
+    let (qd, kvd) = (c.q_dim(), c.kv_dim());
+    let hf = layout == StreamLayout::HuggingFace;
+    let w_scale = |d_in: usize| 1.0 / (d_in as f32).sqrt();
+    let mut out = vec![];
+    let bf = |orig: &str, shape: Vec<usize>, scale: f32, offset: f32| StreamTensor {
+        name: if hf { hf_name(orig) } else { orig.to_string() },
+        dtype: "BF16",
+        shape,
+        fill: Fill::Bf16 {
+            key: name_key(seed, orig),
+            first: 0,
+            scale,
+            offset,
+        },
+    };
+    out.push(bf("embedding.weight", vec![v, h], 1.0, 0.0));
+    for n in 0..c.num_hidden_layers {
+        let p = format!("block.{n}.");
+        out.push(bf(&format!("{p}attn.norm.scale"), vec![h], 0.2, 1.0));
+        let qkv_w = format!("{p}attn.qkv.weight");
+        let qkv_b = format!("{p}attn.qkv.bias");
+        if hf {
+            for (proj, r0, rows) in [
+                ("q_proj", 0, qd),
+                ("k_proj", qd, kvd),
+                ("v_proj", qd + kvd, kvd),
+            ] {
+                out.push(StreamTensor {
+                    name: format!("model.layers.{n}.self_attn.{proj}.weight"),
+                    dtype: "BF16",
+                    shape: vec![rows, h],
+                    fill: Fill::Bf16 {
+                        key: name_key(seed, &qkv_w),
+                        first: (r0 * h) as u64,
+                        scale: 2.0 * w_scale(h),
+                        offset: 0.0,
+                    },
+                });
+                out.push(StreamTensor {
+                    name: format!("model.layers.{n}.self_attn.{proj}.bias"),
+                    dtype: "BF16",
+                    shape: vec![rows],
+                    fill: Fill::Bf16 {
+                        key: name_key(seed, &qkv_b),
+                        first: r0 as u64,
+                        scale: 0.1,
+                        offset: 0.0,
+                    },
+                });
+            }
+        } else {
+            out.push(bf(&qkv_w, vec![qd + 2 * kvd, h], 2.0 * w_scale(h), 0.0));
+            out.push(bf(&qkv_b, vec![qd + 2 * kvd], 0.1, 0.0));
+        }
+        out.push(bf(
+            &format!("{p}attn.sinks"),
+            vec![c.num_attention_heads],
+            1.0,
+            0.0,
+        ));
+        out.push(bf(&format!("{p}attn.out.weight"), vec![h, qd], w_scale(qd), 0.0));
+        out.push(bf(&format!("{p}attn.out.bias"), vec![h], 0.1, 0.0));
+        out.push(bf(&format!("{p}mlp.norm.scale"), vec![h], 0.2, 1.0));
+        out.push(bf(&format!("{p}mlp.gate.weight"), vec![e, h], w_scale(h), 0.0));
+        out.push(bf(&format!("{p}mlp.gate.bias"), vec![e], 0.1, 0.0));
+        out.push(bf(&format!("{p}mlp.mlp1_bias"), vec![e, 2 * inter], 0.1, 0.0));
+        out.push(bf(&format!("{p}mlp.mlp2_bias"), vec![e, h], 0.1, 0.0));
+        for (orig, hf_base, d_out, d_in) in [
+            ("mlp1_weight", "gate_up_proj", 2 * inter, h),
+            ("mlp2_weight", "down_proj", h, inter),
+        ] {
+            let o = format!("{p}mlp.{orig}");
+            let (bn, sn) = if hf {
+                let b = format!("model.layers.{n}.mlp.experts.{hf_base}");
+                (format!("{b}_blocks"), format!("{b}_scales"))
+            } else {
+                (format!("{o}.blocks"), format!("{o}.scales"))
+            };
+            out.push(StreamTensor {
+                name: bn,
+                dtype: "U8",
+                shape: vec![e, d_out, d_in / 32, 16],
+                fill: Fill::Codes {
+                    key: name_key(seed, &format!("{o}.blocks")),
+                },
+            });
+            out.push(StreamTensor {
+                name: sn,
+                dtype: "U8",
+                shape: vec![e, d_out, d_in / 32],
+                fill: Fill::Scales {
+                    key: name_key(seed, &format!("{o}.scales")),
+                },
+            });
+        }
+    }
+    out.push(bf("norm.scale", vec![h], 0.2, 1.0));
+    out.push(bf("unembedding.weight", vec![v, h], w_scale(h), 0.0));
+    out
+}
+
+/// Fills `buf` with bytes `[byte0, byte0 + buf.len())` of tensor `t`'s data.
+/// `byte0` and `buf.len()` are multiples of 8.
+fn fill_chunk(t: &StreamTensor, byte0: usize, buf: &mut [u8]) {
+    debug_assert!(byte0 % 8 == 0 && buf.len() % 8 == 0);
+    match t.fill {
+        Fill::Bf16 {
+            key,
+            first,
+            scale,
+            offset,
+        } => {
+            // Element j of the keyed stream takes 16 bits of mix(key + j/4) (4 per hash).
+            for (k, pair) in buf.chunks_exact_mut(2).enumerate() {
+                let j = first + (byte0 / 2 + k) as u64;
+                let bits = (mix(key.wrapping_add(j / 4)) >> ((j % 4) * 16)) as u16;
+                let u = bits as f32 / 32768.0 - 1.0;
+                pair.copy_from_slice(&bf16::from_f32(offset + scale * u).to_bits().to_le_bytes());
+            }
+        }
+        Fill::Codes { key } => {
+            for (k, word) in buf.chunks_exact_mut(8).enumerate() {
+                let j = (byte0 / 8 + k) as u64;
+                word.copy_from_slice(&mix(key.wrapping_add(j)).to_le_bytes());
+            }
+        }
+        Fill::Scales { key } => {
+            for (k, word) in buf.chunks_exact_mut(8).enumerate() {
+                let r = mix(key.wrapping_add((byte0 / 8 + k) as u64));
+                for (b, o) in word.iter_mut().enumerate() {
+                    *o = 120 + ((r >> (8 * b)) & 0xFF) as u8 % 3;
+                }
+            }
+        }
+    }
+}
+
+/// Streams a full-size random checkpoint (`config.json` + `model.safetensors`) into `dir`,
+/// generating each tensor in chunks of a few MB on all rayon threads. `progress(done, total)`
+/// is called with data bytes written. Memory use is one chunk, whatever the model size.
+pub fn write_checkpoint_streaming(
+    dir: &Path,
+    c: &Config,
+    seed: u64,
+    layout: StreamLayout,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 8 << 20;
+    const PIECE: usize = 256 << 10;
+    std::fs::create_dir_all(dir)?;
+    let config = match layout {
+        StreamLayout::Original => c.to_original_json(),
+        StreamLayout::HuggingFace => c.to_hf_json(true),
+    };
+    std::fs::write(dir.join("config.json"), config)?;
+    let tensors = stream_tensors(c, seed, layout);
+    let mut header = serde_json::Map::new();
+    let mut total = 0usize;
+    for t in &tensors {
+        let len = t.n_bytes();
+        header.insert(
+            t.name.clone(),
+            serde_json::json!({"dtype": t.dtype, "shape": t.shape, "data_offsets": [total, total + len]}),
+        );
+        total += len;
+    }
+    let mut h = serde_json::Value::Object(header).to_string().into_bytes();
+    while !(8 + h.len()).is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let path = dir.join("model.safetensors");
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+    f.write_all(&(h.len() as u64).to_le_bytes())?;
+    f.write_all(&h)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    progress(0, total as u64);
+    for t in &tensors {
+        let len = t.n_bytes();
+        let mut off = 0;
+        while off < len {
+            let this = (len - off).min(CHUNK);
+            // Generate whole 8-byte words, then write only the tensor's bytes.
+            let padded = this.div_ceil(8) * 8;
+            buf[..padded]
+                .par_chunks_mut(PIECE)
+                .enumerate()
+                .for_each(|(i, piece)| fill_chunk(t, off + i * PIECE, piece));
+            f.write_all(&buf[..this])?;
+            off += this;
+            done += this as u64;
+            progress(done, total as u64);
+        }
+    }
+    f.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn streamed_layouts_load_and_agree() {
+        let c = tiny_config();
+        let d = tempfile::tempdir().unwrap();
+        let (po, ph) = (d.path().join("o"), d.path().join("h"));
+        let mut calls = 0;
+        write_checkpoint_streaming(&po, &c, 5, StreamLayout::Original, &mut |_, _| calls += 1)
+            .unwrap();
+        assert!(calls >= 2);
+        write_checkpoint_streaming(&ph, &c, 5, StreamLayout::HuggingFace, &mut |_, _| {}).unwrap();
+        let mo = crate::Model::load(&po).unwrap();
+        let mh = crate::Model::load(&ph).unwrap();
+        assert_eq!(mh.layout(), crate::Layout::HuggingFace);
+        let toks = [1u32, 5, 9, 96];
+        let lo = mo
+            .forward(&toks, &mut mo.new_cache(8), crate::LogitsFor::All)
+            .unwrap();
+        let lh = mh
+            .forward(&toks, &mut mh.new_cache(8), crate::LogitsFor::All)
+            .unwrap();
+        assert!(lo.iter().all(|v| v.is_finite()));
+        assert_eq!(lo, lh, "same seed, same weights in both layouts");
+        // Scales lie in 2^-7..2^-5.
+        let t = stream_tensors(&c, 5, StreamLayout::Original);
+        let s = t.iter().find(|t| t.name.ends_with("mlp1_weight.scales")).unwrap();
+        let mut buf = vec![0u8; s.n_bytes().div_ceil(8) * 8];
+        fill_chunk(s, 0, &mut buf);
+        assert!(buf.iter().all(|&b| (120..=122).contains(&b)));
+        assert!(buf.iter().any(|&b| b == 120) && buf.iter().any(|&b| b == 122));
+    }
+}

@@ -151,16 +151,24 @@ fn content_text(content: Option<&Value>, param: &str) -> Result<String, ApiError
             Ok(out)
         }
         Some(other) => Err(ApiError::invalid(
-            format!("'{param}' must be a string or a list of content parts, found {}.", prompt::type_name(other)),
+            format!(
+                "'{param}' must be a string or a list of content parts, found {}.",
+                prompt::type_name(other)
+            ),
             Some(param),
         )),
     }
 }
 
-fn convert_messages(messages: &[ChatMessage]) -> Result<(Vec<String>, Vec<gptoss_harmony::Message>), ApiError> {
+fn convert_messages(
+    messages: &[ChatMessage],
+) -> Result<(Vec<String>, Vec<gptoss_harmony::Message>), ApiError> {
     use gptoss_harmony::{Message, Role};
     if messages.is_empty() {
-        return Err(ApiError::invalid("'messages' must contain at least one message.", Some("messages")));
+        return Err(ApiError::invalid(
+            "'messages' must contain at least one message.",
+            Some("messages"),
+        ));
     }
     let mut instructions = Vec::new();
     let mut history = Vec::new();
@@ -251,7 +259,10 @@ fn convert_tools(tools: Option<&[ToolSpec]>) -> Result<Vec<FunctionTool>, ApiErr
 
 /// Parse `tool_choice` (Chat Completions shape `{"type":"function","function":{"name"}}`
 /// or the Responses shape `{"type":"function","name"}`).
-pub(crate) fn parse_tool_choice(value: Option<&Value>, tools: &[FunctionTool]) -> Result<ToolChoice, ApiError> {
+pub(crate) fn parse_tool_choice(
+    value: Option<&Value>,
+    tools: &[FunctionTool],
+) -> Result<ToolChoice, ApiError> {
     let choice = match value {
         None | Some(Value::Null) => ToolChoice::Auto,
         Some(Value::String(s)) => match s.as_str() {
@@ -282,20 +293,26 @@ pub(crate) fn parse_tool_choice(value: Option<&Value>, tools: &[FunctionTool]) -
         }
     };
     match &choice {
-        ToolChoice::Named(name) if !tools.iter().any(|t| t.name == *name) => Err(ApiError::invalid(
-            format!("'tool_choice' names the function {name:?}, which is not in 'tools'."),
+        ToolChoice::Named(name) if !tools.iter().any(|t| t.name == *name) => {
+            Err(ApiError::invalid(
+                format!("'tool_choice' names the function {name:?}, which is not in 'tools'."),
+                Some("tool_choice"),
+            ))
+        }
+        ToolChoice::Required if tools.is_empty() => Err(ApiError::invalid(
+            "'tool_choice' is 'required' but no tools were given.",
             Some("tool_choice"),
         )),
-        ToolChoice::Required if tools.is_empty() => {
-            Err(ApiError::invalid("'tool_choice' is 'required' but no tools were given.", Some("tool_choice")))
-        }
         _ => Ok(choice),
     }
 }
 
 /// Parse `response_format` (Chat Completions) or `text.format` (Responses,
 /// where the schema fields sit beside `type`).
-pub(crate) fn parse_response_format(value: Option<&Value>, param: &str) -> Result<ResponseFormat, ApiError> {
+pub(crate) fn parse_response_format(
+    value: Option<&Value>,
+    param: &str,
+) -> Result<ResponseFormat, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(ResponseFormat::Text);
     };
@@ -338,7 +355,12 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     state.check_model(req.model.as_deref())?;
     if let Some(n) = req.n {
         if n != 1 {
-            return Err(ApiError::invalid(format!("n = {n} is not supported: this server returns exactly one choice (n = 1)."), Some("n")));
+            return Err(ApiError::invalid(
+                format!(
+                    "n = {n} is not supported: this server returns exactly one choice (n = 1)."
+                ),
+                Some("n"),
+            ));
         }
     }
     let effort = match &req.reasoning_effort {
@@ -355,23 +377,43 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         Some(StopField::Many(v)) => v,
     };
     if stop.len() > 4 {
-        return Err(ApiError::invalid("'stop' accepts at most 4 sequences.", Some("stop")));
+        return Err(ApiError::invalid(
+            "'stop' accepts at most 4 sequences.",
+            Some("stop"),
+        ));
     }
     let max_tokens = req.max_completion_tokens.or(req.max_tokens);
-    let spec = PromptSpec { instructions, history, effort, tools: tools.clone(), tool_choice, response_format };
+    let spec = PromptSpec {
+        instructions,
+        history,
+        effort,
+        tools: tools.clone(),
+        tool_choice,
+        response_format,
+    };
     let generation = Generation {
         spec,
         max_tokens,
-        max_tokens_param: if req.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" },
+        max_tokens_param: if req.max_completion_tokens.is_some() {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        },
         temperature: req.temperature,
         top_p: req.top_p,
         seed: req.seed,
-        options: TurnOptions { stop, tool_names: tools.iter().map(|t| t.name.clone()).collect() },
+        options: TurnOptions {
+            stop,
+            tool_names: tools.iter().map(|t| t.name.clone()).collect(),
+        },
     };
     let turn = state.start(generation)?;
     let model = state.config.model_id.clone();
     if req.stream.unwrap_or(false) {
-        let include_usage = req.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
+        let include_usage = req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
         Ok(stream(turn, model, include_usage).into_response())
     } else {
         let mut turn = turn;
@@ -427,7 +469,11 @@ fn completion_json(out: &TurnOutput, model: &str) -> Value {
     })
 }
 
-fn stream(mut turn: Turn, model: String, include_usage: bool) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+fn stream(
+    mut turn: Turn,
+    model: String,
+    include_usage: bool,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         let id = ids::new_id("chatcmpl-");
@@ -443,7 +489,11 @@ fn stream(mut turn: Turn, model: String, include_usage: bool) -> Sse<impl future
             }
             Event::default().data(c.to_string())
         };
-        if tx.send(chunk(json!({"role": "assistant", "content": ""}), None)).await.is_err() {
+        if tx
+            .send(chunk(json!({"role": "assistant", "content": ""}), None))
+            .await
+            .is_err()
+        {
             return;
         }
         let mut n_calls = 0usize;
@@ -465,9 +515,10 @@ fn stream(mut turn: Turn, model: String, include_usage: bool) -> Sse<impl future
                     }
                 }
                 TurnEvent::Delta(text) => match &current {
-                    Some(SegmentKind::Reasoning) => {
-                        Some(chunk(json!({"reasoning_content": text, "reasoning": text}), None))
-                    }
+                    Some(SegmentKind::Reasoning) => Some(chunk(
+                        json!({"reasoning_content": text, "reasoning": text}),
+                        None,
+                    )),
                     Some(SegmentKind::Content) => Some(chunk(json!({"content": text}), None)),
                     Some(SegmentKind::ToolCall { .. }) => Some(chunk(
                         json!({"tool_calls": [{"index": n_calls.saturating_sub(1), "function": {"arguments": text}}]}),
@@ -480,7 +531,11 @@ fn stream(mut turn: Turn, model: String, include_usage: bool) -> Sse<impl future
                     None
                 }
                 TurnEvent::Finished { finish, usage } => {
-                    if tx.send(chunk(json!({}), Some(finish.as_str()))).await.is_err() {
+                    if tx
+                        .send(chunk(json!({}), Some(finish.as_str())))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if include_usage {

@@ -108,7 +108,10 @@ impl From<SubmitError> for ApiError {
                 param: None,
                 code: Some("shutting_down"),
             },
-            SubmitError::PromptTooLong { prompt_tokens, context_tokens } => ApiError::invalid(
+            SubmitError::PromptTooLong {
+                prompt_tokens,
+                context_tokens,
+            } => ApiError::invalid(
                 format!(
                     "This model's maximum context length is {context_tokens} tokens. However, your \
                      request resulted in {prompt_tokens} prompt tokens. Shorten the input or start \

@@ -22,7 +22,10 @@ pub fn new_id(prefix: &str) -> String {
 
 /// Seconds since the Unix epoch.
 pub fn unix_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Today's UTC date as `YYYY-MM-DD` (the harmony system message's

@@ -164,13 +164,19 @@ impl AppState {
         }
         let sampling = SamplingParams {
             // top_p = 0 keeps only the most likely token: greedy.
-            temperature: if top_p == 0.0 { 0.0 } else { temperature as f32 },
+            temperature: if top_p == 0.0 {
+                0.0
+            } else {
+                temperature as f32
+            },
             top_p: if top_p == 0.0 { 1.0 } else { top_p as f32 },
             seed: g.seed.map(|s| s as u64),
             ..SamplingParams::default()
         };
         let built = prompt::build(&g.spec)?;
-        let max_tokens = g.max_tokens.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        let max_tokens = g
+            .max_tokens
+            .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
         let handle = self.engine.submit(GenerationRequest {
             prompt: built.tokens,
             sampling,
@@ -196,7 +202,10 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     })?;
     if !value.is_object() {
         return Err(ApiError::invalid(
-            format!("The request body must be a JSON object, found {}.", prompt::type_name(&value)),
+            format!(
+                "The request body must be a JSON object, found {}.",
+                prompt::type_name(&value)
+            ),
             None,
         ));
     }
@@ -215,7 +224,10 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 pub(crate) fn receiver_stream<T: Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = Result<T, Infallible>> {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }
 
 /// Constant-time comparison of two byte strings (the length is not secret).
@@ -249,10 +261,15 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
 async fn limit_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Err(_) => ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."),
+            message: format!(
+                "The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."
+            ),
             kind: "invalid_request_error",
             param: None,
             code: Some("request_too_large"),
@@ -286,7 +303,10 @@ async fn models(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-async fn model(State(state): State<AppState>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+async fn model(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
     if id == state.config.model_id {
         Json(model_json(&state)).into_response()
     } else {
@@ -300,20 +320,42 @@ fn model_json(state: &AppState) -> Value {
 }
 
 async fn not_found(request: Request) -> Response {
-    ApiError::not_found(format!("Unknown endpoint {} {}.", request.method(), request.uri().path()), None)
-        .into_response()
+    ApiError::not_found(
+        format!(
+            "Unknown endpoint {} {}.",
+            request.method(),
+            request.uri().path()
+        ),
+        None,
+    )
+    .into_response()
 }
 
 async fn method_not_allowed(request: Request) -> Response {
-    let mut e = ApiError::invalid(format!("Method {} is not allowed on {}.", request.method(), request.uri().path()), None);
+    let mut e = ApiError::invalid(
+        format!(
+            "Method {} is not allowed on {}.",
+            request.method(),
+            request.uri().path()
+        ),
+        None,
+    );
     e.status = StatusCode::METHOD_NOT_ALLOWED;
     e.into_response()
 }
 
 /// The application: every route, auth and body limit.
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    // Build the shared tokenizer now (it takes a noticeable fraction of a
+    // second) instead of inside the first request.
+    let _ = gptoss_harmony::Tokenizer::o200k_harmony().encode_ordinary("warm up");
     let store = responses_api::ResponseStore::new(config.response_store_capacity);
-    let state = AppState(Arc::new(Inner { engine, config, store: Mutex::new(store), created: ids::unix_seconds() }));
+    let state = AppState(Arc::new(Inner {
+        engine,
+        config,
+        store: Mutex::new(store),
+        created: ids::unix_seconds(),
+    }));
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -321,7 +363,10 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route("/v1/models/{id}", get(model))
         .route("/v1/chat/completions", post(chat_api::chat_completions))
         .route("/v1/responses", post(responses_api::create))
-        .route("/v1/responses/{id}", get(responses_api::retrieve).delete(responses_api::delete))
+        .route(
+            "/v1/responses/{id}",
+            get(responses_api::retrieve).delete(responses_api::delete),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(limit_body))
@@ -350,7 +395,9 @@ pub async fn serve(
             }
         });
     };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
 }
 
 /// Responses kept for `previous_response_id`, bounded (oldest out first).
@@ -362,7 +409,11 @@ pub(crate) struct Bounded<V> {
 
 impl<V> Bounded<V> {
     pub fn new(capacity: usize) -> Self {
-        Bounded { map: HashMap::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+        Bounded {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
     }
     pub fn insert(&mut self, key: String, value: V) {
         if self.map.insert(key.clone(), value).is_none() {

@@ -11,8 +11,8 @@
 
 use gptoss_chat::{final_channel_opening, history_for_prompt, Effort};
 use gptoss_harmony::{
-    render_conversation_for_completion, Conversation, DeveloperContent, Message, RenderConfig, Role, SystemContent,
-    Tokenizer, ToolDescription,
+    render_conversation_for_completion, Conversation, DeveloperContent, Message, RenderConfig,
+    Role, SystemContent, Tokenizer, ToolDescription,
 };
 use serde_json::Value;
 
@@ -47,7 +47,12 @@ pub enum ResponseFormat {
     #[default]
     Text,
     JsonObject,
-    JsonSchema { name: String, description: Option<String>, schema: Value, strict: bool },
+    JsonSchema {
+        name: String,
+        description: Option<String>,
+        schema: Value,
+        strict: bool,
+    },
 }
 
 /// Everything that goes into the prompt.
@@ -97,9 +102,16 @@ pub fn function_tool(
     param: &str,
 ) -> Result<FunctionTool, ApiError> {
     let name = name.ok_or_else(|| {
-        ApiError::invalid(format!("Missing required parameter: '{param}.name'."), Some(&format!("{param}.name")))
+        ApiError::invalid(
+            format!("Missing required parameter: '{param}.name'."),
+            Some(&format!("{param}.name")),
+        )
     })?;
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         return Err(ApiError::invalid(
             format!("Invalid function name {name:?}: it must match ^[a-zA-Z0-9_-]{{1,64}}$."),
@@ -112,16 +124,26 @@ pub fn function_tool(
         Some(schema) => {
             let path = format!("{param}.parameters");
             check_schema(schema, &path, true).map_err(|message| {
-                ApiError::invalid(format!("Invalid schema for function '{name}': {message}"), Some(&path))
-                    .with_code("invalid_function_parameters")
+                ApiError::invalid(
+                    format!("Invalid schema for function '{name}': {message}"),
+                    Some(&path),
+                )
+                .with_code("invalid_function_parameters")
             })?;
             Some(schema.clone())
         }
     };
-    Ok(FunctionTool { name: name.to_string(), description: description.unwrap_or_default().to_string(), parameters, strict })
+    Ok(FunctionTool {
+        name: name.to_string(),
+        description: description.unwrap_or_default().to_string(),
+        parameters,
+        strict,
+    })
 }
 
-const JSON_TYPES: [&str; 7] = ["object", "array", "string", "number", "integer", "boolean", "null"];
+const JSON_TYPES: [&str; 7] = [
+    "object", "array", "string", "number", "integer", "boolean", "null",
+];
 
 /// A light structural check of a JSON schema: objects everywhere a schema is
 /// expected, known `type` names, `properties` an object of schemas,
@@ -129,7 +151,10 @@ const JSON_TYPES: [&str; 7] = ["object", "array", "string", "number", "integer",
 /// object.
 pub fn check_schema(schema: &Value, path: &str, top: bool) -> Result<(), String> {
     let Value::Object(map) = schema else {
-        return Err(format!("{path} must be a JSON schema object, found {}", type_name(schema)));
+        return Err(format!(
+            "{path} must be a JSON schema object, found {}",
+            type_name(schema)
+        ));
     };
     match map.get("type") {
         None => {}
@@ -148,11 +173,19 @@ pub fn check_schema(schema: &Value, path: &str, top: bool) -> Result<(), String>
                 }
             }
         }
-        Some(other) => return Err(format!("{path}.type must be a string, found {}", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "{path}.type must be a string, found {}",
+                type_name(other)
+            ))
+        }
     }
     if let Some(props) = map.get("properties") {
         let Value::Object(props) = props else {
-            return Err(format!("{path}.properties must be an object, found {}", type_name(props)));
+            return Err(format!(
+                "{path}.properties must be an object, found {}",
+                type_name(props)
+            ));
         };
         for (key, sub) in props {
             check_schema(sub, &format!("{path}.properties.{key}"), false)?;
@@ -205,9 +238,12 @@ pub fn function_call_message(name: &str, arguments: &str) -> Message {
 /// The harmony message for a function's result (harmony: author = the tool,
 /// recipient `assistant`, the call's channel).
 pub fn function_output_message(name: &str, output: &str) -> Message {
-    Message::from_author_and_content(gptoss_harmony::Author::new(Role::Tool, format!("functions.{name}")), output.to_string())
-        .with_recipient("assistant")
-        .with_channel("commentary")
+    Message::from_author_and_content(
+        gptoss_harmony::Author::new(Role::Tool, format!("functions.{name}")),
+        output.to_string(),
+    )
+    .with_recipient("assistant")
+    .with_channel("commentary")
 }
 
 /// Render the prompt.
@@ -216,19 +252,30 @@ pub fn build(spec: &PromptSpec) -> Result<BuiltPrompt, ApiError> {
         .with_conversation_start_date(ids::today_utc())
         .with_reasoning_effort(spec.effort.harmony_effort());
 
-    let mut instructions: Vec<String> = spec.instructions.iter().filter(|s| !s.is_empty()).cloned().collect();
+    let mut instructions: Vec<String> = spec
+        .instructions
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect();
     match &spec.response_format {
         ResponseFormat::Text => {}
-        ResponseFormat::JsonObject => {
-            instructions.push("Respond with a single valid JSON object and nothing else.".to_string())
-        }
-        ResponseFormat::JsonSchema { name, description, schema, .. } => {
+        ResponseFormat::JsonObject => instructions
+            .push("Respond with a single valid JSON object and nothing else.".to_string()),
+        ResponseFormat::JsonSchema {
+            name,
+            description,
+            schema,
+            ..
+        } => {
             // harmony's "# Response Formats" section (docs/format.md); our
             // developer renderer has no field for it, so it rides in the
             // instructions text.
             let schema = serde_json::to_string(schema).unwrap_or_default();
             let description = description.as_deref().unwrap_or_default();
-            instructions.push(format!("# Response Formats\n\n## {name}\n\n// {description}\n{schema}"));
+            instructions.push(format!(
+                "# Response Formats\n\n## {name}\n\n// {description}\n{schema}"
+            ));
         }
     }
     let mut developer = DeveloperContent::new();
@@ -240,7 +287,9 @@ pub fn build(spec: &PromptSpec) -> Result<BuiltPrompt, ApiError> {
         let tools = spec
             .tools
             .iter()
-            .map(|t| ToolDescription::new(t.name.clone(), t.description.clone(), t.parameters.clone()))
+            .map(|t| {
+                ToolDescription::new(t.name.clone(), t.description.clone(), t.parameters.clone())
+            })
             .collect();
         developer = developer.with_function_tools(tools);
     }
@@ -251,16 +300,25 @@ pub fn build(spec: &PromptSpec) -> Result<BuiltPrompt, ApiError> {
     }
     messages.extend(history_for_prompt(&spec.history).into_iter().cloned());
     let conversation = Conversation::from_messages(messages);
-    let config = RenderConfig { auto_drop_analysis: false };
+    let config = RenderConfig {
+        auto_drop_analysis: false,
+    };
     let mut tokens = render_conversation_for_completion(&conversation, Role::Assistant, &config)
-        .map_err(|e| ApiError::invalid(format!("the conversation cannot be rendered: {e}"), Some("messages")))?;
+        .map_err(|e| {
+            ApiError::invalid(
+                format!("the conversation cannot be rendered: {e}"),
+                Some("messages"),
+            )
+        })?;
 
     let tok = Tokenizer::o200k_harmony();
     let prefeed = match (&spec.tool_choice, show_tools) {
-        (ToolChoice::Named(name), true) => {
-            tok.encode_with_special_tokens(&format!("<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"))
+        (ToolChoice::Named(name), true) => tok.encode_with_special_tokens(&format!(
+            "<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
+        )),
+        (ToolChoice::Required, true) => {
+            tok.encode_with_special_tokens("<|channel|>commentary to=functions.")
         }
-        (ToolChoice::Required, true) => tok.encode_with_special_tokens("<|channel|>commentary to=functions."),
         _ if spec.effort.opens_final_channel() => final_channel_opening(),
         _ => Vec::new(),
     };
@@ -275,11 +333,21 @@ mod tests {
 
     #[test]
     fn schema_checks() {
-        assert!(check_schema(&json!({"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}), "p", true).is_ok());
+        assert!(check_schema(
+            &json!({"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}),
+            "p",
+            true
+        )
+        .is_ok());
         assert!(check_schema(&json!({}), "p", true).is_ok());
         assert!(check_schema(&json!("object"), "p", true).is_err());
         assert!(check_schema(&json!({"type":"string"}), "p", true).is_err());
-        assert!(check_schema(&json!({"type":"object","properties":{"a":{"type":"strin"}}}), "p", true).is_err());
+        assert!(check_schema(
+            &json!({"type":"object","properties":{"a":{"type":"strin"}}}),
+            "p",
+            true
+        )
+        .is_err());
         assert!(check_schema(&json!({"type":"object","properties":[1]}), "p", true).is_err());
         assert!(check_schema(&json!({"type":"object","required":"a"}), "p", true).is_err());
     }
@@ -299,7 +367,11 @@ mod tests {
             history: vec![Message::from_role_and_content(Role::User, "hi")],
             ..PromptSpec::default()
         };
-        for (effort, word) in [(Effort::Low, "low"), (Effort::Medium, "medium"), (Effort::High, "high")] {
+        for (effort, word) in [
+            (Effort::Low, "low"),
+            (Effort::Medium, "medium"),
+            (Effort::High, "high"),
+        ] {
             spec.effort = effort;
             let built = build(&spec).unwrap_or_else(|e| panic!("{e}"));
             let text = tok.decode_utf8(&built.tokens).unwrap_or_default();
@@ -309,6 +381,9 @@ mod tests {
         spec.effort = Effort::None;
         let built = build(&spec).unwrap_or_else(|e| panic!("{e}"));
         let text = tok.decode_utf8(&built.tokens).unwrap_or_default();
-        assert!(text.ends_with("<|start|>assistant<|channel|>final<|message|>"), "{text}");
+        assert!(
+            text.ends_with("<|start|>assistant<|channel|>final<|message|>"),
+            "{text}"
+        );
     }
 }

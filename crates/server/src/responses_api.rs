@@ -120,7 +120,10 @@ fn text_of_parts(content: Option<&Value>, param: &str) -> Result<String, ApiErro
             Ok(out)
         }
         Some(other) => Err(ApiError::invalid(
-            format!("'{param}' must be a string or a list of content parts, found {}.", prompt::type_name(other)),
+            format!(
+                "'{param}' must be a string or a list of content parts, found {}.",
+                prompt::type_name(other)
+            ),
             Some(param),
         )),
     }
@@ -142,7 +145,10 @@ fn convert_input(
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(ApiError::invalid(
-                format!("'input' must be a string or a list of items, found {}.", prompt::type_name(other)),
+                format!(
+                    "'input' must be a string or a list of items, found {}.",
+                    prompt::type_name(other)
+                ),
                 Some("input"),
             ))
         }
@@ -150,14 +156,26 @@ fn convert_input(
     for (idx, item) in items.iter().enumerate() {
         let p = |field: &str| format!("input[{idx}].{field}");
         let str_field = |field: &str| -> Result<String, ApiError> {
-            item.get(field).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
-                ApiError::invalid(format!("Missing or non-string parameter '{}'.", p(field)), Some(&p(field)))
-            })
+            item.get(field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("Missing or non-string parameter '{}'.", p(field)),
+                        Some(&p(field)),
+                    )
+                })
         };
         if !item.is_object() {
-            return Err(ApiError::invalid(format!("'input[{idx}]' must be an object."), Some(&format!("input[{idx}]"))));
+            return Err(ApiError::invalid(
+                format!("'input[{idx}]' must be an object."),
+                Some(&format!("input[{idx}]")),
+            ));
         }
-        let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
+        let kind = item
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("message");
         match kind {
             "message" => {
                 let role = str_field("role")?;
@@ -231,7 +249,12 @@ fn convert_tools(tools: Option<&[Value]>) -> Result<Vec<FunctionTool>, ApiError>
         let name = match tool.get("name") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => return Err(ApiError::invalid(format!("'{param}.name' must be a string."), Some(&format!("{param}.name")))),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!("'{param}.name' must be a string."),
+                    Some(&format!("{param}.name")),
+                ))
+            }
         };
         out.push(prompt::function_tool(
             name,
@@ -264,7 +287,14 @@ struct ResponseHead {
 }
 
 impl ResponseHead {
-    fn json(&self, status: &str, output: &[Value], usage: Option<&TurnUsage>, finish: Option<Finish>, error: Option<&str>) -> Value {
+    fn json(
+        &self,
+        status: &str,
+        output: &[Value],
+        usage: Option<&TurnUsage>,
+        finish: Option<Finish>,
+        error: Option<&str>,
+    ) -> Value {
         let tools: Vec<Value> = self
             .tools
             .iter()
@@ -326,7 +356,9 @@ impl OutputBuilder {
                     ),
                     SegmentKind::Content => (
                         json!({"type": "message", "id": ids::new_id("msg_"), "status": "in_progress", "role": "assistant", "content": []}),
-                        Some(json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []})),
+                        Some(
+                            json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []}),
+                        ),
                     ),
                     SegmentKind::ToolCall { id, name } => {
                         self.calls.push((id.clone(), name.clone()));
@@ -339,28 +371,42 @@ impl OutputBuilder {
                 let item_id = item["id"].as_str().unwrap_or_default().to_string();
                 self.items.push(item.clone());
                 self.open = Some((output_index, item_id.clone()));
-                let mut events = vec![json!({"type": "response.output_item.added", "output_index": output_index, "item": item})];
+                let mut events = vec![
+                    json!({"type": "response.output_item.added", "output_index": output_index, "item": item}),
+                ];
                 if let Some(part) = part {
-                    events.push(json!({"type": "response.content_part.added", "item_id": item_id,
-                        "output_index": output_index, "content_index": 0, "part": part}));
+                    events.push(
+                        json!({"type": "response.content_part.added", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "part": part}),
+                    );
                 }
                 events
             }
             TurnEvent::Delta(text) => {
-                let Some((output_index, item_id)) = self.open.clone() else { return Vec::new() };
-                let kind = self.items[output_index]["type"].as_str().unwrap_or_default();
+                let Some((output_index, item_id)) = self.open.clone() else {
+                    return Vec::new();
+                };
+                let kind = self.items[output_index]["type"]
+                    .as_str()
+                    .unwrap_or_default();
                 let event = match kind {
-                    "reasoning" => json!({"type": "response.reasoning_text.delta", "item_id": item_id,
-                        "output_index": output_index, "content_index": 0, "delta": text}),
+                    "reasoning" => {
+                        json!({"type": "response.reasoning_text.delta", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "delta": text})
+                    }
                     "message" => json!({"type": "response.output_text.delta", "item_id": item_id,
                         "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
-                    _ => json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
-                        "output_index": output_index, "delta": text}),
+                    _ => {
+                        json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
+                        "output_index": output_index, "delta": text})
+                    }
                 };
                 vec![event]
             }
             TurnEvent::End { text, .. } => {
-                let Some((output_index, item_id)) = self.open.take() else { return Vec::new() };
+                let Some((output_index, item_id)) = self.open.take() else {
+                    return Vec::new();
+                };
                 let item = &mut self.items[output_index];
                 let kind = item["type"].as_str().unwrap_or_default().to_string();
                 item["status"] = json!("completed");
@@ -369,18 +415,24 @@ impl OutputBuilder {
                     "reasoning" => {
                         let part = json!({"type": "reasoning_text", "text": text});
                         item["content"] = json!([part.clone()]);
-                        events.push(json!({"type": "response.reasoning_text.done", "item_id": item_id,
-                            "output_index": output_index, "content_index": 0, "text": text}));
-                        events.push(json!({"type": "response.content_part.done", "item_id": item_id,
-                            "output_index": output_index, "content_index": 0, "part": part}));
+                        events.push(
+                            json!({"type": "response.reasoning_text.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "text": text}),
+                        );
+                        events.push(
+                            json!({"type": "response.content_part.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "part": part}),
+                        );
                     }
                     "message" => {
                         let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
                         item["content"] = json!([part.clone()]);
                         events.push(json!({"type": "response.output_text.done", "item_id": item_id,
                             "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}));
-                        events.push(json!({"type": "response.content_part.done", "item_id": item_id,
-                            "output_index": output_index, "content_index": 0, "part": part}));
+                        events.push(
+                            json!({"type": "response.content_part.done", "item_id": item_id,
+                            "output_index": output_index, "content_index": 0, "part": part}),
+                        );
                     }
                     _ => {
                         item["arguments"] = json!(text);
@@ -416,17 +468,30 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let (mut history, mut call_names, inherited) = match &req.previous_response_id {
         None => (Vec::new(), Vec::new(), None),
         Some(id) => {
-            let store = state.store.lock().map_err(|_| ApiError::internal("response store unavailable"))?;
+            let store = state
+                .store
+                .lock()
+                .map_err(|_| ApiError::internal("response store unavailable"))?;
             let prev = store.get(id).ok_or_else(|| {
-                ApiError::not_found(format!("Previous response with id {id:?} not found."), Some("previous_response_id"))
-                    .with_code("previous_response_not_found")
+                ApiError::not_found(
+                    format!("Previous response with id {id:?} not found."),
+                    Some("previous_response_id"),
+                )
+                .with_code("previous_response_not_found")
             })?;
-            (prev.history.clone(), prev.call_names.clone(), prev.instructions.clone())
+            (
+                prev.history.clone(),
+                prev.call_names.clone(),
+                prev.instructions.clone(),
+            )
         }
     };
     let (input_instructions, input_history) = convert_input(req.input.as_ref(), &mut call_names)?;
     if input_history.is_empty() && history.is_empty() {
-        return Err(ApiError::invalid("'input' is empty: give a string or at least one item.", Some("input")));
+        return Err(ApiError::invalid(
+            "'input' is empty: give a string or at least one item.",
+            Some("input"),
+        ));
     }
     history.extend(input_history);
     let instructions = req.instructions.clone().or(inherited);
@@ -453,7 +518,10 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         temperature: req.temperature,
         top_p: req.top_p,
         seed: req.seed,
-        options: TurnOptions { stop: Vec::new(), tool_names: tools.iter().map(|t| t.name.clone()).collect() },
+        options: TurnOptions {
+            stop: Vec::new(),
+            tool_names: tools.iter().map(|t| t.name.clone()).collect(),
+        },
     };
     let turn = state.start(generation).map_err(|mut e| {
         if e.param.as_deref() == Some("messages") {
@@ -478,7 +546,12 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(false),
         text_format: text_format.unwrap_or_else(|| json!({"type": "text"})),
     };
-    let run = Run { state, head, history, call_names };
+    let run = Run {
+        state,
+        head,
+        history,
+        call_names,
+    };
     if req.stream.unwrap_or(false) {
         Ok(run.stream(turn).into_response())
     } else {
@@ -512,15 +585,32 @@ struct Run {
 
 impl Run {
     /// The final response object; stores it when asked.
-    fn finish(self, turn: &Turn, builder: OutputBuilder, finish: Finish, usage: TurnUsage) -> Value {
-        let status = if finish == Finish::Length { "incomplete" } else { "completed" };
-        let json = self.head.json(status, &builder.items, Some(&usage), Some(finish), None);
+    fn finish(
+        self,
+        turn: &Turn,
+        builder: OutputBuilder,
+        finish: Finish,
+        usage: TurnUsage,
+    ) -> Value {
+        let status = if finish == Finish::Length {
+            "incomplete"
+        } else {
+            "completed"
+        };
+        let json = self
+            .head
+            .json(status, &builder.items, Some(&usage), Some(finish), None);
         if self.head.store {
             let mut history = self.history;
             history.extend(turn.messages());
             let mut call_names = self.call_names;
             call_names.extend(builder.calls);
-            let stored = StoredResponse { json: json.clone(), history, instructions: self.head.instructions.clone(), call_names };
+            let stored = StoredResponse {
+                json: json.clone(),
+                history,
+                instructions: self.head.instructions.clone(),
+                call_names,
+            };
             if let Ok(mut store) = self.state.store.lock() {
                 store.insert(self.head.id.clone(), stored);
             }
@@ -528,7 +618,10 @@ impl Run {
         json
     }
 
-    fn stream(self, mut turn: Turn) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    fn stream(
+        self,
+        mut turn: Turn,
+    ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
         tokio::spawn(async move {
             let mut seq = 0u64;
@@ -540,7 +633,11 @@ impl Run {
             };
             let start = self.head.json("in_progress", &[], None, None, None);
             for kind in ["response.created", "response.in_progress"] {
-                if tx.send(frame(json!({"type": kind, "response": start}))).await.is_err() {
+                if tx
+                    .send(frame(json!({"type": kind, "response": start})))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -553,14 +650,24 @@ impl Run {
                 }
                 match event {
                     TurnEvent::Finished { finish, usage } => {
-                        let kind = if finish == Finish::Length { "response.incomplete" } else { "response.completed" };
+                        let kind = if finish == Finish::Length {
+                            "response.incomplete"
+                        } else {
+                            "response.completed"
+                        };
                         let json = self.finish(&turn, builder, finish, usage);
-                        let _ = tx.send(frame(json!({"type": kind, "response": json}))).await;
+                        let _ = tx
+                            .send(frame(json!({"type": kind, "response": json})))
+                            .await;
                         return;
                     }
                     TurnEvent::Error(m) => {
-                        let json = self.head.json("failed", &builder.items, None, None, Some(&m));
-                        let _ = tx.send(frame(json!({"type": "response.failed", "response": json}))).await;
+                        let json = self
+                            .head
+                            .json("failed", &builder.items, None, None, Some(&m));
+                        let _ = tx
+                            .send(frame(json!({"type": "response.failed", "response": json})))
+                            .await;
                         return;
                     }
                     _ => {}
@@ -573,16 +680,27 @@ impl Run {
 
 /// `GET /v1/responses/{id}`.
 pub(crate) async fn retrieve(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let found = state.store.lock().ok().and_then(|s| s.get(&id).map(|r| r.json.clone()));
+    let found = state
+        .store
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&id).map(|r| r.json.clone()));
     match found {
         Some(json) => Json(json).into_response(),
-        None => ApiError::not_found(format!("Response with id {id:?} not found."), None).into_response(),
+        None => {
+            ApiError::not_found(format!("Response with id {id:?} not found."), None).into_response()
+        }
     }
 }
 
 /// `DELETE /v1/responses/{id}`.
 pub(crate) async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let removed = state.store.lock().ok().and_then(|mut s| s.remove(&id)).is_some();
+    let removed = state
+        .store
+        .lock()
+        .ok()
+        .and_then(|mut s| s.remove(&id))
+        .is_some();
     if removed {
         Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
     } else {

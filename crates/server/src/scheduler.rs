@@ -52,7 +52,11 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig { max_concurrency: 4, max_queue: 64, context_tokens: 8192 }
+        SchedulerConfig {
+            max_concurrency: 4,
+            max_queue: 64,
+            context_tokens: 8192,
+        }
     }
 }
 
@@ -104,19 +108,29 @@ pub struct TokenUsage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenEvent {
     Token(u32),
-    Finished { reason: FinishReason, usage: TokenUsage },
+    Finished {
+        reason: FinishReason,
+        usage: TokenUsage,
+    },
     Failed(String),
 }
 
 /// Why a request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
-    #[error("the server is busy: {queued} requests are already waiting (limit {limit}); retry later")]
+    #[error(
+        "the server is busy: {queued} requests are already waiting (limit {limit}); retry later"
+    )]
     QueueFull { queued: usize, limit: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
-    #[error("prompt is {prompt_tokens} tokens but the context holds at most {context_tokens} tokens")]
-    PromptTooLong { prompt_tokens: usize, context_tokens: usize },
+    #[error(
+        "prompt is {prompt_tokens} tokens but the context holds at most {context_tokens} tokens"
+    )]
+    PromptTooLong {
+        prompt_tokens: usize,
+        context_tokens: usize,
+    },
     #[error("the prompt is empty")]
     EmptyPrompt,
 }
@@ -221,7 +235,10 @@ impl Engine {
         let max_context = model.max_context();
         let context_tokens = config.context_tokens.min(max_context);
         if context_tokens == 0 {
-            return Err(EngineError::ContextTooLarge { requested: config.context_tokens, max_context });
+            return Err(EngineError::ContextTooLarge {
+                requested: config.context_tokens,
+                max_context,
+            });
         }
         let max_concurrency = config.max_concurrency.max(1);
         let info = EngineInfo {
@@ -238,7 +255,12 @@ impl Engine {
             // The caches are created on the engine thread and never leave it.
             .spawn(move || Worker::new(model, info, rx, worker_metrics).run())
             .map_err(|e| EngineError::Forward(format!("could not start the engine thread: {e}")))?;
-        Ok(Engine { commands: tx, metrics, accepting: Arc::new(AtomicBool::new(true)), info })
+        Ok(Engine {
+            commands: tx,
+            metrics,
+            accepting: Arc::new(AtomicBool::new(true)),
+            info,
+        })
     }
 
     pub fn info(&self) -> EngineInfo {
@@ -263,16 +285,30 @@ impl Engine {
         let queued = self.metrics.queued.fetch_add(1, Ordering::SeqCst);
         if queued >= self.info.max_queue {
             self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(SubmitError::QueueFull { queued, limit: self.info.max_queue });
+            return Err(SubmitError::QueueFull {
+                queued,
+                limit: self.info.max_queue,
+            });
         }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let submission = Submission { request, events: events_tx, cancel: cancel.clone() };
-        if self.commands.send(Command::Submit(Box::new(submission))).is_err() {
+        let submission = Submission {
+            request,
+            events: events_tx,
+            cancel: cancel.clone(),
+        };
+        if self
+            .commands
+            .send(Command::Submit(Box::new(submission)))
+            .is_err()
+        {
             self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(SubmitError::ShuttingDown);
         }
-        Ok(RequestHandle { events: events_rx, cancel })
+        Ok(RequestHandle {
+            events: events_rx,
+            cancel,
+        })
     }
 
     /// Refuse new requests from now on (graceful shutdown).
@@ -334,9 +370,19 @@ pub struct BatchRow<'a, C> {
 /// row, results in row order. Today it loops over the rows, one forward call
 /// each; a model with a batched forward over several caches (one weight read
 /// for all rows) plugs in here without touching the scheduler.
-pub fn forward_batch<M: LanguageModel>(model: &M, rows: &mut [BatchRow<'_, M::Cache>]) -> Vec<Result<(), EngineError>> {
+pub fn forward_batch<M: LanguageModel>(
+    model: &M,
+    rows: &mut [BatchRow<'_, M::Cache>],
+) -> Vec<Result<(), EngineError>> {
     rows.iter_mut()
-        .map(|row| model.forward(std::slice::from_ref(&row.token), row.cache, LogitsFor::Last, row.logits))
+        .map(|row| {
+            model.forward(
+                std::slice::from_ref(&row.token),
+                row.cache,
+                LogitsFor::Last,
+                row.logits,
+            )
+        })
         .collect()
 }
 
@@ -391,9 +437,19 @@ struct Worker<M: LanguageModel> {
 }
 
 impl<M: LanguageModel> Worker<M> {
-    fn new(model: M, info: EngineInfo, commands: std_mpsc::Receiver<Command>, metrics: Arc<Metrics>) -> Self {
+    fn new(
+        model: M,
+        info: EngineInfo,
+        commands: std_mpsc::Receiver<Command>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let slots = (0..info.max_concurrency)
-            .map(|_| Slot { cache: None, tokens: Vec::new(), busy: false, last_used: 0 })
+            .map(|_| Slot {
+                cache: None,
+                tokens: Vec::new(),
+                busy: false,
+                last_used: 0,
+            })
             .collect();
         Worker {
             model,
@@ -458,8 +514,14 @@ impl<M: LanguageModel> Worker<M> {
                 metrics.queued.fetch_sub(1, Ordering::SeqCst);
                 metrics.requests_total.fetch_add(1, Ordering::Relaxed);
                 metrics.cancelled_total.fetch_add(1, Ordering::Relaxed);
-                let usage = TokenUsage { prompt_tokens: sub.request.prompt.len(), ..TokenUsage::default() };
-                let _ = sub.events.send(TokenEvent::Finished { reason: FinishReason::Cancelled, usage });
+                let usage = TokenUsage {
+                    prompt_tokens: sub.request.prompt.len(),
+                    ..TokenUsage::default()
+                };
+                let _ = sub.events.send(TokenEvent::Finished {
+                    reason: FinishReason::Cancelled,
+                    usage,
+                });
             }
             !cancelled
         });
@@ -469,14 +531,21 @@ impl<M: LanguageModel> Worker<M> {
     /// with the longest cached prefix of its prompt (least recently used on ties).
     fn admit(&mut self) {
         while self.active.len() < self.info.max_concurrency {
-            let Some(sub) = self.waiting.pop_front() else { break };
+            let Some(sub) = self.waiting.pop_front() else {
+                break;
+            };
             self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
             let best = self
                 .slots
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| !s.busy)
-                .max_by_key(|(_, s)| (common_prefix_len(&s.tokens, &sub.request.prompt), u64::MAX - s.last_used))
+                .max_by_key(|(_, s)| {
+                    (
+                        common_prefix_len(&s.tokens, &sub.request.prompt),
+                        u64::MAX - s.last_used,
+                    )
+                })
                 .map(|(idx, _)| idx);
             let Some(slot_idx) = best else {
                 // Cannot happen (active < slots), but never lose a request.
@@ -505,7 +574,8 @@ impl<M: LanguageModel> Worker<M> {
             }
             let prompt = &sub.request.prompt;
             // Keep at least the last prompt token to recompute: its logits are needed.
-            let common = common_prefix_len(&slot.tokens, prompt).min(prompt.len().saturating_sub(1));
+            let common =
+                common_prefix_len(&slot.tokens, prompt).min(prompt.len().saturating_sub(1));
             let mut kept = common;
             if let Some(cache) = slot.cache.as_mut() {
                 if common < slot.tokens.len() || cache.len() != slot.tokens.len() {
@@ -518,11 +588,19 @@ impl<M: LanguageModel> Worker<M> {
                 }
             }
             slot.tokens.truncate(kept);
-            let usage = TokenUsage { prompt_tokens: prompt.len(), reused_tokens: kept, completion_tokens: 0 };
+            let usage = TokenUsage {
+                prompt_tokens: prompt.len(),
+                reused_tokens: kept,
+                completion_tokens: 0,
+            };
             self.metrics.active.fetch_add(1, Ordering::SeqCst);
             self.metrics.requests_total.fetch_add(1, Ordering::Relaxed);
-            self.metrics.prompt_tokens_total.fetch_add(prompt.len() as u64, Ordering::Relaxed);
-            self.metrics.reused_tokens_total.fetch_add(kept as u64, Ordering::Relaxed);
+            self.metrics
+                .prompt_tokens_total
+                .fetch_add(prompt.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .reused_tokens_total
+                .fetch_add(kept as u64, Ordering::Relaxed);
             self.active.push(Sequence {
                 slot_idx,
                 request: sub.request,
@@ -551,7 +629,9 @@ impl<M: LanguageModel> Worker<M> {
                 seq.finished = Some(FinishReason::Cancelled);
                 continue;
             }
-            let Phase::Prefill { next } = seq.phase else { continue };
+            let Phase::Prefill { next } = seq.phase else {
+                continue;
+            };
             let slot = &mut self.slots[seq.slot_idx];
             let Some(cache) = slot.cache.as_mut() else {
                 seq.finished = Some(FinishReason::Cancelled);
@@ -560,7 +640,10 @@ impl<M: LanguageModel> Worker<M> {
             let prompt = &seq.request.prompt;
             let end = (next + PREFILL_CHUNK).min(prompt.len());
             let chunk = &prompt[next..end];
-            if let Err(e) = self.model.forward(chunk, cache, LogitsFor::Last, &mut seq.logits) {
+            if let Err(e) = self
+                .model
+                .forward(chunk, cache, LogitsFor::Last, &mut seq.logits)
+            {
                 cache.clear();
                 slot.tokens.clear();
                 let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
@@ -579,14 +662,21 @@ impl<M: LanguageModel> Worker<M> {
 
         // 2. Sample one token for every decoding sequence.
         for seq in self.active.iter_mut() {
-            if seq.finished.is_some() || !matches!(seq.phase, Phase::Decode) || seq.pending.is_some() {
+            if seq.finished.is_some()
+                || !matches!(seq.phase, Phase::Decode)
+                || seq.pending.is_some()
+            {
                 continue;
             }
             if seq.is_cancelled() {
                 seq.finished = Some(FinishReason::Cancelled);
                 continue;
             }
-            if seq.request.max_tokens.is_some_and(|max| seq.usage.completion_tokens >= max) {
+            if seq
+                .request
+                .max_tokens
+                .is_some_and(|max| seq.usage.completion_tokens >= max)
+            {
                 seq.finished = Some(FinishReason::MaxTokens);
                 continue;
             }
@@ -606,14 +696,20 @@ impl<M: LanguageModel> Worker<M> {
                 constraint.accept(token);
             }
             seq.usage.completion_tokens += 1;
-            self.metrics.generated_tokens_total.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .generated_tokens_total
+                .fetch_add(1, Ordering::Relaxed);
             if seq.events.send(TokenEvent::Token(token)).is_err() {
                 seq.finished = Some(FinishReason::Cancelled);
                 continue;
             }
             if seq.request.stop_tokens.contains(&token) {
                 seq.finished = Some(FinishReason::StopToken(token));
-            } else if seq.request.max_tokens.is_some_and(|max| seq.usage.completion_tokens >= max) {
+            } else if seq
+                .request
+                .max_tokens
+                .is_some_and(|max| seq.usage.completion_tokens >= max)
+            {
                 seq.finished = Some(FinishReason::MaxTokens);
             } else if self.slots[seq.slot_idx].tokens.len() >= self.info.context_tokens {
                 seq.finished = Some(FinishReason::ContextFull);
@@ -623,27 +719,47 @@ impl<M: LanguageModel> Worker<M> {
         }
 
         // 3. One batched forward over every sequence with a pending token.
-        let mut slot_refs: Vec<Option<&mut Slot<M::Cache>>> = self.slots.iter_mut().map(Some).collect();
+        let mut slot_refs: Vec<Option<&mut Slot<M::Cache>>> =
+            self.slots.iter_mut().map(Some).collect();
         let mut rows = Vec::new();
         let mut row_seq = Vec::new();
         let mut row_slot_tokens: Vec<&mut Vec<u32>> = Vec::new();
         for (seq_idx, seq) in self.active.iter_mut().enumerate() {
-            let Some(token) = seq.pending.take() else { continue };
-            let Some(slot) = slot_refs.get_mut(seq.slot_idx).and_then(Option::take) else { continue };
-            let Some(cache) = slot.cache.as_mut() else { continue };
-            rows.push(BatchRow { token, cache, logits: &mut seq.logits });
+            let Some(token) = seq.pending.take() else {
+                continue;
+            };
+            let Some(slot) = slot_refs.get_mut(seq.slot_idx).and_then(Option::take) else {
+                continue;
+            };
+            let Some(cache) = slot.cache.as_mut() else {
+                continue;
+            };
+            rows.push(BatchRow {
+                token,
+                cache,
+                logits: &mut seq.logits,
+            });
             row_seq.push(seq_idx);
             row_slot_tokens.push(&mut slot.tokens);
         }
         if rows.is_empty() {
             return;
         }
-        self.metrics.decode_steps_total.fetch_add(1, Ordering::Relaxed);
-        self.metrics.decode_rows_total.fetch_add(rows.len() as u64, Ordering::Relaxed);
+        self.metrics
+            .decode_steps_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .decode_rows_total
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
         let results = forward_batch(&self.model, &mut rows);
         let fed: Vec<u32> = rows.iter().map(|r| r.token).collect();
         drop(rows);
-        for (((result, seq_idx), slot_tokens), token) in results.into_iter().zip(row_seq).zip(row_slot_tokens).zip(fed) {
+        for (((result, seq_idx), slot_tokens), token) in results
+            .into_iter()
+            .zip(row_seq)
+            .zip(row_slot_tokens)
+            .zip(fed)
+        {
             match result {
                 Ok(()) => slot_tokens.push(token),
                 Err(e) => {
@@ -689,7 +805,10 @@ impl<M: LanguageModel> Worker<M> {
             } else {
                 self.metrics.completed_total.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = seq.events.send(TokenEvent::Finished { reason, usage: seq.usage });
+            let _ = seq.events.send(TokenEvent::Finished {
+                reason,
+                usage: seq.usage,
+            });
         }
     }
 }

@@ -15,8 +15,8 @@
 
 use std::collections::VecDeque;
 
-use gptoss_harmony::tokenizer::CALL;
-use gptoss_harmony::{Message, ParseEvent, ParseMode, Role, StreamParser};
+use gptoss_harmony::tokenizer::{special_token_id, CALL, END, START};
+use gptoss_harmony::{Message, ParseEvent, ParseMode, Role, StreamParser, StreamState};
 
 use crate::ids;
 use crate::scheduler::{FinishReason, RequestHandle, TokenEvent, TokenUsage};
@@ -151,7 +151,8 @@ impl Turn {
                 }
                 None => {
                     self.done = true;
-                    self.queue.push_back(TurnEvent::Error("the engine stopped unexpectedly".into()));
+                    self.queue
+                        .push_back(TurnEvent::Error("the engine stopped unexpectedly".into()));
                 }
             }
         }
@@ -160,15 +161,35 @@ impl Turn {
     /// The assistant messages parsed so far (complete ones), for storing the
     /// turn in a conversation.
     pub fn messages(&self) -> Vec<Message> {
-        self.parser.messages().iter().filter(|m| m.author.role == Role::Assistant).cloned().collect()
+        self.parser
+            .messages()
+            .iter()
+            .filter(|m| m.author.role == Role::Assistant)
+            .cloned()
+            .collect()
     }
 
     fn on_token(&mut self, token: u32) {
         if self.stopped {
             return;
         }
-        if matches!(self.open, Some(Open { kind: SegmentKind::Reasoning, .. })) {
+        if matches!(
+            self.open,
+            Some(Open {
+                kind: SegmentKind::Reasoning,
+                ..
+            })
+        ) {
             self.reasoning_tokens += 1;
+        }
+        if token == START && self.parser.state() == StreamState::Content {
+            // The model began a new message without closing the current one
+            // (a missing `<|end|>`): close it, so the new header is read as
+            // a header instead of as text of the open message.
+            eprintln!("warning: malformed model output repaired: <|start|> inside a message; closed the message first");
+            if let Ok(events) = self.parser.push(END) {
+                self.on_parse_events(events);
+            }
         }
         if let Ok(events) = self.parser.push(token) {
             self.on_parse_events(events);
@@ -215,7 +236,12 @@ impl Turn {
                 return;
             }
             match event {
-                ParseEvent::MessageStarted { author, channel, recipient, .. } => {
+                ParseEvent::MessageStarted {
+                    author,
+                    channel,
+                    recipient,
+                    ..
+                } => {
                     self.close_open();
                     if author.role != Role::Assistant {
                         // The model began writing another role's message (the
@@ -225,11 +251,18 @@ impl Turn {
                     }
                     let kind = self.classify(channel.as_deref(), recipient.as_deref());
                     self.queue.push_back(TurnEvent::Start(kind.clone()));
-                    self.open = Some(Open { kind, text: String::new() });
+                    self.open = Some(Open {
+                        kind,
+                        text: String::new(),
+                    });
                 }
                 ParseEvent::ContentDelta(text) => self.on_delta(text),
                 ParseEvent::MessageDone(message) => {
-                    if let Some(Open { kind: SegmentKind::ToolCall { name, .. }, .. }) = &self.open {
+                    if let Some(Open {
+                        kind: SegmentKind::ToolCall { name, .. },
+                        ..
+                    }) = &self.open
+                    {
                         check_arguments(name, &message.text());
                     }
                     self.close_open();
@@ -240,12 +273,18 @@ impl Turn {
 
     fn classify(&mut self, channel: Option<&str>, recipient: Option<&str>) -> SegmentKind {
         if let Some(recipient) = recipient.filter(|r| *r != "all") {
-            let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_string();
-            if !self.options.tool_names.iter().any(|n| *n == name) {
+            let name = recipient
+                .strip_prefix("functions.")
+                .unwrap_or(recipient)
+                .to_string();
+            if !self.options.tool_names.contains(&name) {
                 eprintln!("warning: the model called an undeclared tool {recipient:?}; returned as a tool call");
             }
             self.saw_tool_call = true;
-            return SegmentKind::ToolCall { id: ids::new_id("call_"), name };
+            return SegmentKind::ToolCall {
+                id: ids::new_id("call_"),
+                name,
+            };
         }
         match channel {
             Some("final") | Some("commentary") | None => SegmentKind::Content,
@@ -254,6 +293,10 @@ impl Turn {
     }
 
     fn on_delta(&mut self, text: String) {
+        let text = strip_control_tokens(&text);
+        if text.is_empty() {
+            return;
+        }
         let Some(open) = self.open.as_mut() else {
             return;
         };
@@ -263,7 +306,13 @@ impl Turn {
             return;
         }
         self.held.push_str(&text);
-        let found = self.options.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| self.held.find(s.as_str())).min();
+        let found = self
+            .options
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min();
         if let Some(idx) = found {
             let before = self.held[..idx].to_string();
             self.held.clear();
@@ -272,7 +321,13 @@ impl Turn {
             return;
         }
         // Keep back the longest tail that could still start a stop string.
-        let keep = self.options.stop.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
+        let keep = self
+            .options
+            .stop
+            .iter()
+            .map(|s| s.len().saturating_sub(1))
+            .max()
+            .unwrap_or(0);
         let mut cut = self.held.len().saturating_sub(keep);
         while !self.held.is_char_boundary(cut) {
             cut -= 1;
@@ -295,7 +350,10 @@ impl Turn {
         let held = std::mem::take(&mut self.held);
         self.emit_content(held);
         if let Some(open) = self.open.take() {
-            self.queue.push_back(TurnEvent::End { kind: open.kind, text: open.text });
+            self.queue.push_back(TurnEvent::End {
+                kind: open.kind,
+                text: open.text,
+            });
         }
     }
 
@@ -303,11 +361,39 @@ impl Turn {
     /// and ask the engine to stop; later tokens are ignored.
     fn stop_now(&mut self) {
         if let Some(open) = self.open.take() {
-            self.queue.push_back(TurnEvent::End { kind: open.kind, text: open.text });
+            self.queue.push_back(TurnEvent::End {
+                kind: open.kind,
+                text: open.text,
+            });
         }
         self.stopped = true;
         self.handle.cancel();
     }
+}
+
+/// Remove the text of harmony special tokens (`<|channel|>`, `<|start|>`,
+/// `<|reserved_200013|>`, ...). The lenient parser keeps a malformed header's
+/// tokens as message text, and a special token decodes to its name; none of
+/// that may reach a client as text.
+pub fn strip_control_tokens(text: &str) -> String {
+    if !text.contains("<|") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<|") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        match tail.find("|>") {
+            Some(end) if special_token_id(&tail[..end + 2]).is_some() => rest = &tail[end + 2..],
+            _ => {
+                out.push_str("<|");
+                rest = &tail[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Log (never reject) tool-call arguments that are not a JSON object.
@@ -317,8 +403,12 @@ fn check_arguments(name: &str, arguments: &str) {
         Ok(serde_json::Value::Array(_)) => {
             eprintln!("warning: tool call {name:?}: arguments are a JSON array, not an object; returned raw")
         }
-        Ok(_) => eprintln!("warning: tool call {name:?}: arguments are not a JSON object; returned raw"),
-        Err(e) => eprintln!("warning: tool call {name:?}: arguments are not valid JSON ({e}); returned raw"),
+        Ok(_) => {
+            eprintln!("warning: tool call {name:?}: arguments are not a JSON object; returned raw")
+        }
+        Err(e) => eprintln!(
+            "warning: tool call {name:?}: arguments are not valid JSON ({e}); returned raw"
+        ),
     }
 }
 
@@ -359,13 +449,39 @@ impl TurnOutput {
         self.segments
             .iter()
             .filter_map(|(k, text)| match k {
-                SegmentKind::ToolCall { id, name } => Some((id.clone(), name.clone(), text.clone())),
+                SegmentKind::ToolCall { id, name } => {
+                    Some((id.clone(), name.clone(), text.clone()))
+                }
                 _ => None,
             })
             .collect()
     }
 
     fn text_of(&self, pick: impl Fn(&SegmentKind) -> bool) -> String {
-        self.segments.iter().filter(|(k, _)| pick(k)).map(|(_, t)| t.as_str()).collect()
+        self.segments
+            .iter()
+            .filter(|(k, _)| pick(k))
+            .map(|(_, t)| t.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_control_tokens;
+
+    #[test]
+    fn control_token_text_is_removed() {
+        assert_eq!(
+            strip_control_tokens("a<|channel|>b<|reserved_200013|>c"),
+            "abc"
+        );
+        assert_eq!(strip_control_tokens("x <| y |> z"), "x <| y |> z");
+        assert_eq!(
+            strip_control_tokens("<|notatoken|><|end|>"),
+            "<|notatoken|>"
+        );
+        assert_eq!(strip_control_tokens("tail <|"), "tail <|");
+        assert_eq!(strip_control_tokens("é<|start|>ü"), "éü");
     }
 }

@@ -30,23 +30,45 @@ fn weather_tools() -> Value {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
 }
 
-/// Content, reasoning and (name, arguments) tool calls assembled from chat SSE frames.
-fn assemble_chat_stream(frames: &[(String, String)]) -> (String, String, Vec<(String, String, String)>, String, Option<Value>) {
-    assert_eq!(frames.last().map(|f| f.1.as_str()), Some("[DONE]"), "stream must end with [DONE]");
-    let (mut content, mut reasoning, mut calls, mut finish, mut usage) = (String::new(), String::new(), Vec::new(), String::new(), None);
+/// (id, name, arguments) of a streamed tool call.
+type StreamedCall = (String, String, String);
+/// content, reasoning, tool calls, finish_reason, usage.
+type Assembled = (String, String, Vec<StreamedCall>, String, Option<Value>);
+
+/// Content, reasoning and tool calls assembled from chat SSE frames.
+fn assemble_chat_stream(frames: &[(String, String)]) -> Assembled {
+    assert_eq!(
+        frames.last().map(|f| f.1.as_str()),
+        Some("[DONE]"),
+        "stream must end with [DONE]"
+    );
+    let (mut content, mut reasoning, mut calls, mut finish, mut usage) = (
+        String::new(),
+        String::new(),
+        Vec::new(),
+        String::new(),
+        None,
+    );
     for (_, data) in &frames[..frames.len() - 1] {
-        let v: Value = serde_json::from_str(data).unwrap_or_else(|_| panic!("frame is not JSON: {data}"));
+        let v: Value =
+            serde_json::from_str(data).unwrap_or_else(|_| panic!("frame is not JSON: {data}"));
         assert_eq!(v["object"], "chat.completion.chunk");
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             usage = Some(u.clone());
         }
-        let Some(choice) = v["choices"].get(0) else { continue };
+        let Some(choice) = v["choices"].get(0) else {
+            continue;
+        };
         let d = &choice["delta"];
         if let Some(c) = d["content"].as_str() {
             content.push_str(c);
         }
         if let Some(r) = d["reasoning_content"].as_str() {
-            assert_eq!(d["reasoning"].as_str(), Some(r), "reasoning and reasoning_content agree");
+            assert_eq!(
+                d["reasoning"].as_str(),
+                Some(r),
+                "reasoning and reasoning_content agree"
+            );
             reasoning.push_str(r);
         }
         if let Some(tc) = d["tool_calls"].as_array() {
@@ -100,25 +122,51 @@ async fn chat_splits_reasoning_from_content_and_stream_matches() {
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["role"], "assistant");
     assert_eq!(msg["content"], "Hello there! How can I help?");
-    assert_eq!(msg["reasoning_content"], "The user greets me. I should greet back.");
+    assert_eq!(
+        msg["reasoning_content"],
+        "The user greets me. I should greet back."
+    );
     assert_eq!(msg["reasoning"], msg["reasoning_content"]);
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     let usage = &v["usage"];
-    assert_eq!(usage["completion_tokens"].as_u64(), Some(tokens(THINK_THEN_ANSWER).len() as u64));
-    assert!(usage["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(
+        usage["completion_tokens"].as_u64(),
+        Some(tokens(THINK_THEN_ANSWER).len() as u64)
+    );
+    assert!(
+        usage["completion_tokens_details"]["reasoning_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
     assert!(usage["prompt_tokens"].as_u64().unwrap_or(0) > 10);
 
-    let (s, body) = send(&app, "POST", "/v1/chat/completions", Some(&chat_body(json!({"stream": true, "stream_options": {"include_usage": true}}))), &[]).await;
+    let (s, body) = send(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&chat_body(
+            json!({"stream": true, "stream_options": {"include_usage": true}}),
+        )),
+        &[],
+    )
+    .await;
     assert_eq!(s, 200);
     let frames = sse_frames(&body);
     let (content, reasoning, calls, finish, usage) = assemble_chat_stream(&frames);
     assert_eq!(content, msg["content"].as_str().unwrap_or_default());
-    assert_eq!(reasoning, msg["reasoning_content"].as_str().unwrap_or_default());
+    assert_eq!(
+        reasoning,
+        msg["reasoning_content"].as_str().unwrap_or_default()
+    );
     assert!(calls.is_empty());
     assert_eq!(finish, "stop");
     let usage = usage.expect("include_usage sends a usage chunk");
     assert_eq!(usage["completion_tokens"], v["usage"]["completion_tokens"]);
-    assert_eq!(usage["completion_tokens_details"], v["usage"]["completion_tokens_details"]);
+    assert_eq!(
+        usage["completion_tokens_details"],
+        v["usage"]["completion_tokens_details"]
+    );
 }
 
 #[tokio::test]
@@ -131,13 +179,36 @@ async fn stream_and_non_stream_agree_when_sampling_with_a_seed() {
         let (_, v) = post_json(&app, "/v1/chat/completions", &chat_body(extra.clone())).await;
         let mut extra_stream = extra.clone();
         extra_stream["stream"] = json!(true);
-        let (_, body) = send(&app, "POST", "/v1/chat/completions", Some(&chat_body(extra_stream)), &[]).await;
+        let (_, body) = send(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat_body(extra_stream)),
+            &[],
+        )
+        .await;
         let (content, reasoning, _, finish, _) = assemble_chat_stream(&sse_frames(&body));
         let msg = &v["choices"][0]["message"];
-        assert_eq!(content, msg["content"].as_str().unwrap_or_default(), "seed {seed}");
-        assert_eq!(reasoning, msg["reasoning_content"].as_str().unwrap_or_default(), "seed {seed}");
-        assert_eq!(finish, v["choices"][0]["finish_reason"].as_str().unwrap_or_default());
-        assert!(!content.contains("<|"), "no control token in content: {content:?}");
+        assert_eq!(
+            content,
+            msg["content"].as_str().unwrap_or_default(),
+            "seed {seed}"
+        );
+        assert_eq!(
+            reasoning,
+            msg["reasoning_content"].as_str().unwrap_or_default(),
+            "seed {seed}"
+        );
+        assert_eq!(
+            finish,
+            v["choices"][0]["finish_reason"]
+                .as_str()
+                .unwrap_or_default()
+        );
+        assert!(
+            !content.contains("<|"),
+            "no control token in content: {content:?}"
+        );
     }
 }
 
@@ -150,16 +221,28 @@ async fn tool_calls_non_stream_and_stream() {
     let choice = &v["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert!(choice["message"]["content"].is_null());
-    assert_eq!(choice["message"]["reasoning_content"], "Need the weather tool.");
+    assert_eq!(
+        choice["message"]["reasoning_content"],
+        "Need the weather tool."
+    );
     let call = &choice["message"]["tool_calls"][0];
     assert_eq!(call["type"], "function");
     assert_eq!(call["function"]["name"], "get_weather");
     assert_eq!(call["function"]["arguments"], "{\"city\":\"Paris\"}");
-    assert!(call["id"].as_str().is_some_and(|id| id.starts_with("call_")));
+    assert!(call["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("call_")));
 
     let mut sbody: Value = serde_json::from_str(&body).unwrap_or_default();
     sbody["stream"] = json!(true);
-    let (_, raw) = send(&app, "POST", "/v1/chat/completions", Some(&sbody.to_string()), &[]).await;
+    let (_, raw) = send(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&sbody.to_string()),
+        &[],
+    )
+    .await;
     let (content, reasoning, calls, finish, _) = assemble_chat_stream(&sse_frames(&raw));
     assert_eq!(content, "");
     assert_eq!(reasoning, "Need the weather tool.");
@@ -207,21 +290,53 @@ async fn malformed_model_output_never_fails_the_request() {
     for (script, expect) in cases {
         let (app, _) = app(script);
         for stream in [false, true] {
-            let body = chat_body(json!({"tools": weather_tools(), "max_tokens": 60, "stream": stream}));
+            let body =
+                chat_body(json!({"tools": weather_tools(), "max_tokens": 60, "stream": stream}));
             let (s, raw) = send(&app, "POST", "/v1/chat/completions", Some(&body), &[]).await;
-            assert_eq!(s, 200, "script {script:?}: {}", String::from_utf8_lossy(&raw));
+            assert_eq!(
+                s,
+                200,
+                "script {script:?}: {}",
+                String::from_utf8_lossy(&raw)
+            );
             let (content, reasoning, calls) = if stream {
                 let (c, r, calls, _, _) = assemble_chat_stream(&sse_frames(&raw));
                 (c, r, calls)
             } else {
                 let v: Value = serde_json::from_slice(&raw).unwrap_or_default();
                 let m = &v["choices"][0]["message"];
-                let calls = m["tool_calls"].as_array().cloned().unwrap_or_default().iter()
-                    .map(|c| (String::new(), c["function"]["name"].as_str().unwrap_or_default().to_string(), c["function"]["arguments"].as_str().unwrap_or_default().to_string()))
+                let calls = m["tool_calls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        (
+                            String::new(),
+                            c["function"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                            c["function"]["arguments"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        )
+                    })
                     .collect();
-                (m["content"].as_str().unwrap_or_default().to_string(), m["reasoning_content"].as_str().unwrap_or_default().to_string(), calls)
+                (
+                    m["content"].as_str().unwrap_or_default().to_string(),
+                    m["reasoning_content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    calls,
+                )
             };
-            assert!(!content.contains("<|") && !reasoning.contains("<|"), "control token leaked: {content:?} {reasoning:?}");
+            assert!(
+                !content.contains("<|") && !reasoning.contains("<|"),
+                "control token leaked: {content:?} {reasoning:?}"
+            );
             match expect {
                 "content" => assert_eq!(content, "Just an answer."),
                 "reasoning" => {
@@ -233,7 +348,10 @@ async fn malformed_model_output_never_fails_the_request() {
                     assert!(!calls[0].1.is_empty() && !calls[0].2.is_empty());
                     assert_eq!(content, "");
                 }
-                _ => assert!(!content.contains("thinking"), "analysis leaked into content: {content:?}"),
+                _ => assert!(
+                    !content.contains("thinking"),
+                    "analysis leaked into content: {content:?}"
+                ),
             }
         }
     }
@@ -243,7 +361,10 @@ async fn malformed_model_output_never_fails_the_request() {
 async fn request_errors_have_openai_shape() {
     let (app, _) = app_with(
         scripted(THINK_THEN_ANSWER),
-        SchedulerConfig { context_tokens: 200, ..SchedulerConfig::default() },
+        SchedulerConfig {
+            context_tokens: 200,
+            ..SchedulerConfig::default()
+        },
         config(),
     );
     let path = "/v1/chat/completions";
@@ -252,28 +373,87 @@ async fn request_errors_have_openai_shape() {
         ("[1,2]".into(), 400, None),
         (json!({"model": MODEL_ID}).to_string(), 400, None),
         (json!({"messages": "hi"}).to_string(), 400, Some("messages")),
-        (chat_body(json!({"temperature": "hot"})), 400, Some("temperature")),
-        (chat_body(json!({"temperature": 3.5})), 400, Some("temperature")),
+        (
+            chat_body(json!({"temperature": "hot"})),
+            400,
+            Some("temperature"),
+        ),
+        (
+            chat_body(json!({"temperature": 3.5})),
+            400,
+            Some("temperature"),
+        ),
         (chat_body(json!({"top_p": -1})), 400, Some("top_p")),
         (chat_body(json!({"max_tokens": 0})), 400, Some("max_tokens")),
-        (chat_body(json!({"max_tokens": -5})), 400, Some("max_tokens")),
+        (
+            chat_body(json!({"max_tokens": -5})),
+            400,
+            Some("max_tokens"),
+        ),
         (chat_body(json!({"n": 2})), 400, Some("n")),
         (chat_body(json!({"model": "gpt-4o"})), 404, Some("model")),
-        (chat_body(json!({"reasoning_effort": "extreme"})), 400, Some("reasoning_effort")),
-        (chat_body(json!({"messages": [{"role": "wizard", "content": "x"}]})), 400, Some("messages[0].role")),
+        (
+            chat_body(json!({"reasoning_effort": "extreme"})),
+            400,
+            Some("reasoning_effort"),
+        ),
+        (
+            chat_body(json!({"messages": [{"role": "wizard", "content": "x"}]})),
+            400,
+            Some("messages[0].role"),
+        ),
         (chat_body(json!({"messages": []})), 400, Some("messages")),
-        (chat_body(json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]})), 400, Some("messages[0].content[0].type")),
-        (chat_body(json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "strng"}}}}}]})), 400, Some("tools[0].function.parameters")),
-        (chat_body(json!({"tools": [{"type": "function", "function": {"name": "bad name!"}}]})), 400, Some("tools[0].function.name")),
-        (chat_body(json!({"tools": [{"type": "retrieval"}]})), 400, Some("tools[0].type")),
-        (chat_body(json!({"tools": weather_tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}})), 400, Some("tool_choice")),
-        (chat_body(json!({"response_format": {"type": "xml"}})), 400, Some("response_format.type")),
-        (chat_body(json!({"stop": ["a", "b", "c", "d", "e"]})), 400, Some("stop")),
-        (chat_body(json!({"messages": [{"role": "user", "content": "word ".repeat(400)}]})), 400, Some("messages")),
+        (
+            chat_body(
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+            ),
+            400,
+            Some("messages[0].content[0].type"),
+        ),
+        (
+            chat_body(
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "strng"}}}}}]}),
+            ),
+            400,
+            Some("tools[0].function.parameters"),
+        ),
+        (
+            chat_body(json!({"tools": [{"type": "function", "function": {"name": "bad name!"}}]})),
+            400,
+            Some("tools[0].function.name"),
+        ),
+        (
+            chat_body(json!({"tools": [{"type": "retrieval"}]})),
+            400,
+            Some("tools[0].type"),
+        ),
+        (
+            chat_body(
+                json!({"tools": weather_tools(), "tool_choice": {"type": "function", "function": {"name": "nope"}}}),
+            ),
+            400,
+            Some("tool_choice"),
+        ),
+        (
+            chat_body(json!({"response_format": {"type": "xml"}})),
+            400,
+            Some("response_format.type"),
+        ),
+        (
+            chat_body(json!({"stop": ["a", "b", "c", "d", "e"]})),
+            400,
+            Some("stop"),
+        ),
+        (
+            chat_body(json!({"messages": [{"role": "user", "content": "word ".repeat(400)}]})),
+            400,
+            Some("messages"),
+        ),
     ];
     for (body, status, param) in cases {
         let (s, raw) = send(&app, "POST", path, Some(&body), &[]).await;
-        let v: Value = serde_json::from_slice(&raw).unwrap_or_else(|_| panic!("error body is JSON for {body}"));
+        let v: Value = serde_json::from_slice(&raw)
+            .unwrap_or_else(|_| panic!("error body is JSON for {body}"));
         assert_eq!(s.as_u16(), status, "{body} -> {v}");
         assert_error(&v, param);
     }
@@ -281,7 +461,10 @@ async fn request_errors_have_openai_shape() {
     let body = chat_body(json!({"messages": [{"role": "user", "content": "word ".repeat(400)}]}));
     let (_, v) = post_json(&app, path, &body).await;
     let msg = v["error"]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("200") && v["error"]["code"] == "context_length_exceeded", "{msg}");
+    assert!(
+        msg.contains("200") && v["error"]["code"] == "context_length_exceeded",
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -291,7 +474,17 @@ async fn fuzzed_bodies_never_crash() {
     let base = json!({"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi", "name": "x"}], "temperature": 0,
         "max_tokens": 5, "stream": false, "tools": weather_tools(), "tool_choice": "auto", "stop": ["x"], "seed": 1,
         "reasoning_effort": "low", "response_format": {"type": "json_object"}, "top_p": 1});
-    let replacements = [json!(null), json!(-1), json!(1e300), json!("s"), json!([]), json!({}), json!([{}]), json!(true), json!([null])];
+    let replacements = [
+        json!(null),
+        json!(-1),
+        json!(1e300),
+        json!("s"),
+        json!([]),
+        json!({}),
+        json!([{}]),
+        json!(true),
+        json!([null]),
+    ];
     let mut bodies = Vec::new();
     if let Some(obj) = base.as_object() {
         for key in obj.keys() {
@@ -302,7 +495,14 @@ async fn fuzzed_bodies_never_crash() {
             }
         }
     }
-    for key in ["role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content"] {
+    for key in [
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "tool_call_id",
+        "reasoning_content",
+    ] {
         for r in &replacements {
             let mut b = base.clone();
             b["messages"][0][key] = r.clone();
@@ -312,7 +512,11 @@ async fn fuzzed_bodies_never_crash() {
     for body in &bodies {
         for path in ["/v1/chat/completions", "/v1/responses"] {
             let (s, raw) = send(&app, "POST", path, Some(&body.to_string()), &[]).await;
-            assert!(s.as_u16() < 500, "{path} {body} -> {s} {}", String::from_utf8_lossy(&raw));
+            assert!(
+                s.as_u16() < 500,
+                "{path} {body} -> {s} {}",
+                String::from_utf8_lossy(&raw)
+            );
             if s != 200 {
                 let v: Value = serde_json::from_slice(&raw).unwrap_or_default();
                 assert_error(&v, None);
@@ -326,17 +530,41 @@ async fn api_key_is_required_when_set() {
     let (app, _) = app_with(
         scripted(THINK_THEN_ANSWER),
         SchedulerConfig::default(),
-        ServerConfig { api_key: Some("sekrit".into()), ..config() },
+        ServerConfig {
+            api_key: Some("sekrit".into()),
+            ..config()
+        },
     );
     let body = chat_body(json!({}));
     let (s, raw) = send(&app, "POST", "/v1/chat/completions", Some(&body), &[]).await;
     assert_eq!(s, 401);
     assert_error(&serde_json::from_slice(&raw).unwrap_or_default(), None);
-    let (s, _) = send(&app, "POST", "/v1/chat/completions", Some(&body), &[("authorization", "Bearer wrong")]).await;
+    let (s, _) = send(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&body),
+        &[("authorization", "Bearer wrong")],
+    )
+    .await;
     assert_eq!(s, 401);
-    let (s, _) = send(&app, "GET", "/v1/models", None, &[("authorization", "Bearer sekri")]).await;
+    let (s, _) = send(
+        &app,
+        "GET",
+        "/v1/models",
+        None,
+        &[("authorization", "Bearer sekri")],
+    )
+    .await;
     assert_eq!(s, 401);
-    let (s, _) = send(&app, "POST", "/v1/chat/completions", Some(&body), &[("authorization", "Bearer sekrit")]).await;
+    let (s, _) = send(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&body),
+        &[("authorization", "Bearer sekrit")],
+    )
+    .await;
     assert_eq!(s, 200);
     let (s, _) = send(&app, "GET", "/health", None, &[]).await;
     assert_eq!(s, 200);
@@ -347,14 +575,41 @@ async fn effort_none_answers_in_the_final_channel_and_stop_strings_cut() {
     // With effort none the prompt already opened the final channel: the
     // model's first tokens are answer text.
     let (app, _) = app("Paris is the capital. More text here.<|return|>");
-    let (s, v) = post_json(&app, "/v1/chat/completions", &chat_body(json!({"reasoning_effort": "none"}))).await;
+    let (s, v) = post_json(
+        &app,
+        "/v1/chat/completions",
+        &chat_body(json!({"reasoning_effort": "none"})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["choices"][0]["message"]["content"], "Paris is the capital. More text here.");
-    assert!(v["choices"][0]["message"].get("reasoning_content").is_none());
-    let (_, v) = post_json(&app, "/v1/chat/completions", &chat_body(json!({"reasoning_effort": "none", "stop": [" More"]}))).await;
-    assert_eq!(v["choices"][0]["message"]["content"], "Paris is the capital.");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Paris is the capital. More text here."
+    );
+    assert!(v["choices"][0]["message"]
+        .get("reasoning_content")
+        .is_none());
+    let (_, v) = post_json(
+        &app,
+        "/v1/chat/completions",
+        &chat_body(json!({"reasoning_effort": "none", "stop": [" More"]})),
+    )
+    .await;
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Paris is the capital."
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    let (_, raw) = send(&app, "POST", "/v1/chat/completions", Some(&chat_body(json!({"reasoning_effort": "none", "stop": "capital", "stream": true}))), &[]).await;
+    let (_, raw) = send(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&chat_body(
+            json!({"reasoning_effort": "none", "stop": "capital", "stream": true}),
+        )),
+        &[],
+    )
+    .await;
     let (content, _, _, finish, _) = assemble_chat_stream(&sse_frames(&raw));
     assert_eq!(content, "Paris is the ");
     assert_eq!(finish, "stop");
@@ -363,7 +618,12 @@ async fn effort_none_answers_in_the_final_channel_and_stop_strings_cut() {
 #[tokio::test]
 async fn max_tokens_gives_length() {
     let (app, _) = app(THINK_THEN_ANSWER);
-    let (_, v) = post_json(&app, "/v1/chat/completions", &chat_body(json!({"max_completion_tokens": 3}))).await;
+    let (_, v) = post_json(
+        &app,
+        "/v1/chat/completions",
+        &chat_body(json!({"max_completion_tokens": 3})),
+    )
+    .await;
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     assert_eq!(v["usage"]["completion_tokens"], 3);
 }
@@ -374,15 +634,32 @@ async fn prefix_is_reused_across_requests() {
     let (_, first) = post_json(&app, "/v1/chat/completions", &chat_body(json!({}))).await;
     let (_, second) = post_json(&app, "/v1/chat/completions", &chat_body(json!({}))).await;
     let prompt = second["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
-    let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0);
+    let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0);
     assert_eq!(first["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
-    assert_eq!(cached, prompt - 1, "all but the last prompt token come from the cache");
+    assert_eq!(
+        cached,
+        prompt - 1,
+        "all but the last prompt token come from the cache"
+    );
 }
 
 #[tokio::test]
 async fn full_queue_gives_429() {
-    let slow = SlowModel { inner: scripted(THINK_THEN_ANSWER), delay: Duration::from_millis(30) };
-    let (app, engine) = app_with(slow, SchedulerConfig { max_concurrency: 1, max_queue: 1, context_tokens: 4096 }, config());
+    let slow = SlowModel {
+        inner: scripted(THINK_THEN_ANSWER),
+        delay: Duration::from_millis(30),
+    };
+    let (app, engine) = app_with(
+        slow,
+        SchedulerConfig {
+            max_concurrency: 1,
+            max_queue: 1,
+            context_tokens: 4096,
+        },
+        config(),
+    );
     let body = chat_body(json!({"stream": true}));
     // One active, one queued, the third is refused.
     let a = tokio::spawn({
@@ -401,7 +678,10 @@ async fn full_queue_gives_429() {
     assert_eq!(s, 429);
     let v: Value = serde_json::from_slice(&raw).unwrap_or_default();
     assert_error(&v, None);
-    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("busy"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("busy"));
     let (sa, _) = a.await.unwrap_or_else(|e| panic!("{e}"));
     let (sb, _) = b.await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((sa.as_u16(), sb.as_u16()), (200, 200));
@@ -423,16 +703,34 @@ async fn dropping_a_stream_frees_its_slot() {
     use tower::ServiceExt;
     // A long answer (~2000 tokens at 2 ms each): it cannot finish on its own
     // during the test.
-    let long = format!("<|channel|>final<|message|>{}<|return|>", "word ".repeat(2000));
-    let slow = SlowModel { inner: scripted(&long), delay: Duration::from_millis(2) };
-    let (app, engine) = app_with(slow, SchedulerConfig { max_concurrency: 2, max_queue: 4, context_tokens: 4096 }, config());
+    let long = format!(
+        "<|channel|>final<|message|>{}<|return|>",
+        "word ".repeat(2000)
+    );
+    let slow = SlowModel {
+        inner: scripted(&long),
+        delay: Duration::from_millis(2),
+    };
+    let (app, engine) = app_with(
+        slow,
+        SchedulerConfig {
+            max_concurrency: 2,
+            max_queue: 4,
+            context_tokens: 4096,
+        },
+        config(),
+    );
     let req = axum::http::Request::builder()
         .method("POST")
         .uri("/v1/chat/completions")
         .header("content-type", "application/json")
         .body(axum::body::Body::from(chat_body(json!({"stream": true}))))
         .unwrap_or_default();
-    let resp = app.clone().oneshot(req).await.unwrap_or_else(|e| match e {});
+    let resp = app
+        .clone()
+        .oneshot(req)
+        .await
+        .unwrap_or_else(|e| match e {});
     let mut body = resp.into_body();
     // Read a few frames: the request is generating.
     for _ in 0..3 {
@@ -455,8 +753,14 @@ async fn dropping_a_stream_frees_its_slot() {
 #[tokio::test]
 async fn concurrent_streams_never_mix() {
     let (app, engine) = app_with(
-        EchoModel { delay: Duration::ZERO },
-        SchedulerConfig { max_concurrency: 8, max_queue: 64, context_tokens: 4096 },
+        EchoModel {
+            delay: Duration::ZERO,
+        },
+        SchedulerConfig {
+            max_concurrency: 8,
+            max_queue: 64,
+            context_tokens: 4096,
+        },
         config(),
     );
     let mut tasks = Vec::new();
@@ -478,5 +782,8 @@ async fn concurrent_streams_never_mix() {
     }
     let m = engine.metrics();
     assert_eq!(m.completed_total, 32);
-    assert!(m.decode_rows_total > m.decode_steps_total, "steps were batched: {m:?}");
+    assert!(
+        m.decode_rows_total > m.decode_steps_total,
+        "steps were batched: {m:?}"
+    );
 }

@@ -33,6 +33,7 @@ commands:
   /effort <none|low|medium|high>  reasoning effort for the next answers (none: answer directly)
   /reasoning                      show or hide the chain of thought
   /system <text>                  set the developer instructions (no text: clear them)
+  /max-tokens <n|none>            limit the length of each answer
   /reset                          start a new conversation (settings are kept)
   /save <file>                    write the conversation as openai-harmony JSON
   /load <file>                    read a conversation written by /save (or openai-harmony)
@@ -45,15 +46,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = crate::model_source::load_model(args.chat.model.as_deref())?;
     let mut chat = Chat::new(&model, args.chat.options())?;
 
+    let mut editor = rustyline::DefaultEditor::new().context("cannot set up line editing")?;
     // Ctrl-C while an answer is generated sets this flag; the engine checks
     // it before every token. While a line is edited, rustyline reads Ctrl-C
     // as a key instead (the terminal is in raw mode), so no signal arrives.
+    // The handler is installed after the editor on purpose: rustyline puts
+    // its own SIGINT handler in place when it is created (it only reads it
+    // while editing), and ours must be the one active during generation.
     let cancel = Arc::new(AtomicBool::new(false));
     let handler_flag = Arc::clone(&cancel);
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
 
-    let mut editor = rustyline::DefaultEditor::new().context("cannot set up line editing")?;
     let mut view = View { color: std::io::stdout().is_terminal(), show_reasoning: !args.hide_reasoning };
     println!(
         "gpt-oss chat: context {} tokens, effort {}. /help lists the commands; Ctrl-D leaves.",
@@ -123,6 +127,19 @@ fn command_line<M: LanguageModel>(command: &str, chat: &mut Chat<M>, view: &mut 
                 chat.set_effort(effort);
                 println!("effort: {effort}");
             }
+        }
+        "max-tokens" => {
+            let limit = match rest {
+                "" => {
+                    let current = chat.options().max_tokens;
+                    println!("max tokens: {}", current.map_or("none".to_string(), |n| n.to_string()));
+                    return Ok(Flow::Continue);
+                }
+                "none" | "off" => None,
+                n => Some(n.parse::<usize>().map_err(|_| anyhow::anyhow!("usage: /max-tokens N (a positive number) or none"))?),
+            };
+            chat.set_max_tokens(limit);
+            println!("max tokens: {}", limit.map_or("none".to_string(), |n| n.to_string()));
         }
         "reasoning" => {
             view.show_reasoning = !view.show_reasoning;
@@ -204,6 +221,17 @@ impl Printer {
         }
     }
 
+    /// Model text with control characters made harmless: a model must not
+    /// be able to send escape sequences to the user's terminal.
+    fn write_model_text(&mut self, text: &str) {
+        let clean: String = text
+            .chars()
+            .filter(|&c| c != '\r')
+            .map(|c| if c.is_control() && c != '\n' && c != '\t' { char::REPLACEMENT_CHARACTER } else { c })
+            .collect();
+        self.write(&clean);
+    }
+
     fn write(&mut self, text: &str) {
         if text.is_empty() {
             return;
@@ -244,7 +272,7 @@ impl Printer {
             ChatEvent::ReasoningDelta(text) => {
                 if self.show_reasoning {
                     self.enter(Section::Reasoning);
-                    self.write(&text);
+                    self.write_model_text(&text);
                 } else if !self.thinking_noted {
                     self.thinking_noted = true;
                     self.enter(Section::Reasoning);
@@ -253,15 +281,15 @@ impl Printer {
             }
             ChatEvent::AnswerDelta(text) | ChatEvent::PreambleDelta(text) => {
                 self.enter(Section::Answer);
-                self.write(&text);
+                self.write_model_text(&text);
             }
             ChatEvent::ToolCallStarted { recipient, .. } => {
                 self.enter(Section::Tool);
-                self.write(&format!("[tool call to {recipient}] "));
+                self.write_model_text(&format!("[tool call to {recipient}] "));
             }
             ChatEvent::ToolCallArgumentsDelta(text) => {
                 self.enter(Section::Tool);
-                self.write(&text);
+                self.write_model_text(&text);
             }
             ChatEvent::ToolCallDone(_) | ChatEvent::Done(_) => {}
         }

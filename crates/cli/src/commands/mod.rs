@@ -1,5 +1,6 @@
 //! One module per subcommand: its clap `Args` and a `run` function.
 
+pub mod bench;
 pub mod chat;
 pub mod detokenize;
 pub mod generate;
@@ -8,4 +9,5 @@ pub mod parse;
 pub mod render;
 pub mod run;
 pub mod serve;
+pub mod synth;
 pub mod tokenize;

@@ -58,7 +58,9 @@ fn model_id(args: &Args) -> String {
     if let Some(name) = &args.model_name {
         return name.clone();
     }
-    let Some(dir) = &args.model else { return "gpt-oss-demo".to_string() };
+    let Some(dir) = &args.model else {
+        return "gpt-oss-demo".to_string();
+    };
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.clone());
     let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     match name(&dir) {
@@ -82,9 +84,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = model_source::load_model(args.model.as_deref())?;
     let max_context = model.config().max_context();
     if args.context > max_context {
-        anyhow::bail!("--context {} is larger than the model's maximum context of {max_context} tokens", args.context);
+        anyhow::bail!(
+            "--context {} is larger than the model's maximum context of {max_context} tokens",
+            args.context
+        );
     }
-    let scheduler = SchedulerConfig { max_concurrency: args.max_concurrency, max_queue: args.max_queue, context_tokens: args.context };
+    let scheduler = SchedulerConfig {
+        max_concurrency: args.max_concurrency,
+        max_queue: args.max_queue,
+        context_tokens: args.context,
+    };
     let engine = Engine::spawn(model, scheduler).context("cannot start the engine")?;
     let config = ServerConfig {
         model_id: model_id(&args),
@@ -95,7 +104,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model_name = config.model_id.clone();
     let app = gptoss_server::router(engine.clone(), config);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr().unwrap_or(addr);

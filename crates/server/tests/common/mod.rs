@@ -27,43 +27,75 @@ pub fn scripted(script: &str) -> ScriptedModel {
     ScriptedModel::new(VOCAB, 8192, tokens(script))
 }
 
-pub fn app_with<M: LanguageModel + Send + 'static>(model: M, scheduler: SchedulerConfig, config: ServerConfig) -> (Router, Engine) {
+pub fn app_with<M: LanguageModel + Send + 'static>(
+    model: M,
+    scheduler: SchedulerConfig,
+    config: ServerConfig,
+) -> (Router, Engine) {
     let engine = Engine::spawn(model, scheduler).expect("engine starts");
     (router(engine.clone(), config), engine)
 }
 
 pub fn config() -> ServerConfig {
-    ServerConfig { model_id: MODEL_ID.into(), ..ServerConfig::default() }
+    ServerConfig {
+        model_id: MODEL_ID.into(),
+        ..ServerConfig::default()
+    }
 }
 
 pub fn app(script: &str) -> (Router, Engine) {
-    app_with(scripted(script), SchedulerConfig { context_tokens: 4096, ..SchedulerConfig::default() }, config())
+    app_with(
+        scripted(script),
+        SchedulerConfig {
+            context_tokens: 4096,
+            ..SchedulerConfig::default()
+        },
+        config(),
+    )
 }
 
-pub async fn send(app: &Router, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> (StatusCode, Bytes) {
+pub async fn send(
+    app: &Router,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Bytes) {
     let mut req = Request::builder().method(method).uri(path);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let req = req
         .header("content-type", "application/json")
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+        .body(
+            body.map(|b| Body::from(b.to_string()))
+                .unwrap_or_else(Body::empty),
+        )
         .expect("request builds");
     let resp = app.clone().oneshot(req).await.expect("router answers");
     let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body reads").to_bytes();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body reads")
+        .to_bytes();
     (status, bytes)
 }
 
 pub async fn post_json(app: &Router, path: &str, body: &str) -> (StatusCode, Value) {
     let (status, bytes) = send(app, "POST", path, Some(body), &[]).await;
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
     (status, v)
 }
 
 pub async fn get_json(app: &Router, path: &str) -> (StatusCode, Value) {
     let (status, bytes) = send(app, "GET", path, None, &[]).await;
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// SSE body -> (event name or "", data) frames. Fails on a malformed frame.
@@ -117,12 +149,20 @@ impl EchoModel {
     fn next_token(history: &[u32]) -> u32 {
         let user = tokens("<|start|>user<|message|>");
         let assistant = tokens("<|start|>assistant");
-        let Some(a) = rfind(history, &assistant) else { return RETURN };
+        let Some(a) = rfind(history, &assistant) else {
+            return RETURN;
+        };
         let generated = &history[a + assistant.len()..];
         let before = &history[..a];
-        let Some(u) = rfind(before, &user) else { return RETURN };
+        let Some(u) = rfind(before, &user) else {
+            return RETURN;
+        };
         let start = u + user.len();
-        let end = before[start..].iter().position(|&t| t == END).map(|p| start + p).unwrap_or(before.len());
+        let end = before[start..]
+            .iter()
+            .position(|&t| t == END)
+            .map(|p| start + p)
+            .unwrap_or(before.len());
         let mut answer = tokens("<|channel|>final<|message|>");
         answer.extend_from_slice(&before[start..end]);
         answer.push(RETURN);
@@ -135,7 +175,9 @@ fn rfind(hay: &[u32], needle: &[u32]) -> Option<usize> {
     if needle.len() > hay.len() {
         return None;
     }
-    (0..=hay.len() - needle.len()).rev().find(|&i| hay[i..].starts_with(needle))
+    (0..=hay.len() - needle.len())
+        .rev()
+        .find(|&i| hay[i..].starts_with(needle))
 }
 
 impl LanguageModel for EchoModel {
@@ -149,7 +191,13 @@ impl LanguageModel for EchoModel {
     fn new_cache(&self, max_tokens: usize) -> ScriptedCache {
         ScriptedModel::new(VOCAB, 8192, Vec::new()).new_cache(max_tokens)
     }
-    fn forward(&self, tokens: &[u32], cache: &mut ScriptedCache, which: LogitsFor, logits: &mut Vec<f32>) -> Result<(), EngineError> {
+    fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut ScriptedCache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
@@ -185,7 +233,13 @@ impl LanguageModel for SlowModel {
     fn new_cache(&self, max_tokens: usize) -> ScriptedCache {
         self.inner.new_cache(max_tokens)
     }
-    fn forward(&self, tokens: &[u32], cache: &mut ScriptedCache, which: LogitsFor, logits: &mut Vec<f32>) -> Result<(), EngineError> {
+    fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut ScriptedCache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), EngineError> {
         std::thread::sleep(self.delay);
         self.inner.forward(tokens, cache, which, logits)
     }
