@@ -17,7 +17,7 @@ pub mod norm;
 pub mod probe;
 pub mod rope;
 
-pub use attention::{sdpa_sinks_f32, KvPages, SdpaParams};
+pub use attention::{sdpa_sinks_f32, sdpa_sinks_f32_scalar, KvPages, SdpaParams};
 pub use dtype::{bf16, bf16_to_f32, e8m0_to_f32, fp4_e2m1_to_f32, FP4_E2M1_VALUES, MXFP4_BLOCK};
 pub use matmul::{
     embed_rows_bf16, embed_rows_f32, fast_kernels, matmul_f32_bf16w, matmul_f32_bf16w_io,

@@ -17,11 +17,14 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::AtomicBool;
 
-use gptoss_engine::{LanguageModel, Sampler, SamplingParams, Session, StopConditions, HARMONY_STOP_TOKENS};
+use gptoss_engine::{
+    LanguageModel, Sampler, SamplingParams, Session, StopConditions, HARMONY_STOP_TOKENS,
+};
 use gptoss_harmony::tokenizer::{CHANNEL, MESSAGE};
 use gptoss_harmony::{
-    render_conversation, render_conversation_for_completion, Author, Content, Conversation, DeveloperContent, Message, ParseEvent,
-    ParseMode, RenderConfig, Role, StreamParser, SystemContent, Tokenizer,
+    render_conversation, render_conversation_for_completion, Author, Content, Conversation,
+    DeveloperContent, Message, ParseEvent, ParseMode, RenderConfig, Role, StreamParser,
+    SystemContent, Tokenizer,
 };
 
 use crate::event::{ChatEvent, ChatUsage, ToolCall, TurnOutcome, TurnStop, TurnSummary};
@@ -104,7 +107,13 @@ impl<M: LanguageModel> Chat<M> {
             instructions: options.instructions.clone(),
             ..DeveloperContent::new()
         };
-        Ok(Chat { session, sampler, options, developer, history: Vec::new() })
+        Ok(Chat {
+            session,
+            sampler,
+            options,
+            developer,
+            history: Vec::new(),
+        })
     }
 
     /// The engine session (counters, cached tokens, the model).
@@ -194,7 +203,10 @@ impl<M: LanguageModel> Chat<M> {
             self.options.instructions = self.developer.instructions.clone();
         }
         let history: Vec<Message> = messages.collect();
-        if let Some(m) = history.iter().find(|m| matches!(m.author.role, Role::System | Role::Developer)) {
+        if let Some(m) = history
+            .iter()
+            .find(|m| matches!(m.author.role, Role::System | Role::Developer))
+        {
             return Err(ChatError::BadConversation(format!(
                 "a {} message may only come first (system) or right after the system message (developer)",
                 m.author.role
@@ -206,7 +218,8 @@ impl<M: LanguageModel> Chat<M> {
 
     /// Add a user message.
     pub fn push_user(&mut self, text: impl Into<String>) {
-        self.history.push(Message::from_role_and_content(Role::User, text.into()));
+        self.history
+            .push(Message::from_role_and_content(Role::User, text.into()));
     }
 
     /// Add any message (for callers that manage the history themselves).
@@ -217,8 +230,11 @@ impl<M: LanguageModel> Chat<M> {
     /// Add a tool's result for `call`: author = the tool's name, recipient
     /// `assistant`, the call's channel (harmony's rule for tool results).
     pub fn push_tool_result(&mut self, call: &ToolCall, output: impl Into<String>) {
-        let mut message = Message::from_author_and_content(Author::new(Role::Tool, call.recipient.clone()), output.into())
-            .with_recipient("assistant");
+        let mut message = Message::from_author_and_content(
+            Author::new(Role::Tool, call.recipient.clone()),
+            output.into(),
+        )
+        .with_recipient("assistant");
         message.channel = call.channel.clone();
         self.history.push(message);
     }
@@ -231,8 +247,11 @@ impl<M: LanguageModel> Chat<M> {
         messages.extend(history_for_prompt(&self.history).into_iter().cloned());
         let conversation = Conversation::from_messages(messages);
         // The analysis rule is applied above; harmony's own (narrower) rule is off.
-        let config = RenderConfig { auto_drop_analysis: false };
-        let mut tokens = render_conversation_for_completion(&conversation, Role::Assistant, &config)?;
+        let config = RenderConfig {
+            auto_drop_analysis: false,
+        };
+        let mut tokens =
+            render_conversation_for_completion(&conversation, Role::Assistant, &config)?;
         if self.options.effort.opens_final_channel() {
             tokens.extend(final_channel_opening());
         }
@@ -275,30 +294,38 @@ impl<M: LanguageModel> Chat<M> {
                 parser.push(token)?;
             }
         }
-        let stop = StopConditions { max_tokens: self.options.max_tokens, stop_tokens: HARMONY_STOP_TOKENS.to_vec() };
+        let stop = StopConditions {
+            max_tokens: self.options.max_tokens,
+            stop_tokens: HARMONY_STOP_TOKENS.to_vec(),
+        };
         self.session.set_snapshot_points(&[self.preamble_len()?]);
 
         let mut tracker = Tracker::default();
         if let Some(header) = parser.current_header() {
-            tracker.kind = Some(classify(header.channel.as_deref(), header.recipient.as_deref()));
+            tracker.kind = Some(classify(
+                header.channel.as_deref(),
+                header.recipient.as_deref(),
+            ));
         }
-        let generation = self.session.generate(&prompt, &stop, &mut self.sampler, cancel, |token| {
-            if tracker.kind == Some(Kind::Reasoning) {
-                tracker.reasoning_tokens += 1;
-            }
-            // Lenient mode never fails; an error here would be a parser bug,
-            // and the raw tokens are still returned in the outcome.
-            if let Ok(events) = parser.push(token) {
-                for event in events {
-                    tracker.handle(event, &mut on_event);
-                }
-            }
-            if tracker.other_role.is_some() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
+        let generation =
+            self.session
+                .generate(&prompt, &stop, &mut self.sampler, cancel, |token| {
+                    if tracker.kind == Some(Kind::Reasoning) {
+                        tracker.reasoning_tokens += 1;
+                    }
+                    // Lenient mode never fails; an error here would be a parser bug,
+                    // and the raw tokens are still returned in the outcome.
+                    if let Ok(events) = parser.push(token) {
+                        for event in events {
+                            tracker.handle(event, &mut on_event);
+                        }
+                    }
+                    if tracker.other_role.is_some() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
         if tracker.other_role.is_none() {
             if let Ok(events) = parser.finish() {
                 for event in events {
@@ -307,15 +334,22 @@ impl<M: LanguageModel> Chat<M> {
             }
         }
 
-        let messages: Vec<Message> =
-            parser.into_messages().into_iter().filter(|m| m.author.role == Role::Assistant).collect();
+        let messages: Vec<Message> = parser
+            .into_messages()
+            .into_iter()
+            .filter(|m| m.author.role == Role::Assistant)
+            .collect();
         self.history.extend(messages.iter().cloned());
 
         let stop = match tracker.other_role {
             Some(role) => TurnStop::OtherRole(role),
             None => TurnStop::from_engine(generation.stop_reason),
         };
-        let tool_call = if stop == TurnStop::Call { tracker.last_tool_call.clone() } else { None };
+        let tool_call = if stop == TurnStop::Call {
+            tracker.last_tool_call.clone()
+        } else {
+            None
+        };
         let summary = TurnSummary {
             stop,
             usage: ChatUsage {
@@ -328,14 +362,25 @@ impl<M: LanguageModel> Chat<M> {
             timings: generation.timings,
         };
         on_event(ChatEvent::Done(summary));
-        Ok(TurnOutcome { messages, tool_call, summary, tokens: generation.tokens })
+        Ok(TurnOutcome {
+            messages,
+            tool_call,
+            summary,
+            tokens: generation.tokens,
+        })
     }
 
     /// The system message and, if any, the developer message.
     fn preamble_messages(&self) -> Vec<Message> {
-        let mut messages = vec![Message::from_role_and_content(Role::System, self.system_content())];
+        let mut messages = vec![Message::from_role_and_content(
+            Role::System,
+            self.system_content(),
+        )];
         if self.has_developer_message() {
-            messages.push(Message::from_role_and_content(Role::Developer, self.developer.clone()));
+            messages.push(Message::from_role_and_content(
+                Role::Developer,
+                self.developer.clone(),
+            ));
         }
         messages
     }
@@ -346,7 +391,13 @@ impl<M: LanguageModel> Chat<M> {
     /// sliding-window rings have wrapped).
     fn preamble_len(&self) -> Result<usize, ChatError> {
         let conversation = Conversation::from_messages(self.preamble_messages());
-        Ok(render_conversation(&conversation, &RenderConfig { auto_drop_analysis: false })?.len())
+        Ok(render_conversation(
+            &conversation,
+            &RenderConfig {
+                auto_drop_analysis: false,
+            },
+        )?
+        .len())
     }
 
     fn system_content(&self) -> SystemContent {
@@ -356,7 +407,8 @@ impl<M: LanguageModel> Chat<M> {
     }
 
     fn has_developer_message(&self) -> bool {
-        self.developer.instructions.is_some() || self.developer.tools.as_ref().is_some_and(|t| !t.is_empty())
+        self.developer.instructions.is_some()
+            || self.developer.tools.as_ref().is_some_and(|t| !t.is_empty())
     }
 }
 
@@ -377,7 +429,8 @@ pub fn history_for_prompt(history: &[Message]) -> Vec<&Message> {
         .enumerate()
         .filter(|(idx, m)| {
             let closed = last_user.is_some_and(|u| *idx < u);
-            let is_analysis = m.author.role == Role::Assistant && m.channel.as_deref() == Some("analysis");
+            let is_analysis =
+                m.author.role == Role::Assistant && m.channel.as_deref() == Some("analysis");
             !(closed && is_analysis)
         })
         .map(|(_, m)| m)
@@ -400,7 +453,12 @@ impl Tracker {
             return;
         }
         match event {
-            ParseEvent::MessageStarted { author, channel, recipient, content_type } => {
+            ParseEvent::MessageStarted {
+                author,
+                channel,
+                recipient,
+                content_type,
+            } => {
                 if author.role != Role::Assistant {
                     self.other_role = Some(author.role);
                     self.kind = None;
@@ -415,7 +473,12 @@ impl Tracker {
                         channel: channel.clone(),
                         content_type: content_type.clone(),
                     });
-                    self.current_call = Some(ToolCall { recipient, channel, content_type, arguments: String::new() });
+                    self.current_call = Some(ToolCall {
+                        recipient,
+                        channel,
+                        content_type,
+                        arguments: String::new(),
+                    });
                 }
             }
             ParseEvent::ContentDelta(text) => match self.kind {

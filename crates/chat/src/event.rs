@@ -18,7 +18,11 @@ pub enum ChatEvent {
     /// tool calls).
     PreambleDelta(String),
     /// The model opened a message addressed to a tool.
-    ToolCallStarted { recipient: String, channel: Option<String>, content_type: Option<String> },
+    ToolCallStarted {
+        recipient: String,
+        channel: Option<String>,
+        content_type: Option<String>,
+    },
     /// More of the tool call's arguments.
     ToolCallArgumentsDelta(String),
     /// The tool call's message is complete.

@@ -16,7 +16,9 @@ mod chat;
 mod effort;
 mod event;
 
-pub use chat::{final_channel_opening, history_for_prompt, Chat, ChatOptions, DEFAULT_CONTEXT_TOKENS};
+pub use chat::{
+    final_channel_opening, history_for_prompt, Chat, ChatOptions, DEFAULT_CONTEXT_TOKENS,
+};
 pub use effort::Effort;
 pub use event::{ChatEvent, ChatUsage, ToolCall, TurnOutcome, TurnStop, TurnSummary};
 

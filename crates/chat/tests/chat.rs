@@ -67,7 +67,8 @@ impl Seen {
     }
 }
 
-const ANALYSIS_THEN_FINAL: &str = "<|channel|>analysis<|message|>User asks simple arithmetic. Answer 4.<|end|>\
+const ANALYSIS_THEN_FINAL: &str =
+    "<|channel|>analysis<|message|>User asks simple arithmetic. Answer 4.<|end|>\
 <|start|>assistant<|channel|>final<|message|>2 + 2 = 4.<|return|>";
 
 #[test]
@@ -77,11 +78,12 @@ fn prompt_matches_openai_harmony_and_reasoning_stays_out_of_the_answer() {
     chat.push_user("What is 2 + 2?");
     // openai-harmony 0.0.8 rendering of this conversation (reference §5.8).
     let expected_prompt: Vec<u32> = vec![
-        200006, 17360, 200008, 3575, 553, 17554, 162016, 11, 261, 4410, 6439, 2359, 22203, 656, 7788, 17527, 558,
-        87447, 100594, 25, 220, 1323, 19, 12, 3218, 198, 6576, 3521, 25, 220, 1323, 20, 12, 3062, 12, 2922, 279,
-        30377, 289, 25, 4465, 279, 2, 13888, 18403, 25, 8450, 11, 49159, 11, 1721, 13, 21030, 2804, 413, 7360, 395,
-        1753, 3176, 13, 200007, 200006, 77944, 200008, 2, 68406, 279, 17045, 4468, 276, 1151, 13, 200007, 200006,
-        1428, 200008, 4827, 382, 220, 17, 659, 220, 17, 30, 200007, 200006, 173781,
+        200006, 17360, 200008, 3575, 553, 17554, 162016, 11, 261, 4410, 6439, 2359, 22203, 656,
+        7788, 17527, 558, 87447, 100594, 25, 220, 1323, 19, 12, 3218, 198, 6576, 3521, 25, 220,
+        1323, 20, 12, 3062, 12, 2922, 279, 30377, 289, 25, 4465, 279, 2, 13888, 18403, 25, 8450,
+        11, 49159, 11, 1721, 13, 21030, 2804, 413, 7360, 395, 1753, 3176, 13, 200007, 200006,
+        77944, 200008, 2, 68406, 279, 17045, 4468, 276, 1151, 13, 200007, 200006, 1428, 200008,
+        4827, 382, 220, 17, 659, 220, 17, 30, 200007, 200006, 173781,
     ];
     assert_eq!(chat.prompt_tokens().unwrap(), expected_prompt);
 
@@ -93,11 +95,17 @@ fn prompt_matches_openai_harmony_and_reasoning_stays_out_of_the_answer() {
     assert_eq!(seen.done, 1);
     assert_eq!(outcome.summary.stop, TurnStop::Return);
     assert_eq!(outcome.answer(), "2 + 2 = 4.");
-    assert_eq!(outcome.reasoning(), "User asks simple arithmetic. Answer 4.");
+    assert_eq!(
+        outcome.reasoning(),
+        "User asks simple arithmetic. Answer 4."
+    );
     // reasoning tokens: the analysis content plus its <|end|>
     let analysis_content = tokens("User asks simple arithmetic. Answer 4.").len();
     assert_eq!(outcome.summary.usage.reasoning_tokens, analysis_content + 1);
-    assert_eq!(outcome.summary.usage.completion_tokens, tokens(ANALYSIS_THEN_FINAL).len());
+    assert_eq!(
+        outcome.summary.usage.completion_tokens,
+        tokens(ANALYSIS_THEN_FINAL).len()
+    );
     assert_eq!(outcome.messages.len(), 2);
 
     // Next turn: analysis dropped, <|return|> stored as <|end|> (reference §5.8).
@@ -121,7 +129,10 @@ fn effort_none_opens_the_final_channel_and_generates_no_reasoning() {
     chat.push_user("What is 2 + 2?");
     let prompt = chat.prompt_tokens().unwrap();
     // ... <|start|>assistant<|channel|>final<|message|>
-    assert_eq!(&prompt[prompt.len() - 5..], &[200006, 173781, 200005, 17196, 200008]);
+    assert_eq!(
+        &prompt[prompt.len() - 5..],
+        &[200006, 173781, 200005, 17196, 200008]
+    );
     // The system message says "Reasoning: low".
     let text = Tokenizer::o200k_harmony().decode_utf8(&prompt).unwrap();
     assert!(text.contains("Reasoning: low"), "{text}");
@@ -131,10 +142,16 @@ fn effort_none_opens_the_final_channel_and_generates_no_reasoning() {
     assert_eq!(seen.order, vec!["answer", "done"]);
     assert_eq!(seen.answer, "4.");
     assert_eq!(outcome.summary.usage.reasoning_tokens, 0);
-    assert_eq!(outcome.summary.usage.completion_tokens, tokens("4.<|return|>").len());
+    assert_eq!(
+        outcome.summary.usage.completion_tokens,
+        tokens("4.<|return|>").len()
+    );
     assert_eq!(outcome.messages.len(), 1);
     assert_eq!(outcome.messages[0].channel.as_deref(), Some("final"));
-    assert_eq!(chat.history().last().map(|m| m.text()), Some("4.".to_string()));
+    assert_eq!(
+        chat.history().last().map(|m| m.text()),
+        Some("4.".to_string())
+    );
 }
 
 #[test]
@@ -170,16 +187,31 @@ fn second_turn_with_reasoning_reuses_the_first_prompt() {
     // The first turn's analysis is dropped from the history, so the prompt
     // diverges right after turn 1's prompt and its `<|channel|>` (analysis
     // there, final now): that much is reused.
-    assert_eq!(second.summary.usage.reused_tokens, first.summary.usage.prompt_tokens + 1);
+    assert_eq!(
+        second.summary.usage.reused_tokens,
+        first.summary.usage.prompt_tokens + 1
+    );
 
     // Third turn: analysis of neither turn comes back (openai-harmony 0.0.8
     // would keep the second turn's, which follows the first final message).
     chat.push_user("Thanks");
-    let text = Tokenizer::o200k_harmony().decode_utf8(&chat.prompt_tokens().unwrap()).unwrap();
+    let text = Tokenizer::o200k_harmony()
+        .decode_utf8(&chat.prompt_tokens().unwrap())
+        .unwrap();
     assert!(!text.contains("analysis<|message|>"), "{text}");
-    assert_eq!(text.matches("<|channel|>final<|message|>2 + 2 = 4.<|end|>").count(), 2);
+    assert_eq!(
+        text.matches("<|channel|>final<|message|>2 + 2 = 4.<|end|>")
+            .count(),
+        2
+    );
     // ... but the record keeps it
-    assert_eq!(chat.history().iter().filter(|m| m.channel.as_deref() == Some("analysis")).count(), 2);
+    assert_eq!(
+        chat.history()
+            .iter()
+            .filter(|m| m.channel.as_deref() == Some("analysis"))
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -195,16 +227,28 @@ fn tool_call_events_and_the_continuation_keep_the_turns_analysis() {
     let outcome = chat
         .send("Weather in Paris?", None, |e| {
             match &e {
-                ChatEvent::ToolCallStarted { recipient, channel, content_type } => {
-                    started = Some((recipient.clone(), channel.clone(), content_type.clone()))
-                }
+                ChatEvent::ToolCallStarted {
+                    recipient,
+                    channel,
+                    content_type,
+                } => started = Some((recipient.clone(), channel.clone(), content_type.clone())),
                 ChatEvent::ToolCallDone(call) => done = Some(call.clone()),
                 _ => {}
             }
             seen.push(e)
         })
         .unwrap();
-    assert_eq!(seen.order, vec!["reasoning", "preamble", "call_started", "call_args", "call_done", "done"]);
+    assert_eq!(
+        seen.order,
+        vec![
+            "reasoning",
+            "preamble",
+            "call_started",
+            "call_args",
+            "call_done",
+            "done"
+        ]
+    );
     assert_eq!(seen.reasoning, "Need weather.");
     assert_eq!(seen.preamble, "Checking the weather.");
     assert_eq!(seen.answer, "");
@@ -223,9 +267,14 @@ fn tool_call_events_and_the_continuation_keep_the_turns_analysis() {
     assert_eq!(call.arguments, "{\"city\":\"Paris\"}");
 
     chat.push_tool_result(&call, "{\"temp\":20}");
-    let text = Tokenizer::o200k_harmony().decode_utf8(&chat.prompt_tokens().unwrap()).unwrap();
+    let text = Tokenizer::o200k_harmony()
+        .decode_utf8(&chat.prompt_tokens().unwrap())
+        .unwrap();
     // in-progress turn: analysis kept; the call rendered recipient-first with <|call|>
-    assert!(text.contains("<|start|>assistant<|channel|>analysis<|message|>Need weather.<|end|>"), "{text}");
+    assert!(
+        text.contains("<|start|>assistant<|channel|>analysis<|message|>Need weather.<|end|>"),
+        "{text}"
+    );
     assert!(text.contains(
         "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{\"city\":\"Paris\"}<|call|>"
     ));
@@ -236,21 +285,37 @@ fn tool_call_events_and_the_continuation_keep_the_turns_analysis() {
 
 #[test]
 fn a_message_for_another_role_stops_the_turn() {
-    let model = ScriptedModel::new(VOCAB, 131_072, tokens("<|channel|>final<|message|>Hi.<|end|><|start|>user<|message|>more"));
+    let model = ScriptedModel::new(
+        VOCAB,
+        131_072,
+        tokens("<|channel|>final<|message|>Hi.<|end|><|start|>user<|message|>more"),
+    );
     let mut chat = Chat::new(&model, options(Effort::Low)).unwrap();
     let outcome = chat.send("Hello", None, |_| {}).unwrap();
     assert_eq!(outcome.summary.stop, TurnStop::OtherRole(Role::User));
     assert_eq!(outcome.answer(), "Hi.");
     assert_eq!(chat.history().len(), 2);
     // generation stopped at the user header: "more" was never generated
-    let generated = Tokenizer::o200k_harmony().decode_utf8(&outcome.tokens).unwrap();
-    assert!(generated.ends_with("<|start|>user<|message|>"), "{generated}");
+    let generated = Tokenizer::o200k_harmony()
+        .decode_utf8(&outcome.tokens)
+        .unwrap();
+    assert!(
+        generated.ends_with("<|start|>user<|message|>"),
+        "{generated}"
+    );
 }
 
 #[test]
 fn max_tokens_and_cancellation_end_the_turn() {
     let model = ScriptedModel::new(VOCAB, 131_072, tokens(ANALYSIS_THEN_FINAL));
-    let mut chat = Chat::new(&model, ChatOptions { max_tokens: Some(5), ..options(Effort::Low) }).unwrap();
+    let mut chat = Chat::new(
+        &model,
+        ChatOptions {
+            max_tokens: Some(5),
+            ..options(Effort::Low)
+        },
+    )
+    .unwrap();
     let outcome = chat.send("What is 2 + 2?", None, |_| {}).unwrap();
     assert_eq!(outcome.summary.stop, TurnStop::MaxTokens);
     assert_eq!(outcome.summary.usage.completion_tokens, 5);
@@ -272,7 +337,9 @@ fn conversation_json_round_trips_through_save_and_load() {
 
     let mut other = Chat::new(&model, options(Effort::Low)).unwrap();
     other.set_instructions(None);
-    other.load_conversation(Conversation::from_json(&json).unwrap()).unwrap();
+    other
+        .load_conversation(Conversation::from_json(&json).unwrap())
+        .unwrap();
     assert_eq!(other.effort(), Effort::High);
     assert_eq!(other.prompt_tokens().unwrap(), prompt);
     assert_eq!(other.history().len(), chat.history().len());
@@ -295,10 +362,20 @@ fn reset_keeps_settings_and_reuses_the_system_prefix() {
     assert!(chat.history().is_empty());
     let prompt = chat.prompt_tokens().unwrap();
     // system and developer messages: up to the second <|end|>
-    let preamble = prompt.iter().enumerate().filter(|(_, &t)| t == 200007).nth(1).unwrap().0 + 1;
+    let preamble = prompt
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t == 200007)
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
     let again = chat.send("Hello again", None, |_| {}).unwrap();
     assert_eq!(again.summary.usage.reused_tokens, preamble);
-    assert_eq!(again.summary.usage.computed_tokens, prompt.len() - preamble);
+    assert_eq!(
+        again.summary.usage.computed_tokens,
+        again.summary.usage.prompt_tokens - preamble
+    );
     assert_eq!(chat.effort(), Effort::None);
 }
 

@@ -86,8 +86,11 @@ pub fn parse_token_list(text: &str) -> anyhow::Result<Vec<u32>> {
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<u32>()
-                .map_err(|_| anyhow::anyhow!("{s:?} is not a token id (expected non-negative integers like 1,2,3)"))
+            s.parse::<u32>().map_err(|_| {
+                anyhow::anyhow!(
+                    "{s:?} is not a token id (expected non-negative integers like 1,2,3)"
+                )
+            })
         })
         .collect()
 }

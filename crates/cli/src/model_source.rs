@@ -18,7 +18,8 @@ fn builtin_demo_model() -> Option<(&'static [u8], &'static [u8])> {
 /// Load the model at `path`, or the built-in demo model when `path` is
 /// `None` (saying so once on stderr).
 pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
-    let spinner = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let spinner =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     spinner.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
@@ -30,7 +31,9 @@ pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
             load_folder(dir)
         }
         None => {
-            spinner.suspend(|| eprintln!("using the built-in demo model; pass --model DIR for real weights"));
+            spinner.suspend(|| {
+                eprintln!("using the built-in demo model; pass --model DIR for real weights")
+            });
             spinner.set_message("loading the built-in demo model");
             load_builtin()
         }
@@ -44,7 +47,10 @@ fn load_folder(dir: &Path) -> anyhow::Result<Model> {
         anyhow::bail!("model folder {} does not exist", dir.display());
     }
     if !dir.is_dir() {
-        anyhow::bail!("--model must be a checkpoint folder, but {} is a file", dir.display());
+        anyhow::bail!(
+            "--model must be a checkpoint folder, but {} is a file",
+            dir.display()
+        );
     }
     Model::load(dir).with_context(|| format!("cannot load the model in {}", dir.display()))
 }

@@ -17,7 +17,12 @@ struct Tmux {
 
 impl Tmux {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("running tmux")
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux")
     }
 
     fn screen(&self) -> String {
@@ -45,7 +50,13 @@ impl Tmux {
     }
 
     fn pane_exit_status(&self) -> Option<String> {
-        let out = self.run(&["display-message", "-p", "-t", "main", "#{pane_dead} #{pane_dead_status}"]);
+        let out = self.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "main",
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         text.strip_prefix("1 ").map(str::to_string)
     }
@@ -53,13 +64,18 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
     }
 }
 
 /// Unpack testdata/model/real-vocab/original (gzipped weights) into `dir`.
 fn unpack_real_vocab(dir: &Path) {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/model/real-vocab/original");
+    let src =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/model/real-vocab/original");
     for entry in std::fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -88,9 +104,15 @@ fn after_input<'a>(screen: &'a str, input: &str) -> &'a str {
 
 /// The `(N computed, M reused)` numbers of the last timing line.
 fn last_reuse(screen: &str) -> (usize, usize) {
-    let line = screen.lines().rev().find(|l| l.contains("[prompt ")).expect("a timing line");
+    let line = screen
+        .lines()
+        .rev()
+        .find(|l| l.contains("[prompt "))
+        .expect("a timing line");
     let inner = &line[line.find('(').unwrap() + 1..line.find(')').unwrap()];
-    let mut numbers = inner.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
+    let mut numbers = inner
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
     let computed = numbers.next().unwrap().parse().unwrap();
     let reused = numbers.next().unwrap().parse().unwrap();
     (computed, reused)
@@ -98,8 +120,15 @@ fn last_reuse(screen: &str) -> (usize, usize) {
 
 #[test]
 fn chat_in_a_real_terminal() {
-    if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
-        println!("note: tmux is not installed; skipping the terminal end-to-end test of `gpt-oss chat`");
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        println!(
+            "note: tmux is not installed; skipping the terminal end-to-end test of `gpt-oss chat`"
+        );
         return;
     }
     let model_dir = tempfile::tempdir().unwrap();
@@ -109,20 +138,45 @@ fn chat_in_a_real_terminal() {
         "exec '{bin}' chat --model '{}' --effort none --seed 7 --max-tokens 40 --context 4096",
         model_dir.path().display()
     );
-    let tmux = Tmux { socket: format!("gptoss-e2e-{}", std::process::id()) };
+    let tmux = Tmux {
+        socket: format!("gptoss-e2e-{}", std::process::id()),
+    };
     let started = tmux.run(&[
-        "-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "160", "-y", "50", &command, ";", "set-option", "-t",
-        "main", "remain-on-exit", "on",
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "main",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &command,
+        ";",
+        "set-option",
+        "-t",
+        "main",
+        "remain-on-exit",
+        "on",
     ]);
-    assert!(started.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&started.stderr));
+    assert!(
+        started.status.success(),
+        "tmux new-session failed: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
     let long = Duration::from_secs(120);
 
     // 1. banner and prompt
-    tmux.wait_for("the banner and prompt", long, |s| s.contains("gpt-oss chat:") && s.contains(">>> "));
+    tmux.wait_for("the banner and prompt", long, |s| {
+        s.contains("gpt-oss chat:") && s.contains(">>> ")
+    });
 
     // 2. a message: streamed answer, then the timing line and a new prompt
     tmux.type_line("Hello there");
-    let screen = tmux.wait_for("the first timing line", long, |s| count(s, "[prompt ") == 1 && s.trim_end().ends_with(">>>"));
+    let screen = tmux.wait_for("the first timing line", long, |s| {
+        count(s, "[prompt ") == 1 && s.trim_end().ends_with(">>>")
+    });
     let answer = after_input(&screen, "Hello there");
     let answer = &answer[..answer.find("[prompt ").unwrap()];
     assert!(!answer.trim().is_empty(), "no answer text:\n{screen}");
@@ -134,14 +188,21 @@ fn chat_in_a_real_terminal() {
 
     // 3. a second turn reuses the first from the KV cache
     tmux.type_line("And again");
-    let screen = tmux.wait_for("the second timing line", long, |s| count(s, "[prompt ") == 2 && s.trim_end().ends_with(">>>"));
+    let screen = tmux.wait_for("the second timing line", long, |s| {
+        count(s, "[prompt ") == 2 && s.trim_end().ends_with(">>>")
+    });
     let (computed2, reused2) = last_reuse(&screen);
-    assert!(reused2 >= computed, "second turn reused {reused2}, first prompt was {computed}:\n{screen}");
+    assert!(
+        reused2 >= computed,
+        "second turn reused {reused2}, first prompt was {computed}:\n{screen}"
+    );
     assert!(computed2 < reused2, "{screen}");
 
     // 4. Ctrl-C stops an unlimited answer while it streams; the chat goes on
     tmux.type_line("/max-tokens none");
-    tmux.wait_for("/max-tokens to answer", long, |s| s.contains("max tokens: none"));
+    tmux.wait_for("/max-tokens to answer", long, |s| {
+        s.contains("max tokens: none")
+    });
     tmux.type_line("Tell me more");
     // streamed: text is on screen while the answer is still being written
     tmux.wait_for("streamed output", long, |s| {
@@ -149,13 +210,20 @@ fn chat_in_a_real_terminal() {
         rest.trim().chars().count() > 20 && !rest.contains("[prompt ")
     });
     tmux.run(&["send-keys", "-t", "main", "C-c"]);
-    let screen =
-        tmux.wait_for("the stopped answer", long, |s| s.contains("stopped (Ctrl-C)") && s.trim_end().ends_with(">>>"));
-    assert_eq!(tmux.pane_exit_status(), None, "the chat exited on Ctrl-C:\n{screen}");
+    let screen = tmux.wait_for("the stopped answer", long, |s| {
+        s.contains("stopped (Ctrl-C)") && s.trim_end().ends_with(">>>")
+    });
+    assert_eq!(
+        tmux.pane_exit_status(),
+        None,
+        "the chat exited on Ctrl-C:\n{screen}"
+    );
 
     // 5. commands; a new conversation reuses the system prefix from the cache
     tmux.type_line("/reset");
-    tmux.wait_for("/reset", long, |s| s.contains("new conversation (effort none)"));
+    tmux.wait_for("/reset", long, |s| {
+        s.contains("new conversation (effort none)")
+    });
     tmux.type_line("/max-tokens 5");
     tmux.wait_for("/max-tokens 5", long, |s| s.contains("max tokens: 5"));
     tmux.type_line("Hi");
@@ -180,7 +248,11 @@ fn chat_in_a_real_terminal() {
         if let Some(status) = tmux.pane_exit_status() {
             break status;
         }
-        assert!(start.elapsed() < long, "chat did not exit after /quit:\n{}", tmux.screen());
+        assert!(
+            start.elapsed() < long,
+            "chat did not exit after /quit:\n{}",
+            tmux.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status, "0", "exit status after /quit");

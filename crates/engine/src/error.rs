@@ -9,7 +9,10 @@ pub enum EngineError {
         "prompt is {prompt_tokens} tokens but the context holds at most {max_context} tokens \
          (shorten the prompt or raise the context size)"
     )]
-    PromptTooLong { prompt_tokens: usize, max_context: usize },
+    PromptTooLong {
+        prompt_tokens: usize,
+        max_context: usize,
+    },
     /// Generation needs at least one prompt token to condition on.
     #[error("the prompt is empty: generation needs at least one token")]
     EmptyPrompt,
@@ -18,10 +21,17 @@ pub enum EngineError {
     InvalidToken { token: u32, vocab_size: usize },
     /// The requested context is larger than the model supports.
     #[error("a context of {requested} tokens was asked for but the model supports at most {max_context}")]
-    ContextTooLarge { requested: usize, max_context: usize },
+    ContextTooLarge {
+        requested: usize,
+        max_context: usize,
+    },
     /// A sampling parameter is out of range.
     #[error("invalid sampling parameter {name} = {value}: {expected}")]
-    InvalidSampling { name: &'static str, value: String, expected: &'static str },
+    InvalidSampling {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     /// Every logit was NaN or -inf, so no token can be drawn.
     #[error("the model produced no finite logit over {vocab_size} tokens")]
     NoFiniteLogit { vocab_size: usize },

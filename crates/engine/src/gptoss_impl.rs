@@ -47,7 +47,9 @@ impl LanguageModel for Model {
         // The model returns a fresh buffer; moving it in replaces the old one
         // without a copy.
         *logits = Model::forward(self, tokens, cache, which).map_err(|err| match err {
-            ForwardError::InvalidToken { token, vocab_size } => EngineError::InvalidToken { token, vocab_size },
+            ForwardError::InvalidToken { token, vocab_size } => {
+                EngineError::InvalidToken { token, vocab_size }
+            }
             other => EngineError::Forward(other.to_string()),
         })?;
         Ok(())

@@ -22,6 +22,6 @@ pub use language_model::{KvState, LanguageModel, LogitsFor};
 pub use sampler::{Candidate, Sampler, SamplingParams};
 pub use scripted::{ScriptedCache, ScriptedModel};
 pub use session::{
-    common_prefix_len, Generation, PrefillStats, Session, SessionTotals, StopConditions, StopReason, Timings, Usage,
-    DEFAULT_PREFILL_CHUNK, HARMONY_STOP_TOKENS,
+    common_prefix_len, Generation, PrefillStats, Session, SessionTotals, StopConditions,
+    StopReason, Timings, Usage, DEFAULT_PREFILL_CHUNK, HARMONY_STOP_TOKENS,
 };

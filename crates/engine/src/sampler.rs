@@ -40,14 +40,23 @@ impl Default for SamplingParams {
     /// OpenAI's recommended sampling for gpt-oss (README, "Recommended
     /// Sampling Parameters"): temperature 1.0, top_p 1.0.
     fn default() -> Self {
-        SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, min_p: 0.0, seed: None }
+        SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            seed: None,
+        }
     }
 }
 
 impl SamplingParams {
     /// Deterministic argmax decoding.
     pub fn greedy() -> Self {
-        SamplingParams { temperature: 0.0, ..SamplingParams::default() }
+        SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        }
     }
 
     /// True when the settings always pick the most likely token.
@@ -110,7 +119,12 @@ impl Sampler {
             Some(seed) => ChaCha12Rng::seed_from_u64(seed),
             None => ChaCha12Rng::from_rng(&mut rand::rng()),
         };
-        Ok(Sampler { params, rng, weights: Vec::new(), candidates: Vec::new() })
+        Ok(Sampler {
+            params,
+            rng,
+            weights: Vec::new(),
+            candidates: Vec::new(),
+        })
     }
 
     /// The settings this sampler was built with.
@@ -121,7 +135,9 @@ impl Sampler {
     /// Draw one token from `logits` (f32 `[vocab]`).
     pub fn sample(&mut self, logits: &[f32]) -> Result<u32, EngineError> {
         if self.params.is_greedy() {
-            return argmax(logits).ok_or(EngineError::NoFiniteLogit { vocab_size: logits.len() });
+            return argmax(logits).ok_or(EngineError::NoFiniteLogit {
+                vocab_size: logits.len(),
+            });
         }
         let total = self.fill_weights(logits)?;
         if !self.truncates() {
@@ -150,7 +166,12 @@ impl Sampler {
                 return Ok(c.token);
             }
         }
-        self.candidates.last().map(|c| c.token).ok_or(EngineError::NoFiniteLogit { vocab_size: logits.len() })
+        self.candidates
+            .last()
+            .map(|c| c.token)
+            .ok_or(EngineError::NoFiniteLogit {
+                vocab_size: logits.len(),
+            })
     }
 
     /// The distribution `sample` draws from: surviving tokens, most likely
@@ -158,7 +179,9 @@ impl Sampler {
     /// the single argmax token with probability 1.
     pub fn distribution(&mut self, logits: &[f32]) -> Result<&[Candidate], EngineError> {
         if self.params.is_greedy() {
-            let token = argmax(logits).ok_or(EngineError::NoFiniteLogit { vocab_size: logits.len() })?;
+            let token = argmax(logits).ok_or(EngineError::NoFiniteLogit {
+                vocab_size: logits.len(),
+            })?;
             self.candidates.clear();
             self.candidates.push(Candidate { token, prob: 1.0 });
             return Ok(&self.candidates);
@@ -185,13 +208,19 @@ impl Sampler {
             .filter(|l| l.is_finite())
             .fold(f32::NEG_INFINITY, f32::max);
         if max == f32::NEG_INFINITY {
-            return Err(EngineError::NoFiniteLogit { vocab_size: logits.len() });
+            return Err(EngineError::NoFiniteLogit {
+                vocab_size: logits.len(),
+            });
         }
         let inv_t = 1.0 / self.params.temperature;
         self.weights.clear();
         let mut total = 0.0f64;
         self.weights.extend(logits.iter().map(|&l| {
-            let w = if l.is_finite() { ((l - max) * inv_t).exp() } else { 0.0 };
+            let w = if l.is_finite() {
+                ((l - max) * inv_t).exp()
+            } else {
+                0.0
+            };
             total += f64::from(w);
             w
         }));
@@ -214,14 +243,19 @@ impl Sampler {
                 .iter()
                 .enumerate()
                 .filter(|(_, &w)| w > 0.0)
-                .map(|(token, &w)| Candidate { token: token as u32, prob: w }),
+                .map(|(token, &w)| Candidate {
+                    token: token as u32,
+                    prob: w,
+                }),
         );
         // Most likely first; equal weights: lower token id first.
-        let order = |a: &Candidate, b: &Candidate| b.prob.total_cmp(&a.prob).then(a.token.cmp(&b.token));
+        let order =
+            |a: &Candidate, b: &Candidate| b.prob.total_cmp(&a.prob).then(a.token.cmp(&b.token));
 
         let mut sorted = false;
         if params.top_k > 0 && params.top_k < self.candidates.len() {
-            self.candidates.select_nth_unstable_by(params.top_k - 1, order);
+            self.candidates
+                .select_nth_unstable_by(params.top_k - 1, order);
             self.candidates.truncate(params.top_k);
             self.candidates.sort_unstable_by(order);
             sorted = true;
@@ -257,7 +291,11 @@ impl Sampler {
         }
 
         if params.min_p > 0.0 {
-            let max = self.candidates.iter().map(|c| c.prob).fold(0.0f32, f32::max);
+            let max = self
+                .candidates
+                .iter()
+                .map(|c| c.prob)
+                .fold(0.0f32, f32::max);
             let threshold = params.min_p * max;
             self.candidates.retain(|c| c.prob >= threshold);
         }

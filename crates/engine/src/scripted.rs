@@ -33,7 +33,13 @@ impl ScriptedModel {
     /// A model over `vocab_size` tokens, at most `max_context` positions,
     /// that continues any prompt with `script`.
     pub fn new(vocab_size: usize, max_context: usize, script: Vec<u32>) -> ScriptedModel {
-        ScriptedModel { vocab_size, max_context, script, sliding_window: None, calls: Arc::default() }
+        ScriptedModel {
+            vocab_size,
+            max_context,
+            script,
+            sliding_window: None,
+            calls: Arc::default(),
+        }
     }
 
     /// Make the cache behave like one with sliding-window layers of
@@ -63,7 +69,9 @@ impl ScriptedModel {
 
     /// The scripted next token after `history`.
     pub fn next_token(&self, history: &[u32]) -> Option<u32> {
-        let k = (0..self.script.len()).rev().find(|&k| history.ends_with(&self.script[..k]))?;
+        let k = (0..self.script.len())
+            .rev()
+            .find(|&k| history.ends_with(&self.script[..k]))?;
         Some(self.script[k])
     }
 
@@ -115,7 +123,12 @@ impl KvState for ScriptedCache {
         }
         let ring_wrapped = self.sliding_window.is_some_and(|w| self.high_water > w);
         let kept = if ring_wrapped {
-            self.snapshots.iter().copied().filter(|&s| s <= n_tokens).max().unwrap_or(0)
+            self.snapshots
+                .iter()
+                .copied()
+                .filter(|&s| s <= n_tokens)
+                .max()
+                .unwrap_or(0)
         } else {
             n_tokens
         };
@@ -169,7 +182,10 @@ impl LanguageModel for ScriptedModel {
             )));
         }
         if let Some(&token) = tokens.iter().find(|&&t| t as usize >= self.vocab_size) {
-            return Err(EngineError::InvalidToken { token, vocab_size: self.vocab_size });
+            return Err(EngineError::InvalidToken {
+                token,
+                vocab_size: self.vocab_size,
+            });
         }
         if let Ok(mut calls) = self.calls.lock() {
             calls.push(tokens.len());

@@ -155,7 +155,10 @@ impl<M: LanguageModel> Session<M> {
     pub fn new(model: M, context_tokens: usize) -> Result<Session<M>, EngineError> {
         let max_context = model.max_context();
         if context_tokens == 0 || context_tokens > max_context {
-            return Err(EngineError::ContextTooLarge { requested: context_tokens, max_context });
+            return Err(EngineError::ContextTooLarge {
+                requested: context_tokens,
+                max_context,
+            });
         }
         let cache = model.new_cache(context_tokens);
         let logits = Vec::with_capacity(model.vocab_size());
@@ -222,7 +225,11 @@ impl<M: LanguageModel> Session<M> {
     /// already cached, and leave the last prompt token's logits in
     /// `last_logits()`. The last prompt token is always recomputed when the
     /// whole prompt is cached, because its logits are needed.
-    pub fn prefill(&mut self, prompt: &[u32], cancel: Option<&AtomicBool>) -> Result<PrefillStats, EngineError> {
+    pub fn prefill(
+        &mut self,
+        prompt: &[u32],
+        cancel: Option<&AtomicBool>,
+    ) -> Result<PrefillStats, EngineError> {
         let started = Instant::now();
         let marks = std::mem::take(&mut self.snapshot_points);
         let max_context = self.cache.max_tokens();
@@ -230,7 +237,10 @@ impl<M: LanguageModel> Session<M> {
             return Err(EngineError::EmptyPrompt);
         }
         if prompt.len() > max_context {
-            return Err(EngineError::PromptTooLong { prompt_tokens: prompt.len(), max_context });
+            return Err(EngineError::PromptTooLong {
+                prompt_tokens: prompt.len(),
+                max_context,
+            });
         }
         let vocab_size = self.model.vocab_size();
         if let Some(&token) = prompt.iter().find(|&&t| t as usize >= vocab_size) {
@@ -238,7 +248,11 @@ impl<M: LanguageModel> Session<M> {
         }
 
         let common = common_prefix_len(&self.tokens, prompt).min(prompt.len() - 1);
-        let kept = if common < self.tokens.len() { self.cache.rollback_to(common).min(common) } else { common };
+        let kept = if common < self.tokens.len() {
+            self.cache.rollback_to(common).min(common)
+        } else {
+            common
+        };
         self.tokens.truncate(kept);
         debug_assert_eq!(self.cache.len(), self.tokens.len());
 
@@ -261,7 +275,10 @@ impl<M: LanguageModel> Session<M> {
                 end = mark;
             }
             let chunk = &prompt[start..end];
-            if let Err(err) = self.model.forward(chunk, &mut self.cache, LogitsFor::Last, &mut self.logits) {
+            if let Err(err) =
+                self.model
+                    .forward(chunk, &mut self.cache, LogitsFor::Last, &mut self.logits)
+            {
                 // The cache may hold part of the chunk: start clean next time.
                 self.reset();
                 return Err(err);
@@ -299,7 +316,10 @@ impl<M: LanguageModel> Session<M> {
             computed_tokens: prefill.computed_tokens,
             completion_tokens: 0,
         };
-        let mut timings = Timings { prefill: prefill.elapsed, decode: Duration::ZERO };
+        let mut timings = Timings {
+            prefill: prefill.elapsed,
+            decode: Duration::ZERO,
+        };
         let decode_started = Instant::now();
         let mut generated = Vec::with_capacity(stop.max_tokens.unwrap_or(256).min(4096));
 
@@ -330,9 +350,12 @@ impl<M: LanguageModel> Session<M> {
                 if is_cancelled(cancel) {
                     break StopReason::Cancelled;
                 }
-                if let Err(err) =
-                    self.model.forward(std::slice::from_ref(&token), &mut self.cache, LogitsFor::Last, &mut self.logits)
-                {
+                if let Err(err) = self.model.forward(
+                    std::slice::from_ref(&token),
+                    &mut self.cache,
+                    LogitsFor::Last,
+                    &mut self.logits,
+                ) {
                     self.reset();
                     return Err(err);
                 }
@@ -348,13 +371,21 @@ impl<M: LanguageModel> Session<M> {
         self.totals.reused_tokens += usage.reused_tokens;
         self.totals.computed_tokens += usage.computed_tokens;
         self.totals.completion_tokens += usage.completion_tokens;
-        Ok(Generation { tokens: generated, stop_reason, usage, timings })
+        Ok(Generation {
+            tokens: generated,
+            stop_reason,
+            usage,
+            timings,
+        })
     }
 
     fn check_logits(&self) -> Result<(), EngineError> {
         let expected = self.model.vocab_size();
         if self.logits.len() != expected {
-            return Err(EngineError::LogitsShape { expected, found: self.logits.len() });
+            return Err(EngineError::LogitsShape {
+                expected,
+                found: self.logits.len(),
+            });
         }
         Ok(())
     }

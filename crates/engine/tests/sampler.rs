@@ -9,7 +9,11 @@ use proptest::prelude::*;
 /// renormalised top-k, then min-p; returns (token, prob) most likely first.
 fn reference(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f64)> {
     let t = f64::from(p.temperature);
-    let max = logits.iter().copied().filter(|l| l.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|l| l.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
     let mut all: Vec<(u32, f64)> = logits
         .iter()
         .enumerate()
@@ -43,7 +47,13 @@ fn reference(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f64)> {
 }
 
 fn params(temperature: f32, top_p: f32, top_k: usize, min_p: f32) -> SamplingParams {
-    SamplingParams { temperature, top_p, top_k, min_p, seed: Some(7) }
+    SamplingParams {
+        temperature,
+        top_p,
+        top_k,
+        min_p,
+        seed: Some(7),
+    }
 }
 
 fn assert_matches_reference(logits: &[f32], p: &SamplingParams) {
@@ -54,16 +64,26 @@ fn assert_matches_reference(logits: &[f32], p: &SamplingParams) {
     let want_tokens: Vec<u32> = expected.iter().map(|c| c.0).collect();
     assert_eq!(got_tokens, want_tokens, "surviving tokens differ for {p:?}");
     for (g, w) in got.iter().zip(&expected) {
-        assert!((f64::from(g.prob) - w.1).abs() < 1e-5, "prob of {} differs: {} vs {}", g.token, g.prob, w.1);
+        assert!(
+            (f64::from(g.prob) - w.1).abs() < 1e-5,
+            "prob of {} differs: {} vs {}",
+            g.token,
+            g.prob,
+            w.1
+        );
     }
 }
 
 /// Distinct logits so that threshold decisions are not floating-point ties.
 fn spread_logits(n: usize, seed: u64) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|i| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((x >> 33) as f32 / (1u64 << 31) as f32) * 8.0 - 4.0 + i as f32 * 1e-4
         })
         .collect()
@@ -72,7 +92,10 @@ fn spread_logits(n: usize, seed: u64) -> Vec<f32> {
 #[test]
 fn defaults_are_openai_recommended() {
     let d = SamplingParams::default();
-    assert_eq!((d.temperature, d.top_p, d.top_k, d.min_p), (1.0, 1.0, 0, 0.0));
+    assert_eq!(
+        (d.temperature, d.top_p, d.top_k, d.min_p),
+        (1.0, 1.0, 0, 0.0)
+    );
 }
 
 #[test]
@@ -91,18 +114,33 @@ fn greedy_is_argmax_with_lowest_index_on_ties() {
 #[test]
 fn all_non_finite_logits_are_an_error() {
     let logits = [f32::NAN, f32::NEG_INFINITY];
-    for p in [SamplingParams::greedy(), params(1.0, 1.0, 0, 0.0), params(1.0, 0.5, 0, 0.0)] {
+    for p in [
+        SamplingParams::greedy(),
+        params(1.0, 1.0, 0, 0.0),
+        params(1.0, 0.5, 0, 0.0),
+    ] {
         let mut s = Sampler::new(p).unwrap();
-        assert!(matches!(s.sample(&logits), Err(EngineError::NoFiniteLogit { vocab_size: 2 })));
+        assert!(matches!(
+            s.sample(&logits),
+            Err(EngineError::NoFiniteLogit { vocab_size: 2 })
+        ));
     }
 }
 
 #[test]
 fn invalid_params_are_rejected() {
-    for p in [params(-1.0, 1.0, 0, 0.0), params(f32::NAN, 1.0, 0, 0.0), params(1.0, 0.0, 0, 0.0),
-        params(1.0, 1.5, 0, 0.0), params(1.0, 1.0, 0, -0.1), params(1.0, 1.0, 0, 1.5)]
-    {
-        assert!(matches!(Sampler::new(p), Err(EngineError::InvalidSampling { .. })));
+    for p in [
+        params(-1.0, 1.0, 0, 0.0),
+        params(f32::NAN, 1.0, 0, 0.0),
+        params(1.0, 0.0, 0, 0.0),
+        params(1.0, 1.5, 0, 0.0),
+        params(1.0, 1.0, 0, -0.1),
+        params(1.0, 1.0, 0, 1.5),
+    ] {
+        assert!(matches!(
+            Sampler::new(p),
+            Err(EngineError::InvalidSampling { .. })
+        ));
     }
 }
 
@@ -110,10 +148,20 @@ fn invalid_params_are_rejected() {
 fn same_seed_same_tokens_different_seed_different_tokens() {
     let logits = spread_logits(1000, 3);
     let draw = |seed: u64, p: SamplingParams| {
-        let mut s = Sampler::new(SamplingParams { seed: Some(seed), ..p }).unwrap();
-        (0..200).map(|_| s.sample(&logits).unwrap()).collect::<Vec<_>>()
+        let mut s = Sampler::new(SamplingParams {
+            seed: Some(seed),
+            ..p
+        })
+        .unwrap();
+        (0..200)
+            .map(|_| s.sample(&logits).unwrap())
+            .collect::<Vec<_>>()
     };
-    for p in [params(1.0, 1.0, 0, 0.0), params(0.7, 0.9, 0, 0.0), params(1.0, 1.0, 50, 0.05)] {
+    for p in [
+        params(1.0, 1.0, 0, 0.0),
+        params(0.7, 0.9, 0, 0.0),
+        params(1.0, 1.0, 50, 0.05),
+    ] {
         assert_eq!(draw(42, p.clone()), draw(42, p.clone()));
         assert_ne!(draw(42, p.clone()), draw(43, p));
     }
@@ -122,7 +170,12 @@ fn same_seed_same_tokens_different_seed_different_tokens() {
 #[test]
 fn empirical_frequencies_follow_the_truncated_distribution() {
     let logits = [1.0f32, 2.0, 0.5, 3.0, -2.0, 2.5];
-    for p in [params(1.0, 1.0, 0, 0.0), params(0.8, 0.8, 0, 0.0), params(1.3, 1.0, 3, 0.0), params(1.0, 1.0, 0, 0.3)] {
+    for p in [
+        params(1.0, 1.0, 0, 0.0),
+        params(0.8, 0.8, 0, 0.0),
+        params(1.3, 1.0, 3, 0.0),
+        params(1.0, 1.0, 0, 0.3),
+    ] {
         let expected = reference(&logits, &p);
         let mut s = Sampler::new(p.clone()).unwrap();
         let n = 40_000;
@@ -131,9 +184,15 @@ fn empirical_frequencies_follow_the_truncated_distribution() {
             counts[s.sample(&logits).unwrap() as usize] += 1;
         }
         for (tok, count) in counts.iter().enumerate() {
-            let want = expected.iter().find(|e| e.0 as usize == tok).map_or(0.0, |e| e.1);
+            let want = expected
+                .iter()
+                .find(|e| e.0 as usize == tok)
+                .map_or(0.0, |e| e.1);
             let got = *count as f64 / n as f64;
-            assert!((got - want).abs() < 0.015, "{p:?}: token {tok} freq {got} vs {want}");
+            assert!(
+                (got - want).abs() < 0.015,
+                "{p:?}: token {tok} freq {got} vs {want}"
+            );
         }
     }
 }
@@ -163,10 +222,20 @@ fn top_p_keeps_the_smallest_prefix_reaching_the_mass() {
     let l2 = std::f32::consts::LN_2;
     let logits = [3.0 * l2, 2.0 * l2, l2, l2];
     let mut s = Sampler::new(params(1.0, 0.6, 0, 0.0)).unwrap();
-    let d: Vec<u32> = s.distribution(&logits).unwrap().iter().map(|c| c.token).collect();
+    let d: Vec<u32> = s
+        .distribution(&logits)
+        .unwrap()
+        .iter()
+        .map(|c| c.token)
+        .collect();
     assert_eq!(d, vec![0, 1]);
     let mut s = Sampler::new(params(1.0, 0.5, 0, 0.0)).unwrap();
-    let d: Vec<u32> = s.distribution(&logits).unwrap().iter().map(|c| c.token).collect();
+    let d: Vec<u32> = s
+        .distribution(&logits)
+        .unwrap()
+        .iter()
+        .map(|c| c.token)
+        .collect();
     assert_eq!(d, vec![0]);
 }
 

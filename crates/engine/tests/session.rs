@@ -18,11 +18,22 @@ fn greedy() -> Sampler {
 }
 
 fn stop_on(tokens: &[u32], max_tokens: Option<usize>) -> StopConditions {
-    StopConditions { max_tokens, stop_tokens: tokens.to_vec() }
+    StopConditions {
+        max_tokens,
+        stop_tokens: tokens.to_vec(),
+    }
 }
 
-fn go(session: &mut Session<&ScriptedModel>, prompt: &[u32], stop: &StopConditions) -> gptoss_engine::Generation {
-    session.generate(prompt, stop, &mut greedy(), None, |_| ControlFlow::Continue(())).unwrap()
+fn go(
+    session: &mut Session<&ScriptedModel>,
+    prompt: &[u32],
+    stop: &StopConditions,
+) -> gptoss_engine::Generation {
+    session
+        .generate(prompt, stop, &mut greedy(), None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap()
 }
 
 #[test]
@@ -70,7 +81,13 @@ fn cancel_flag_and_callback_stop_generation() {
     let mut session = Session::new(&model, 100).unwrap();
     let flag = AtomicBool::new(true);
     let g = session
-        .generate(&[1, 2], &stop_on(&[], None), &mut greedy(), Some(&flag), |_| ControlFlow::Continue(()))
+        .generate(
+            &[1, 2],
+            &stop_on(&[], None),
+            &mut greedy(),
+            Some(&flag),
+            |_| ControlFlow::Continue(()),
+        )
         .unwrap();
     assert_eq!(g.stop_reason, StopReason::Cancelled);
     assert!(g.tokens.is_empty());
@@ -78,14 +95,20 @@ fn cancel_flag_and_callback_stop_generation() {
     let flag = AtomicBool::new(false);
     let mut seen = 0;
     let g = session
-        .generate(&[1, 2], &stop_on(&[], None), &mut greedy(), Some(&flag), |_| {
-            seen += 1;
-            if seen == 2 {
-                // a Ctrl-C handler would set the flag from another thread
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            ControlFlow::Continue(())
-        })
+        .generate(
+            &[1, 2],
+            &stop_on(&[], None),
+            &mut greedy(),
+            Some(&flag),
+            |_| {
+                seen += 1;
+                if seen == 2 {
+                    // a Ctrl-C handler would set the flag from another thread
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                ControlFlow::Continue(())
+            },
+        )
         .unwrap();
     assert_eq!(g.stop_reason, StopReason::Cancelled);
     assert_eq!(g.tokens, vec![3, 4]);
@@ -108,9 +131,16 @@ fn bad_prompts_are_refused_with_the_numbers() {
     let model = ScriptedModel::new(VOCAB, 100, vec![3]);
     let mut session = Session::new(&model, 8).unwrap();
     let long: Vec<u32> = (0..9).collect();
-    let err = session.generate(&long, &stop_on(&[], None), &mut greedy(), None, |_| ControlFlow::Continue(()));
+    let err = session.generate(&long, &stop_on(&[], None), &mut greedy(), None, |_| {
+        ControlFlow::Continue(())
+    });
     match err {
-        Err(e @ EngineError::PromptTooLong { prompt_tokens: 9, max_context: 8 }) => {
+        Err(
+            e @ EngineError::PromptTooLong {
+                prompt_tokens: 9,
+                max_context: 8,
+            },
+        ) => {
             let msg = e.to_string();
             assert!(msg.contains('9') && msg.contains('8'), "{msg}");
         }
@@ -122,11 +152,17 @@ fn bad_prompts_are_refused_with_the_numbers() {
     ));
     assert!(matches!(
         session.prefill(&[1, 64], None),
-        Err(EngineError::InvalidToken { token: 64, vocab_size: 64 })
+        Err(EngineError::InvalidToken {
+            token: 64,
+            vocab_size: 64
+        })
     ));
     assert!(matches!(
         Session::new(&model, 101),
-        Err(EngineError::ContextTooLarge { requested: 101, max_context: 100 })
+        Err(EngineError::ContextTooLarge {
+            requested: 101,
+            max_context: 100
+        })
     ));
     // nothing was run for the refused requests
     assert!(model.forward_calls().is_empty());
@@ -194,7 +230,8 @@ fn diverging_prompt_rolls_back_to_the_common_prefix() {
 fn sliding_window_rollback_keeps_only_what_a_snapshot_allows() {
     // Window 4: after 10+ positions the ring has wrapped, so a rollback can
     // only land on a snapshot (marked after each prefill).
-    let model = ScriptedModel::new(VOCAB, 100, vec![20, 21, 22, 23, 24, STOP]).with_sliding_window(4);
+    let model =
+        ScriptedModel::new(VOCAB, 100, vec![20, 21, 22, 23, 24, STOP]).with_sliding_window(4);
     let mut session = Session::new(&model, 100).unwrap();
     let prompt: Vec<u32> = (1..=10).collect();
     let g1 = go(&mut session, &prompt, &stop_on(&[STOP], None));
@@ -245,9 +282,20 @@ fn seeded_sampling_through_the_session_is_reproducible() {
     let model = ScriptedModel::new(VOCAB, 1000, vec![20, 21, 22, 23]);
     let run = |seed| {
         let mut session = Session::new(&model, 1000).unwrap();
-        let mut sampler = Sampler::new(SamplingParams { temperature: 3.0, seed: Some(seed), ..Default::default() }).unwrap();
+        let mut sampler = Sampler::new(SamplingParams {
+            temperature: 3.0,
+            seed: Some(seed),
+            ..Default::default()
+        })
+        .unwrap();
         session
-            .generate(&[1, 2, 3], &stop_on(&[], Some(50)), &mut sampler, None, |_| ControlFlow::Continue(()))
+            .generate(
+                &[1, 2, 3],
+                &stop_on(&[], Some(50)),
+                &mut sampler,
+                None,
+                |_| ControlFlow::Continue(()),
+            )
             .unwrap()
             .tokens
     };

@@ -244,6 +244,10 @@ impl PythonTool {
         a.push("--ro-bind".into());
         a.push(script.as_os_str().to_owned());
         a.push("/tmp/script.py".into());
+        // The root is bwrap's tmpfs; freeze it so that mount-point folders
+        // it created (`/etc`, `/mnt`) are not writable.
+        a.push("--remount-ro".into());
+        a.push("/".into());
         a.push("--chdir".into());
         a.push(SANDBOX_SCRATCH.into());
         for (k, v) in [

@@ -58,7 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ctrlc::set_handler(move || handler_flag.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
 
-    let mut view = View { color: std::io::stdout().is_terminal(), show_reasoning: !args.hide_reasoning };
+    let mut view = View {
+        color: std::io::stdout().is_terminal(),
+        show_reasoning: !args.hide_reasoning,
+    };
     println!(
         "gpt-oss chat: context {} tokens, effort {}. /help lists the commands; Ctrl-D leaves.",
         chat.session().context_tokens(),
@@ -107,7 +110,11 @@ enum Flow {
     Quit,
 }
 
-fn command_line<M: LanguageModel>(command: &str, chat: &mut Chat<M>, view: &mut View) -> anyhow::Result<Flow> {
+fn command_line<M: LanguageModel>(
+    command: &str,
+    chat: &mut Chat<M>,
+    view: &mut View,
+) -> anyhow::Result<Flow> {
     let (name, rest) = match command.split_once(char::is_whitespace) {
         Some((name, rest)) => (name, rest.trim()),
         None => (command, ""),
@@ -121,7 +128,10 @@ fn command_line<M: LanguageModel>(command: &str, chat: &mut Chat<M>, view: &mut 
         }
         "effort" => {
             if rest.is_empty() {
-                println!("effort: {} (choose none, low, medium or high)", chat.effort());
+                println!(
+                    "effort: {} (choose none, low, medium or high)",
+                    chat.effort()
+                );
             } else {
                 let effort: Effort = rest.parse()?;
                 chat.set_effort(effort);
@@ -132,18 +142,33 @@ fn command_line<M: LanguageModel>(command: &str, chat: &mut Chat<M>, view: &mut 
             let limit = match rest {
                 "" => {
                     let current = chat.options().max_tokens;
-                    println!("max tokens: {}", current.map_or("none".to_string(), |n| n.to_string()));
+                    println!(
+                        "max tokens: {}",
+                        current.map_or("none".to_string(), |n| n.to_string())
+                    );
                     return Ok(Flow::Continue);
                 }
                 "none" | "off" => None,
-                n => Some(n.parse::<usize>().map_err(|_| anyhow::anyhow!("usage: /max-tokens N (a positive number) or none"))?),
+                n => Some(n.parse::<usize>().map_err(|_| {
+                    anyhow::anyhow!("usage: /max-tokens N (a positive number) or none")
+                })?),
             };
             chat.set_max_tokens(limit);
-            println!("max tokens: {}", limit.map_or("none".to_string(), |n| n.to_string()));
+            println!(
+                "max tokens: {}",
+                limit.map_or("none".to_string(), |n| n.to_string())
+            );
         }
         "reasoning" => {
             view.show_reasoning = !view.show_reasoning;
-            println!("chain of thought: {}", if view.show_reasoning { "shown" } else { "hidden" });
+            println!(
+                "chain of thought: {}",
+                if view.show_reasoning {
+                    "shown"
+                } else {
+                    "hidden"
+                }
+            );
         }
         "system" => {
             if rest.is_empty() {
@@ -159,21 +184,35 @@ fn command_line<M: LanguageModel>(command: &str, chat: &mut Chat<M>, view: &mut 
                 anyhow::bail!("usage: /save FILE");
             }
             let json = serde_json::to_string_pretty(&chat.conversation())?;
-            std::fs::write(Path::new(rest), json + "\n").with_context(|| format!("cannot write {rest}"))?;
-            println!("saved {} messages to {rest}.", chat.conversation().messages.len());
+            std::fs::write(Path::new(rest), json + "\n")
+                .with_context(|| format!("cannot write {rest}"))?;
+            println!(
+                "saved {} messages to {rest}.",
+                chat.conversation().messages.len()
+            );
         }
         "load" => {
             if rest.is_empty() {
                 anyhow::bail!("usage: /load FILE");
             }
-            let json = std::fs::read_to_string(Path::new(rest)).with_context(|| format!("cannot read {rest}"))?;
-            let conversation = Conversation::from_json(&json).with_context(|| format!("{rest} is not a conversation"))?;
+            let json = std::fs::read_to_string(Path::new(rest))
+                .with_context(|| format!("cannot read {rest}"))?;
+            let conversation = Conversation::from_json(&json)
+                .with_context(|| format!("{rest} is not a conversation"))?;
             chat.load_conversation(conversation)?;
-            println!("loaded {} messages (effort {}).", chat.history().len(), chat.effort());
+            println!(
+                "loaded {} messages (effort {}).",
+                chat.history().len(),
+                chat.effort()
+            );
         }
         "stats" => {
             let t = chat.session().totals();
-            let saved = if t.prompt_tokens > 0 { 100.0 * t.reused_tokens as f64 / t.prompt_tokens as f64 } else { 0.0 };
+            let saved = if t.prompt_tokens > 0 {
+                100.0 * t.reused_tokens as f64 / t.prompt_tokens as f64
+            } else {
+                0.0
+            };
             println!(
                 "{} answers; prompt tokens {} ({} computed, {} reused from the cache: {saved:.0}% saved); generated {}",
                 t.requests, t.prompt_tokens, t.computed_tokens, t.reused_tokens, t.completion_tokens
@@ -227,7 +266,13 @@ impl Printer {
         let clean: String = text
             .chars()
             .filter(|&c| c != '\r')
-            .map(|c| if c.is_control() && c != '\n' && c != '\t' { char::REPLACEMENT_CHARACTER } else { c })
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    char::REPLACEMENT_CHARACTER
+                } else {
+                    c
+                }
+            })
             .collect();
         self.write(&clean);
     }
@@ -305,7 +350,10 @@ impl Printer {
             TurnStop::MaxTokens => " · cut at --max-tokens".to_string(),
             TurnStop::ContextFull => " · context full: /reset to start over".to_string(),
             TurnStop::Call => match &outcome.tool_call {
-                Some(call) => format!(" · the model called {} (no tools in chat yet)", call.recipient),
+                Some(call) => format!(
+                    " · the model called {} (no tools in chat yet)",
+                    call.recipient
+                ),
                 None => " · tool call".to_string(),
             },
             TurnStop::OtherRole(role) => format!(" · stopped at a {role} message"),

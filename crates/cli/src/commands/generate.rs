@@ -52,8 +52,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .min(max_context);
     let mut session = Session::new(&model, context)?;
     let mut sampler = Sampler::new(args.sampling.params())?;
-    let stop = StopConditions { max_tokens: Some(args.max_tokens), stop_tokens };
-    let generation = session.generate(&prompt, &stop, &mut sampler, None, |_| ControlFlow::Continue(()))?;
+    let stop = StopConditions {
+        max_tokens: Some(args.max_tokens),
+        stop_tokens,
+    };
+    let generation = session.generate(&prompt, &stop, &mut sampler, None, |_| {
+        ControlFlow::Continue(())
+    })?;
     println!("{}", serde_json::to_string(&generation.tokens)?);
     if args.verbose {
         let u = &generation.usage;

@@ -28,7 +28,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) if p != "-" => p.to_string(),
         _ => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading the prompt from stdin (it must be UTF-8)")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the prompt from stdin (it must be UTF-8)")?;
             s
         }
     };
@@ -94,16 +96,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         TurnStop::Return => {}
         TurnStop::Call => {
             if let Some(call) = &outcome.tool_call {
-                eprintln!("note: the model called the tool {} but `run` has no tools yet", call.recipient);
+                eprintln!(
+                    "note: the model called the tool {} but `run` has no tools yet",
+                    call.recipient
+                );
             }
         }
         TurnStop::MaxTokens => eprintln!("note: the answer was cut at --max-tokens"),
-        TurnStop::ContextFull => eprintln!("note: the answer was cut: the context ({} tokens) is full", args.chat.context),
+        TurnStop::ContextFull => eprintln!(
+            "note: the answer was cut: the context ({} tokens) is full",
+            args.chat.context
+        ),
         TurnStop::Cancelled => eprintln!("note: cancelled"),
-        TurnStop::OtherRole(role) => eprintln!("note: the model began a {role} message; stopped there"),
+        TurnStop::OtherRole(role) => {
+            eprintln!("note: the model began a {role} message; stopped there")
+        }
     }
     if !args.json && outcome.answer().is_empty() && summary.stop != TurnStop::Return {
-        anyhow::bail!("the model gave no answer (stopped: {})", summary.stop.as_str());
+        anyhow::bail!(
+            "the model gave no answer (stopped: {})",
+            summary.stop.as_str()
+        );
     }
     Ok(())
 }
