@@ -255,84 +255,107 @@ pub(crate) fn f32_rows(
     unsafe { dense_rows::<W_F32>(w.as_ptr() as *const u8, 4, rows, x, n, d_in, bias, out) }
 }
 
+// ---- MXFP4 ---------------------------------------------------------------------------------
+//
+// Numerics of both MXFP4 paths (decode and batch), identical per (row, token): activations are
+// read in a per-block permuted order (the 16 even elements of a 32-block, then the 16 odd ones,
+// matching the low and high nibbles of the 16 packed bytes, see [`permute_x`]); per block,
+// `b = w0*x0; b = fma(w1, x1, b); b = fma(w2, x2, b); b = fma(w3, x3, b)` with `w` = twice the
+// FP4 values (exact small integers), then `acc = fma(b, scale / 2, acc)`. One scale multiply per
+// block instead of per weight; differs from the scalar oracle only by rounding.
+
 /// Twice the FP4 E2M1 values, as int8 (all are integers then), indexed by code.
 const FP4_X2_I8: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
-/// The 32 codes of one MXFP4 block (16 bytes, low nibble first) as twice their FP4 values,
-/// int8 [32] in element order.
+/// Half of each E8M0 scale, 2^(s - 128), as f32 (s = 0 and 1 give subnormals, 255 gives +inf).
+static HALF_SCALE: [f32; 256] = half_scales();
+
+const fn half_scales() -> [f32; 256] {
+    let mut t = [0f32; 256];
+    let mut s = 0;
+    while s < 256 {
+        t[s] = match s {
+            0 => f32::from_bits(0x0020_0000),
+            1 => f32::from_bits(0x0040_0000),
+            255 => f32::INFINITY,
+            _ => f32::from_bits(((s - 1) as u32) << 23),
+        };
+        s += 1;
+    }
+    t
+}
+
+/// Reorders each 32-element block of `x` (f32 [n, d_in], d_in % 32 == 0) into its 16 even
+/// elements followed by its 16 odd ones, the order in which the packed nibbles decode.
+pub(crate) fn permute_x(x: &[f32], out: &mut Vec<f32>) {
+    out.resize(x.len(), 0.0);
+    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
+        for j in 0..16 {
+            dst[j] = src[2 * j];
+            dst[16 + j] = src[2 * j + 1];
+        }
+    }
+}
+
+/// The 4 groups of 8 weights (twice their FP4 values, exact) of the block at `p`, in the
+/// permuted order: even elements 0..16 (two groups), then odd ones.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn block_codes_x2(p: *const u8, lut: __m128i) -> (__m128i, __m128i) {
+unsafe fn block_weights(p: *const u8, lut: __m128i) -> [__m256; 4] {
     // SAFETY: the caller guarantees 16 readable bytes at p.
     unsafe {
         let v = _mm_loadu_si128(p as *const __m128i);
         let m = _mm_set1_epi8(0x0F);
-        let lo = _mm_and_si128(v, m);
-        let hi = _mm_and_si128(_mm_srli_epi16::<4>(v), m);
-        // Interleave so byte 2j = low nibble of byte j, byte 2j+1 = its high nibble.
-        let e0 = _mm_unpacklo_epi8(lo, hi);
-        let e1 = _mm_unpackhi_epi8(lo, hi);
-        (_mm_shuffle_epi8(lut, e0), _mm_shuffle_epi8(lut, e1))
-    }
-}
-
-/// The low 8 int8 values of `c` times `hs`, as f32.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-fn cvt8(c: __m128i, hs: __m256) -> __m256 {
-    _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c)), hs)
-}
-
-/// The 4 groups of 8 weights of one block as f32 (exact: (2 v) x (scale / 2)).
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn block_weights(p: *const u8, scale: u8, lut: __m128i) -> [__m256; 4] {
-    // SAFETY: as in `block_codes_x2`.
-    unsafe {
-        let (a, b) = block_codes_x2(p, lut);
-        let hs = _mm256_set1_ps(0.5 * crate::dtype::e8m0_to_f32(scale));
+        let even = _mm_shuffle_epi8(lut, _mm_and_si128(v, m));
+        let odd = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16::<4>(v), m));
         [
-            cvt8(a, hs),
-            cvt8(_mm_srli_si128::<8>(a), hs),
-            cvt8(b, hs),
-            cvt8(_mm_srli_si128::<8>(b), hs),
+            cvt8(even),
+            cvt8(_mm_unpackhi_epi64(even, even)),
+            cvt8(odd),
+            cvt8(_mm_unpackhi_epi64(odd, odd)),
         ]
     }
 }
 
-/// One token against R MXFP4 rows, dequantization fused: returns the R dots (+ bias).
+/// The low 8 int8 values of `c` as f32.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn cvt8(c: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c))
+}
+
+/// One token (permuted, `xp`) against R MXFP4 rows, dequantization fused: the R dots (+ bias).
 #[target_feature(enable = "avx2,fma")]
 unsafe fn mxfp4_dot_rows<const R: usize>(
     blocks: &[u8],
     scales: &[u8],
-    x: &[f32],
+    xp: &[f32],
     d_in: usize,
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let nb = d_in / 32;
     // SAFETY: the caller guarantees R rows of nb blocks (16 bytes each) and nb scales, and
-    // x of d_in floats.
+    // xp of d_in floats.
     unsafe {
         let lut = _mm_loadu_si128(FP4_X2_I8.as_ptr() as *const __m128i);
         let mut acc = [_mm256_setzero_ps(); R];
         for blk in 0..nb {
-            let xp = x.as_ptr().add(blk * 32);
+            let xq = xp.as_ptr().add(blk * 32);
             let xv = [
-                _mm256_loadu_ps(xp),
-                _mm256_loadu_ps(xp.add(8)),
-                _mm256_loadu_ps(xp.add(16)),
-                _mm256_loadu_ps(xp.add(24)),
+                _mm256_loadu_ps(xq),
+                _mm256_loadu_ps(xq.add(8)),
+                _mm256_loadu_ps(xq.add(16)),
+                _mm256_loadu_ps(xq.add(24)),
             ];
             for r in 0..R {
-                let wv = block_weights(
-                    blocks.as_ptr().add((r * nb + blk) * 16),
-                    *scales.get_unchecked(r * nb + blk),
-                    lut,
-                );
-                for j in 0..4 {
-                    acc[r] = _mm256_fmadd_ps(wv[j], xv[j], acc[r]);
-                }
+                let wv = block_weights(blocks.as_ptr().add((r * nb + blk) * 16), lut);
+                let mut b = _mm256_mul_ps(wv[0], xv[0]);
+                b = _mm256_fmadd_ps(wv[1], xv[1], b);
+                b = _mm256_fmadd_ps(wv[2], xv[2], b);
+                b = _mm256_fmadd_ps(wv[3], xv[3], b);
+                let hs = _mm256_set1_ps(HALF_SCALE[*scales.get_unchecked(r * nb + blk) as usize]);
+                acc[r] = _mm256_fmadd_ps(b, hs, acc[r]);
             }
         }
         for r in 0..R {
@@ -343,32 +366,120 @@ unsafe fn mxfp4_dot_rows<const R: usize>(
     }
 }
 
-/// Decodes `rows` MXFP4 rows into f32 `dst` [rows, d_in].
+/// Decodes MXFP4 rows into `w` (f32 [rows, d_in], twice the FP4 values, permuted order) and
+/// `hs` (f32 [rows, d_in/32], half scales).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn mxfp4_decode_rows(blocks: &[u8], scales: &[u8], d_in: usize, dst: &mut [f32]) {
+unsafe fn mxfp4_decode_rows(blocks: &[u8], scales: &[u8], w: &mut [f32], hs: &mut [f32]) {
     let n_blocks = scales.len();
-    assert!(blocks.len() >= n_blocks * 16 && dst.len() >= n_blocks * 32);
-    let _ = d_in;
+    assert!(blocks.len() >= n_blocks * 16 && w.len() >= n_blocks * 32 && hs.len() >= n_blocks);
     // SAFETY: bounds asserted above.
     unsafe {
         let lut = _mm_loadu_si128(FP4_X2_I8.as_ptr() as *const __m128i);
         for b in 0..n_blocks {
-            let wv = block_weights(blocks.as_ptr().add(b * 16), scales[b], lut);
-            let d = dst.as_mut_ptr().add(b * 32);
-            for (j, w) in wv.iter().enumerate() {
-                _mm256_storeu_ps(d.add(8 * j), *w);
+            let wv = block_weights(blocks.as_ptr().add(b * 16), lut);
+            let d = w.as_mut_ptr().add(b * 32);
+            for (j, v) in wv.iter().enumerate() {
+                _mm256_storeu_ps(d.add(8 * j), *v);
+            }
+            hs[b] = HALF_SCALE[scales[b] as usize];
+        }
+    }
+}
+
+/// R decoded rows (`w` + r * d_in, half scales `hs` + r * nb) against T permuted tokens
+/// (`xp` + t * d_in); writes `out[r * out_stride + t]`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn mx_tile<const R: usize, const T: usize>(
+    w: *const f32,
+    hs: *const f32,
+    xp: *const f32,
+    d_in: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let nb = d_in / 32;
+    let mut acc = [[_mm256_setzero_ps(); T]; R];
+    // SAFETY: offsets stay inside R rows / T tokens of d_in elements and R rows of nb scales.
+    unsafe {
+        for blk in 0..nb {
+            let mut b = [[_mm256_setzero_ps(); T]; R];
+            for j in 0..4 {
+                let k = blk * 32 + 8 * j;
+                let mut wv = [_mm256_setzero_ps(); R];
+                for (r, wr) in wv.iter_mut().enumerate() {
+                    *wr = _mm256_loadu_ps(w.add(r * d_in + k));
+                }
+                for t in 0..T {
+                    let xv = _mm256_loadu_ps(xp.add(t * d_in + k));
+                    for r in 0..R {
+                        b[r][t] = if j == 0 {
+                            _mm256_mul_ps(wv[r], xv)
+                        } else {
+                            _mm256_fmadd_ps(wv[r], xv, b[r][t])
+                        };
+                    }
+                }
+            }
+            for r in 0..R {
+                let s = _mm256_broadcast_ss(&*hs.add(r * nb + blk));
+                for t in 0..T {
+                    acc[r][t] = _mm256_fmadd_ps(b[r][t], s, acc[r][t]);
+                }
+            }
+        }
+        for r in 0..R {
+            for t in 0..T {
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t]);
+                out[r * out_stride + t] = reduce8(&lanes) + bias.map_or(0.0, |b| b[r]);
             }
         }
     }
 }
 
-/// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32], rows = bias.len())
-/// against `n` tokens; `out` [rows, n]. `scratch` holds decoded rows for batches.
+/// Rows per tile and tokens per tile of the batched MXFP4 kernel (2 x 3: 6 accumulators, 6 block
+/// sums, 2 weight vectors, 1 activation vector, 1 scale in 16 ymm registers).
+const MX_R: usize = 2;
+const MX_T: usize = 3;
+
+/// R decoded rows against all n tokens, MX_T at a time.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn mx_rows_all_tokens<const R: usize>(
+    w: *const f32,
+    hs: *const f32,
+    xp: &[f32],
+    n: usize,
+    d_in: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let mut t0 = 0;
+    // SAFETY: t0 + tile width <= n.
+    unsafe {
+        while t0 + MX_T <= n {
+            let x = xp.as_ptr().add(t0 * d_in);
+            mx_tile::<R, MX_T>(w, hs, x, d_in, bias, &mut out[t0..], n);
+            t0 += MX_T;
+        }
+        let x = xp.as_ptr().add(t0 * d_in);
+        match n - t0 {
+            0 => {}
+            1 => mx_tile::<R, 1>(w, hs, x, d_in, bias, &mut out[t0..], n),
+            _ => mx_tile::<R, 2>(w, hs, x, d_in, bias, &mut out[t0..], n),
+        }
+    }
+}
+
+/// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against `n` tokens given
+/// permuted by [`permute_x`] (`xp` [n, d_in]); `out` [rows, n]. `scratch` holds decoded rows.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn mxfp4_rows(
     blocks: &[u8],
     scales: &[u8],
-    x: &[f32],
+    xp: &[f32],
     n: usize,
     d_in: usize,
     rows: usize,
@@ -379,7 +490,7 @@ pub(crate) fn mxfp4_rows(
     assert!(bias.is_none_or(|b| b.len() >= rows));
     let (rb, rs) = (d_in / 2, d_in / 32);
     assert!(d_in % 32 == 0 && blocks.len() >= rows * rb && scales.len() >= rows * rs);
-    assert!(x.len() >= n * d_in && out.len() >= rows * n);
+    assert!(xp.len() >= n * d_in && out.len() >= rows * n);
     // SAFETY: AVX2+FMA checked by the caller; all slices bounded by the asserts above.
     unsafe {
         let mut r = 0;
@@ -388,7 +499,7 @@ pub(crate) fn mxfp4_rows(
                 mxfp4_dot_rows::<R_DECODE>(
                     &blocks[r * rb..],
                     &scales[r * rs..],
-                    x,
+                    xp,
                     d_in,
                     bias.map(|b| &b[r..]),
                     &mut out[r..],
@@ -399,7 +510,7 @@ pub(crate) fn mxfp4_rows(
                 mxfp4_dot_rows::<1>(
                     &blocks[r * rb..],
                     &scales[r * rs..],
-                    x,
+                    xp,
                     d_in,
                     bias.map(|b| &b[r..]),
                     &mut out[r..],
@@ -408,40 +519,22 @@ pub(crate) fn mxfp4_rows(
             }
             return;
         }
-        scratch.resize(R_BATCH * d_in, 0.0);
+        scratch.resize(MX_R * (d_in + rs), 0.0);
+        let (w, hs) = scratch.split_at_mut(MX_R * d_in);
         while r < rows {
-            let tr = (rows - r).min(R_BATCH);
+            let tr = (rows - r).min(MX_R);
             mxfp4_decode_rows(
                 &blocks[r * rb..(r + tr) * rb],
                 &scales[r * rs..(r + tr) * rs],
-                d_in,
-                scratch,
+                w,
+                hs,
             );
-            let w = scratch.as_ptr() as *const u8;
-            if tr == R_BATCH {
-                let o = &mut out[r * n..];
-                rows_all_tokens::<W_F32, R_BATCH>(
-                    w,
-                    d_in * 4,
-                    x,
-                    n,
-                    d_in,
-                    bias.map(|b| &b[r..]),
-                    o,
-                );
+            let b = bias.map(|b| &b[r..]);
+            let o = &mut out[r * n..];
+            if tr == MX_R {
+                mx_rows_all_tokens::<MX_R>(w.as_ptr(), hs.as_ptr(), xp, n, d_in, b, o);
             } else {
-                for i in 0..tr {
-                    let o = &mut out[(r + i) * n..];
-                    rows_all_tokens::<W_F32, 1>(
-                        w.add(i * d_in * 4),
-                        d_in * 4,
-                        x,
-                        n,
-                        d_in,
-                        bias.map(|b| &b[r + i..]),
-                        o,
-                    );
-                }
+                mx_rows_all_tokens::<1>(w.as_ptr(), hs.as_ptr(), xp, n, d_in, b, o);
             }
             r += tr;
         }

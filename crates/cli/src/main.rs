@@ -34,6 +34,11 @@ enum Command {
     Chat(commands::chat::Args),
     /// OpenAI-compatible HTTP server: /v1/chat/completions, /v1/responses, /v1/models.
     Serve(commands::serve::Args),
+    /// Run a built-in tool (python, browser.*, handoff.ask) without a model
+    /// and print exactly what the model would receive.
+    Tool(commands::tool::Args),
+    /// Build the offline browser's search index of a folder of documents.
+    Index(commands::index::Args),
     /// Write a random checkpoint with the real gpt-oss names, shapes and dtypes.
     Synth(commands::synth::Args),
     /// Measure prefill/decode speed against this machine's bandwidth and FMA limits.
@@ -52,6 +57,8 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Chat(args) => commands::chat::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Tool(args) => commands::tool::run(args),
+        Command::Index(args) => commands::index::run(args),
         Command::Synth(args) => commands::synth::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };

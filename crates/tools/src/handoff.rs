@@ -117,7 +117,10 @@ impl HandoffTool {
                 return Err("the user declined to send this task to the remote model".into());
             }
         }
-        let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
         let body = serde_json::json!({
             "model": self.config.model,
             "messages": [{"role": "user", "content": task}],
@@ -185,12 +188,10 @@ impl Tool for HandoffTool {
         let task = match serde_json::from_str::<serde_json::Value>(content) {
             Ok(serde_json::Value::Object(m)) => match m.get("task").and_then(|t| t.as_str()) {
                 Some(t) => t.to_string(),
-                None => {
-                    return ToolOutput::error(
-                        recipient,
-                        "[ERROR] handoff.ask needs {\"task\": \"...\"} with the full task as a string.",
-                    )
-                }
+                None => return ToolOutput::error(
+                    recipient,
+                    "[ERROR] handoff.ask needs {\"task\": \"...\"} with the full task as a string.",
+                ),
             },
             Ok(serde_json::Value::String(s)) => s,
             _ => content.to_string(),
@@ -200,7 +201,10 @@ impl Tool for HandoffTool {
         }
         match self.ask(&task) {
             Ok(answer) => ToolOutput::ok(recipient, self.scrub(&answer)),
-            Err(e) => ToolOutput::error(recipient, self.scrub(&format!("[ERROR] handoff failed: {e}"))),
+            Err(e) => ToolOutput::error(
+                recipient,
+                self.scrub(&format!("[ERROR] handoff failed: {e}")),
+            ),
         }
     }
 }

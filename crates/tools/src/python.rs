@@ -11,9 +11,11 @@
 //!   `/tmp/script.py`, and the per-session scratch folder read-write at
 //!   `/mnt/data` (the working directory). Nothing else of the host exists:
 //!   not the repo, not `$HOME`, not `/etc/shadow`.
-//! * When we run as root, the child drops to uid/gid 65534 (`nobody`) before
-//!   exec'ing bwrap, so the kernel enforces RLIMIT_NPROC (it never does for
-//!   root) and the sandbox holds no capability in the host namespace.
+//! * When we run as root, the child drops to an unused uid/gid (one per tool
+//!   instance, from 2000000 up) before exec'ing bwrap, so the kernel
+//!   enforces RLIMIT_NPROC (it never does for root), one session's fork bomb
+//!   cannot use up another's quota, and the sandbox holds no capability in
+//!   the host namespace.
 //! * setrlimit in the child before exec: CPU seconds, address space, file
 //!   size, number of processes, open files, no core dumps.
 //! * A wall clock: the child leads its own process group; on timeout or
@@ -104,6 +106,8 @@ pub struct PythonTool {
     /// writable); owns the temporary scratch when none was given.
     private: tempfile::TempDir,
     _scratch_tmp: Option<tempfile::TempDir>,
+    /// The uid the sandbox drops to when we run as root.
+    sandbox_uid: Option<u32>,
 }
 
 /// How one run ended.
@@ -120,8 +124,40 @@ fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The uid/gid the sandbox runs as when we are root.
-const SANDBOX_UID: u32 = 65534;
+/// First uid of the range sandboxes run as when we are root. Each tool
+/// instance takes its own uid so that RLIMIT_NPROC (counted per uid) of one
+/// session's fork bomb cannot starve another session's sandbox.
+const SANDBOX_UID_BASE: u32 = 2_000_000;
+const SANDBOX_UID_SPAN: u32 = 1_000_000;
+
+fn pick_sandbox_uid() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mix = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(n.wrapping_mul(104_729));
+    SANDBOX_UID_BASE + mix % SANDBOX_UID_SPAN
+}
+
+/// Processes the given uid owns now (from /proc), for the RLIMIT_NPROC of a
+/// non-root user whose own processes count against it.
+fn count_processes_of(uid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| e.metadata().map(|m| m.uid() == uid).unwrap_or(false))
+        .count() as u64
+}
 
 impl PythonTool {
     pub fn new(config: PythonConfig) -> Result<Self, Error> {
@@ -151,15 +187,18 @@ impl PythonTool {
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        if running_as_root() {
-            // The sandbox runs as nobody: give it the scratch folder.
-            chown(&scratch, SANDBOX_UID)?;
+        let sandbox_uid = running_as_root().then(pick_sandbox_uid);
+        if let Some(uid) = sandbox_uid {
+            // The sandbox runs as its own unprivileged uid: give it the
+            // scratch folder.
+            chown(&scratch, uid)?;
         }
         Ok(PythonTool {
             config,
             scratch,
             private,
             _scratch_tmp: scratch_tmp,
+            sandbox_uid,
         })
     }
 
@@ -230,11 +269,7 @@ impl PythonTool {
             a.push(dir.clone().into_os_string());
             a.push(dir.clone().into_os_string());
         }
-        for (k, v) in [
-            ("--proc", "/proc"),
-            ("--dev", "/dev"),
-            ("--tmpfs", "/tmp"),
-        ] {
+        for (k, v) in [("--proc", "/proc"), ("--dev", "/dev"), ("--tmpfs", "/tmp")] {
             a.push(k.into());
             a.push(v.into());
         }
@@ -299,8 +334,14 @@ impl PythonTool {
             cpu: self.config.cpu_seconds.max(1),
             address_space: self.config.memory_bytes,
             file_size: self.config.file_size_bytes,
-            nproc: self.config.max_processes.max(4),
-            drop_to: running_as_root().then_some(SANDBOX_UID),
+            nproc: match self.sandbox_uid {
+                Some(_) => self.config.max_processes.max(4),
+                // SAFETY: getuid has no preconditions and cannot fail.
+                None => {
+                    count_processes_of(unsafe { libc::getuid() }) + self.config.max_processes.max(4)
+                }
+            },
+            drop_to: self.sandbox_uid,
         };
         // SAFETY: the closure runs in the forked child before exec and only
         // calls async-signal-safe functions (setrlimit, setgroups, setgid,
@@ -504,8 +545,13 @@ fn signal_note(sig: i32, config: &PythonConfig) -> String {
             "[ERROR] File size limit of {} bytes exceeded; the process was killed.",
             config.file_size_bytes
         ),
-        libc::SIGKILL => "[ERROR] The process was killed (SIGKILL), probably for using too much memory.".to_string(),
-        libc::SIGSEGV => "[ERROR] The process crashed (SIGSEGV), possibly out of memory.".to_string(),
+        libc::SIGKILL => {
+            "[ERROR] The process was killed (SIGKILL), probably for using too much memory."
+                .to_string()
+        }
+        libc::SIGSEGV => {
+            "[ERROR] The process crashed (SIGSEGV), possibly out of memory.".to_string()
+        }
         other => format!("[ERROR] The process was killed by signal {other}."),
     }
 }
@@ -606,7 +652,9 @@ impl Tool for PythonTool {
         if recipient != "python" {
             return ToolOutput::error(
                 recipient,
-                format!("Unknown function `{recipient}`: the python tool takes code sent to `python`."),
+                format!(
+                    "Unknown function `{recipient}`: the python tool takes code sent to `python`."
+                ),
             );
         }
         self.run(content)

@@ -15,7 +15,7 @@ pub mod web;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use gptoss_harmony::{ToolNamespaceConfig, Tokenizer};
+use gptoss_harmony::{Tokenizer, ToolNamespaceConfig};
 use serde_json::Value;
 
 pub use page::{PageContents, SearchResult};
@@ -166,9 +166,9 @@ impl BrowserTool {
     }
 
     fn search(&mut self, args: &Args) -> Result<String, UsageError> {
-        let query = args.string("query")?.ok_or_else(|| {
-            UsageError("Missing required argument `query` for `search`.".into())
-        })?;
+        let query = args
+            .string("query")?
+            .ok_or_else(|| UsageError("Missing required argument `query` for `search`.".into()))?;
         let page = self
             .backend
             .search(&query, self.config.max_search_results)
@@ -238,9 +238,9 @@ impl BrowserTool {
     }
 
     fn find(&mut self, args: &Args) -> Result<String, UsageError> {
-        let pattern = args.string("pattern")?.ok_or_else(|| {
-            UsageError("Missing required argument `pattern` for `find`.".into())
-        })?;
+        let pattern = args
+            .string("pattern")?
+            .ok_or_else(|| UsageError("Missing required argument `pattern` for `find`.".into()))?;
         let cursor = args.int("cursor")?.unwrap_or(-1);
         let page = self.get_page(cursor)?;
         if page.snippets.is_some() {
@@ -256,7 +256,10 @@ impl BrowserTool {
     fn dispatch(&mut self, function: &str, content: &str) -> ToolOutput {
         let author = format!("browser.{function}");
         let json_error = |msg: &str| {
-            ToolOutput::error(author.clone(), serde_json::json!({ "error": msg }).to_string())
+            ToolOutput::error(
+                author.clone(),
+                serde_json::json!({ "error": msg }).to_string(),
+            )
         };
         let args = if content.trim().is_empty() {
             serde_json::Map::new()
@@ -481,7 +484,12 @@ fn percent_decode(s: &str) -> String {
 /// Find `pattern` (already lower-cased) in the page's wrapped lines: up to
 /// `max_results` matches, each shown with `n_show` lines under a
 /// `# 【{i}†match at L{line}】` heading (reference `run_find_in_page`).
-fn find_in_page(pattern: &str, page: &PageContents, max_results: usize, n_show: usize) -> PageContents {
+fn find_in_page(
+    pattern: &str,
+    page: &PageContents,
+    max_results: usize,
+    n_show: usize,
+) -> PageContents {
     let wrapped = textwrap::wrap_lines(&page.text, 80).join("\n");
     let without_links = strip_links(&wrapped);
     let lines: Vec<&str> = without_links.split('\n').collect();
@@ -594,7 +602,9 @@ mod tests {
         );
         let err = b.call("browser.open", r#"{"id": 0}"#);
         assert!(err.is_error);
-        assert!(err.text.starts_with("Error fetching URL `https://www.nobelprize.org"));
+        assert!(err
+            .text
+            .starts_with("Error fetching URL `https://www.nobelprize.org"));
         // The failed open did not leave a page behind.
         assert_eq!(b.page_urls().len(), 1);
         let out = b.call("browser.open", r#"{"loc": 99}"#);

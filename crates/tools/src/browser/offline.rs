@@ -71,9 +71,11 @@ fn schema() -> (Schema, Fields) {
 
 fn fields_of(schema: &Schema) -> Result<Fields, Error> {
     let get = |name: &str| {
-        schema
-            .get_field(name)
-            .map_err(|_| Error::Index(format!("the index has no `{name}` field; rebuild it with `gpt-oss index`")))
+        schema.get_field(name).map_err(|_| {
+            Error::Index(format!(
+                "the index has no `{name}` field; rebuild it with `gpt-oss index`"
+            ))
+        })
     };
     Ok(Fields {
         url: get("url")?,
@@ -173,7 +175,10 @@ pub fn build_index(
 ) -> Result<IndexStats, Error> {
     let corpus = corpus.canonicalize().map_err(io_err(corpus))?;
     if !corpus.is_dir() {
-        return Err(Error::Config(format!("{} is not a folder", corpus.display())));
+        return Err(Error::Config(format!(
+            "{} is not a folder",
+            corpus.display()
+        )));
     }
     let corpus_name = corpus
         .file_name()
@@ -328,22 +333,25 @@ impl Backend for OfflineBackend {
 
     fn search(&mut self, query: &str, topn: usize) -> Result<PageContents, String> {
         let searcher = self.reader.searcher();
-        let mut parser = QueryParser::for_index(&self.index, vec![self.fields.title, self.fields.body]);
+        let mut parser =
+            QueryParser::for_index(&self.index, vec![self.fields.title, self.fields.body]);
         parser.set_field_boost(self.fields.title, 2.0);
         // Lenient: model-written queries may contain query-syntax characters.
         let (q, _errors) = parser.parse_query_lenient(query);
         let hits = searcher
             .search(&q, &TopDocs::with_limit(topn.max(1)).order_by_score())
             .map_err(|e| e.to_string())?;
-        let mut snippets =
-            SnippetGenerator::create(&searcher, &*q, self.fields.body).map_err(|e| e.to_string())?;
+        let mut snippets = SnippetGenerator::create(&searcher, &*q, self.fields.body)
+            .map_err(|e| e.to_string())?;
         snippets.set_max_num_chars(200);
         let mut results = Vec::new();
         for (_score, addr) in hits {
             let doc: TantivyDocument = searcher.doc(addr).map_err(|e| e.to_string())?;
             let p = self.page_from_doc(&doc);
             let snippet = snippets.snippet_from_doc(&doc);
-            let mut summary = page::merge_whitespace(snippet.fragment()).trim().to_string();
+            let mut summary = page::merge_whitespace(snippet.fragment())
+                .trim()
+                .to_string();
             if summary.is_empty() {
                 let body = p.text.trim_start_matches('\n');
                 let body = body.split_once('\n').map_or("", |(_, rest)| rest);

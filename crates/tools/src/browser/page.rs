@@ -242,8 +242,8 @@ struct Renderer {
 }
 
 const SKIPPED: &[&str] = &[
-    "head", "script", "style", "noscript", "template", "math", "svg", "iframe", "object",
-    "canvas", "select", "button",
+    "head", "script", "style", "noscript", "template", "math", "svg", "iframe", "object", "canvas",
+    "select", "button",
 ];
 const BLOCKS: &[&str] = &[
     "p",
@@ -382,7 +382,8 @@ impl Renderer {
                     "sup" | "sub" => {
                         let t = node_text(node);
                         let simple = !t.is_empty()
-                            && t.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+                            && t.chars()
+                                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
                         if simple {
                             let mark = if name == "sup" { '^' } else { '_' };
                             self.push_inline(&format!("{mark}{{{t}}}"));
@@ -452,7 +453,11 @@ impl Renderer {
             && !self.out.ends_with('\n')
             && node
                 .prev_sibling()
-                .and_then(|p| p.value().as_text().map(|t| t.ends_with(char::is_whitespace)))
+                .and_then(|p| {
+                    p.value()
+                        .as_text()
+                        .map(|t| t.ends_with(char::is_whitespace))
+                })
                 .unwrap_or(false);
         if needs_space {
             self.out.push(' ');
@@ -494,9 +499,13 @@ mod tests {
                 },
             ],
         );
-        assert!(page.text.starts_with("\nURL: \n# Search Results\n\n  * 【0†The Nobel"));
+        assert!(page
+            .text
+            .starts_with("\nURL: \n# Search Results\n\n  * 【0†The Nobel"));
         assert_eq!(page.urls.len(), 2);
-        assert!(page.text.contains("【1†2024 Nobel Prize in Physics - Wikipedia†en.wikipedia.org】 Awarded"));
+        assert!(page
+            .text
+            .contains("【1†2024 Nobel Prize in Physics - Wikipedia†en.wikipedia.org】 Awarded"));
     }
 
     #[test]
@@ -518,7 +527,10 @@ mod tests {
 
     #[test]
     fn domains() {
-        assert_eq!(get_domain("https://en.wikipedia.org/wiki/X"), "en.wikipedia.org");
+        assert_eq!(
+            get_domain("https://en.wikipedia.org/wiki/X"),
+            "en.wikipedia.org"
+        );
         assert_eq!(get_domain("corpus/notes.md"), "corpus");
         assert_eq!(get_domain("http://127.0.0.1:8080/p"), "127.0.0.1:8080");
         assert_eq!(get_domain(""), "");

@@ -69,7 +69,11 @@ impl WebBackend {
                 parsed.scheme()
             ));
         }
-        let resp = self.client.get(parsed).send().map_err(describe_reqwest_error)?;
+        let resp = self
+            .client
+            .get(parsed)
+            .send()
+            .map_err(describe_reqwest_error)?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("HTTP {status}"));
