@@ -46,6 +46,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut reasoning_ends_with_newline = true;
     let outcome = chat.send(prompt, None, |event| match event {
         ChatEvent::AnswerDelta(text) | ChatEvent::PreambleDelta(text) if !args.json => {
+            // Keep the reasoning (stderr) and the answer (stdout) on separate
+            // lines when both go to the same terminal.
+            if args.show_reasoning && !reasoning_ends_with_newline {
+                eprintln!();
+                reasoning_ends_with_newline = true;
+            }
             let mut out = stdout.lock();
             // A failed write (closed pipe) only loses output; the turn goes on.
             let _ = out.write_all(text.as_bytes());

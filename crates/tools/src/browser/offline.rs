@@ -348,13 +348,15 @@ impl Backend for OfflineBackend {
         for (_score, addr) in hits {
             let doc: TantivyDocument = searcher.doc(addr).map_err(|e| e.to_string())?;
             let p = self.page_from_doc(&doc);
-            let snippet = snippets.snippet_from_doc(&doc);
+            // The summary comes from the document text without the
+            // `URL: ...` line the page view adds on top.
+            let body = p.text.trim_start_matches('\n');
+            let body = body.split_once('\n').map_or("", |(_, rest)| rest);
+            let snippet = snippets.snippet(body);
             let mut summary = page::merge_whitespace(snippet.fragment())
                 .trim()
                 .to_string();
             if summary.is_empty() {
-                let body = p.text.trim_start_matches('\n');
-                let body = body.split_once('\n').map_or("", |(_, rest)| rest);
                 summary = page::merge_whitespace(&body.chars().take(200).collect::<String>())
                     .trim()
                     .to_string();
