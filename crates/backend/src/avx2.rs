@@ -62,6 +62,7 @@ unsafe fn get1<const KIND: u8>(row: *const u8, k: usize) -> f32 {
 /// floats), `d_in` elements each; writes `out[r * out_stride + t]` = dot + `bias[r]`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // r, t index two arrays at once
 unsafe fn tile<const KIND: u8, const R: usize, const T: usize>(
     w: *const u8,
     w_stride: usize,
@@ -148,6 +149,7 @@ unsafe fn rows_all_tokens<const KIND: u8, const R: usize>(
 /// Dense rows `[o0, o0 + rows)` of W (encoding KIND, `d_in` elements per row starting at `w`)
 /// against all `n` tokens of `x`; `out` is [rows, n] (for n = 1 simply [rows]).
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn dense_rows<const KIND: u8>(
     w: *const u8,
     elem: usize,
@@ -390,6 +392,7 @@ unsafe fn mxfp4_decode_rows(blocks: &[u8], scales: &[u8], w: &mut [f32], hs: &mu
 /// (`xp` + t * d_in); writes `out[r * out_stride + t]`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // r, t index two arrays at once
 unsafe fn mx_tile<const R: usize, const T: usize>(
     w: *const f32,
     hs: *const f32,
@@ -489,7 +492,7 @@ pub(crate) fn mxfp4_rows(
 ) {
     assert!(bias.is_none_or(|b| b.len() >= rows));
     let (rb, rs) = (d_in / 2, d_in / 32);
-    assert!(d_in % 32 == 0 && blocks.len() >= rows * rb && scales.len() >= rows * rs);
+    assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rb && scales.len() >= rows * rs);
     assert!(xp.len() >= n * d_in && out.len() >= rows * n);
     // SAFETY: AVX2+FMA checked by the caller; all slices bounded by the asserts above.
     unsafe {

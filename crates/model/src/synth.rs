@@ -559,12 +559,27 @@ pub fn stream_tensors(c: &Config, seed: u64, layout: StreamLayout) -> Vec<Stream
             1.0,
             0.0,
         ));
-        out.push(bf(&format!("{p}attn.out.weight"), vec![h, qd], w_scale(qd), 0.0));
+        out.push(bf(
+            &format!("{p}attn.out.weight"),
+            vec![h, qd],
+            w_scale(qd),
+            0.0,
+        ));
         out.push(bf(&format!("{p}attn.out.bias"), vec![h], 0.1, 0.0));
         out.push(bf(&format!("{p}mlp.norm.scale"), vec![h], 0.2, 1.0));
-        out.push(bf(&format!("{p}mlp.gate.weight"), vec![e, h], w_scale(h), 0.0));
+        out.push(bf(
+            &format!("{p}mlp.gate.weight"),
+            vec![e, h],
+            w_scale(h),
+            0.0,
+        ));
         out.push(bf(&format!("{p}mlp.gate.bias"), vec![e], 0.1, 0.0));
-        out.push(bf(&format!("{p}mlp.mlp1_bias"), vec![e, 2 * inter], 0.1, 0.0));
+        out.push(bf(
+            &format!("{p}mlp.mlp1_bias"),
+            vec![e, 2 * inter],
+            0.1,
+            0.0,
+        ));
         out.push(bf(&format!("{p}mlp.mlp2_bias"), vec![e, h], 0.1, 0.0));
         for (orig, hf_base, d_out, d_in) in [
             ("mlp1_weight", "gate_up_proj", 2 * inter, h),
@@ -603,7 +618,7 @@ pub fn stream_tensors(c: &Config, seed: u64, layout: StreamLayout) -> Vec<Stream
 /// Fills `buf` with bytes `[byte0, byte0 + buf.len())` of tensor `t`'s data.
 /// `byte0` and `buf.len()` are multiples of 8.
 fn fill_chunk(t: &StreamTensor, byte0: usize, buf: &mut [u8]) {
-    debug_assert!(byte0 % 8 == 0 && buf.len() % 8 == 0);
+    debug_assert!(byte0.is_multiple_of(8) && buf.len().is_multiple_of(8));
     match t.fill {
         Fill::Bf16 {
             key,
@@ -726,10 +741,13 @@ mod stream_tests {
         assert_eq!(lo, lh, "same seed, same weights in both layouts");
         // Scales lie in 2^-7..2^-5.
         let t = stream_tensors(&c, 5, StreamLayout::Original);
-        let s = t.iter().find(|t| t.name.ends_with("mlp1_weight.scales")).unwrap();
+        let s = t
+            .iter()
+            .find(|t| t.name.ends_with("mlp1_weight.scales"))
+            .unwrap();
         let mut buf = vec![0u8; s.n_bytes().div_ceil(8) * 8];
         fill_chunk(s, 0, &mut buf);
         assert!(buf.iter().all(|&b| (120..=122).contains(&b)));
-        assert!(buf.iter().any(|&b| b == 120) && buf.iter().any(|&b| b == 122));
+        assert!(buf.contains(&120) && buf.contains(&122));
     }
 }
