@@ -8,7 +8,11 @@ mod model_source;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gpt-oss", version, about = "Run OpenAI's gpt-oss models locally, offline.")]
+#[command(
+    name = "gpt-oss",
+    version,
+    about = "Run OpenAI's gpt-oss models locally, offline."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

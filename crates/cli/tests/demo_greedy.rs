@@ -43,14 +43,20 @@ fn demo_model_greedy_matches_transformers() {
     let mut mismatches = Vec::new();
     for case in cases {
         let id = case["id"].as_str().expect("id");
-        let prompt: Vec<u64> = serde_json::from_value(case["prompt_tokens"].clone()).expect("prompt");
+        let prompt: Vec<u64> =
+            serde_json::from_value(case["prompt_tokens"].clone()).expect("prompt");
         let expected: Vec<u64> = serde_json::from_value(case["greedy"].clone()).expect("greedy");
         let prompt_arg = serde_json::to_string(&prompt).expect("json");
         let output = Command::new(env!("CARGO_BIN_EXE_gpt-oss"))
             .args(["generate", "--model"])
             .arg(model_dir.path())
             .args(["--tokens", &prompt_arg, "--temperature", "0"])
-            .args(["--max-tokens", &max_new.to_string(), "--stop", "200002,200012"])
+            .args([
+                "--max-tokens",
+                &max_new.to_string(),
+                "--stop",
+                "200002,200012",
+            ])
             .output()
             .expect("run gpt-oss generate");
         assert!(
@@ -58,9 +64,14 @@ fn demo_model_greedy_matches_transformers() {
             "{id}: gpt-oss generate failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let ours: Vec<u64> = serde_json::from_slice(&output.stdout).expect("generate prints JSON ids");
+        let ours: Vec<u64> =
+            serde_json::from_slice(&output.stdout).expect("generate prints JSON ids");
         if ours != expected {
-            let first_diff = ours.iter().zip(&expected).take_while(|(a, b)| a == b).count();
+            let first_diff = ours
+                .iter()
+                .zip(&expected)
+                .take_while(|(a, b)| a == b)
+                .count();
             mismatches.push(format!(
                 "{id}: differs at token {first_diff} (ours {} tokens, transformers {})",
                 ours.len(),

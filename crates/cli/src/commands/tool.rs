@@ -65,7 +65,7 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.calls.len() % 2 != 0 {
+    if !args.calls.len().is_multiple_of(2) {
         bail!(
             "expected RECIPIENT MESSAGE pairs, got {} arguments",
             args.calls.len()
