@@ -605,9 +605,16 @@ struct Limits {
 impl Limits {
     fn apply(&self) -> std::io::Result<()> {
         fn set(resource: libc::__rlimit_resource_t, value: u64) -> std::io::Result<()> {
+            set_soft_hard(resource, value, value)
+        }
+        fn set_soft_hard(
+            resource: libc::__rlimit_resource_t,
+            soft: u64,
+            hard: u64,
+        ) -> std::io::Result<()> {
             let lim = libc::rlimit {
-                rlim_cur: value as libc::rlim_t,
-                rlim_max: value as libc::rlim_t,
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
             };
             // SAFETY: setrlimit reads the struct we pass; async-signal-safe.
             if unsafe { libc::setrlimit(resource, &lim) } != 0 {
@@ -615,7 +622,10 @@ impl Limits {
             }
             Ok(())
         }
-        set(libc::RLIMIT_CPU, self.cpu)?;
+        // The kernel sends SIGKILL at the hard CPU limit and SIGXCPU at the
+        // soft one; with both equal SIGKILL can win and the error would be
+        // misreported, so the hard limit sits one second above.
+        set_soft_hard(libc::RLIMIT_CPU, self.cpu, self.cpu.saturating_add(1))?;
         set(libc::RLIMIT_AS, self.address_space)?;
         set(libc::RLIMIT_FSIZE, self.file_size)?;
         set(libc::RLIMIT_NPROC, self.nproc)?;
