@@ -30,6 +30,12 @@ if [[ -z "${GPT_OSS_BIN:-}" ]]; then
   (cd "$root" && cargo build --release -q -p gpt-oss)
   GPT_OSS_BIN="${CARGO_TARGET_DIR:-$root/target}/release/gpt-oss"
 fi
+# The suite runs from its own folder: a relative path would point nowhere.
+case "$GPT_OSS_BIN" in /*) ;; *) GPT_OSS_BIN="$PWD/$GPT_OSS_BIN" ;; esac
+if [[ ! -x "$GPT_OSS_BIN" ]]; then
+  echo "error: no gpt-oss binary at $GPT_OSS_BIN (build it with: cargo build --release -p gpt-oss)" >&2
+  exit 1
+fi
 export GPT_OSS_BIN
 
 tmp="$(mktemp -d)"
