@@ -62,6 +62,30 @@ impl<'a> KvPages<'a> {
     }
 }
 
+/// Asserts the shapes both attention versions take; returns (new queries, query heads per KV head).
+fn check_sdpa_shapes(
+    q: &[f32],
+    k_new: &[f32],
+    v_new: &[f32],
+    sinks: &[f32],
+    p: &SdpaParams,
+    out: &[f32],
+) -> (usize, usize) {
+    let d = p.head_dim;
+    let kv_dim = p.n_kv_heads * d;
+    assert!(
+        p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads),
+        "sdpa: head counts"
+    );
+    let n = q.len() / (p.n_heads * d);
+    assert_eq!(q.len(), n * p.n_heads * d, "sdpa: q shape");
+    assert_eq!(k_new.len(), n * kv_dim, "sdpa: k shape");
+    assert_eq!(v_new.len(), n * kv_dim, "sdpa: v shape");
+    assert_eq!(out.len(), q.len(), "sdpa: out shape");
+    assert_eq!(sinks.len(), p.n_heads, "sdpa: sinks shape");
+    (n, p.n_heads / p.n_kv_heads)
+}
+
 /// Attention for `n` new queries at positions `n_past .. n_past + n` (arguments as in
 /// [`sdpa_sinks_f32_scalar`]): the fast version. One task per (query, KV head) serves that KV
 /// head's whole group of query heads, so each key and value row is read once per group; scores
@@ -81,18 +105,7 @@ pub fn sdpa_sinks_f32(
     out: &mut [f32],
 ) {
     let d = p.head_dim;
-    let kv_dim = p.n_kv_heads * d;
-    assert!(
-        p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads),
-        "sdpa: head counts"
-    );
-    let n = q.len() / (p.n_heads * d);
-    assert_eq!(q.len(), n * p.n_heads * d, "sdpa: q shape");
-    assert_eq!(k_new.len(), n * kv_dim, "sdpa: k shape");
-    assert_eq!(v_new.len(), n * kv_dim, "sdpa: v shape");
-    assert_eq!(out.len(), q.len(), "sdpa: out shape");
-    assert_eq!(sinks.len(), p.n_heads, "sdpa: sinks shape");
-    let group = p.n_heads / p.n_kv_heads;
+    let (n, group) = check_sdpa_shapes(q, k_new, v_new, sinks, p, out);
     let args = GroupArgs {
         q,
         k_new,
@@ -251,17 +264,7 @@ pub fn sdpa_sinks_f32_scalar(
 ) {
     let d = p.head_dim;
     let kv_dim = p.n_kv_heads * d;
-    assert!(
-        p.n_kv_heads > 0 && p.n_heads.is_multiple_of(p.n_kv_heads),
-        "sdpa: head counts"
-    );
-    let n = q.len() / (p.n_heads * d);
-    assert_eq!(q.len(), n * p.n_heads * d, "sdpa: q shape");
-    assert_eq!(k_new.len(), n * kv_dim, "sdpa: k shape");
-    assert_eq!(v_new.len(), n * kv_dim, "sdpa: v shape");
-    assert_eq!(out.len(), q.len(), "sdpa: out shape");
-    assert_eq!(sinks.len(), p.n_heads, "sdpa: sinks shape");
-    let group = p.n_heads / p.n_kv_heads;
+    let (n, group) = check_sdpa_shapes(q, k_new, v_new, sinks, p, out);
 
     let one = |idx: usize, acc: &mut [f32]| {
         let (i, h) = (idx / p.n_heads, idx % p.n_heads);
@@ -328,16 +331,7 @@ pub fn sdpa_sinks_f32_scalar(
 mod tests {
     use super::*;
 
-    struct Rng(u64);
-    impl Rng {
-        fn f(&mut self) -> f32 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Two-pass f64 reference over all positions at once, as the torch reference writes it:
     /// concat the sink column, softmax, drop it. Returns (output, weight sums).

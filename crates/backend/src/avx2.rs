@@ -13,8 +13,6 @@
 
 use std::arch::x86_64::*;
 
-use half::bf16;
-
 /// Weight row encodings the dense tile kernel reads.
 const W_F32: u8 = 0;
 const W_BF16: u8 = 1;
@@ -224,9 +222,9 @@ unsafe fn dense_rows<const KIND: u8>(
     }
 }
 
-/// bf16 rows: `w` holds `bias.len()` rows of `d_in`; `out` [rows, n].
-pub(crate) fn bf16_rows(
-    w: &[bf16],
+/// Dense rows (f32 or bf16): `w` holds `rows` rows of `d_in`; `out` [rows, n].
+pub(crate) fn dense_rows_of<T: crate::matmul::DenseWeight>(
+    w: &[T],
     x: &[f32],
     n: usize,
     d_in: usize,
@@ -236,25 +234,34 @@ pub(crate) fn bf16_rows(
 ) {
     assert!(w.len() >= rows * d_in && x.len() >= n * d_in && out.len() >= rows * n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
+    let elem_bytes = std::mem::size_of::<T>();
     // SAFETY: the caller (matmul.rs) only calls this when AVX2 and FMA are available; the
-    // asserts above bound every access.
-    unsafe { dense_rows::<W_BF16>(w.as_ptr() as *const u8, 2, rows, x, n, d_in, bias, out) }
-}
-
-/// f32 rows, as [`bf16_rows`].
-pub(crate) fn f32_rows(
-    w: &[f32],
-    x: &[f32],
-    n: usize,
-    d_in: usize,
-    rows: usize,
-    bias: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    assert!(w.len() >= rows * d_in && x.len() >= n * d_in && out.len() >= rows * n);
-    assert!(bias.is_none_or(|b| b.len() >= rows));
-    // SAFETY: as in `bf16_rows`.
-    unsafe { dense_rows::<W_F32>(w.as_ptr() as *const u8, 4, rows, x, n, d_in, bias, out) }
+    // asserts above bound every access, and `T::IS_BF16` tells the element type `w` really has.
+    unsafe {
+        if T::IS_BF16 {
+            dense_rows::<W_BF16>(
+                w.as_ptr() as *const u8,
+                elem_bytes,
+                rows,
+                x,
+                n,
+                d_in,
+                bias,
+                out,
+            )
+        } else {
+            dense_rows::<W_F32>(
+                w.as_ptr() as *const u8,
+                elem_bytes,
+                rows,
+                x,
+                n,
+                d_in,
+                bias,
+                out,
+            )
+        }
+    }
 }
 
 // ---- MXFP4 ---------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ pub mod moe;
 pub mod norm;
 pub mod probe;
 pub mod rope;
+#[cfg(test)]
+mod test_rng;
 
 pub use attention::{sdpa_sinks_f32, sdpa_sinks_f32_scalar, KvPages, SdpaParams};
 pub use dtype::{bf16, bf16_to_f32, e8m0_to_f32, fp4_e2m1_to_f32, FP4_E2M1_VALUES, MXFP4_BLOCK};

@@ -46,13 +46,6 @@ fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
     reduce_lanes(acc)
 }
 
-#[inline(always)]
-fn dot_bf16(x: &[f32], w: &[bf16]) -> f32 {
-    let mut acc = [0f32; LANES];
-    dot_lanes(&mut acc, x, w, bf16_to_f32);
-    reduce_lanes(acc)
-}
-
 fn check_dims(x: &[f32], w_len: usize, bias: Option<&[f32]>, y: &[f32], d_in: usize, d_out: usize) {
     assert!(d_in > 0 && d_out > 0, "matmul: zero dimension");
     assert_eq!(x.len() % d_in, 0, "matmul: x is not [n, {d_in}]");
@@ -167,6 +160,59 @@ where
     }
 }
 
+/// A dense weight element type (f32 or bf16) the fast row kernels read in place.
+pub(crate) trait DenseWeight: Copy + Sync {
+    const IS_BF16: bool;
+    fn to_f32(self) -> f32;
+}
+
+impl DenseWeight for f32 {
+    const IS_BF16: bool = false;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl DenseWeight for bf16 {
+    const IS_BF16: bool = true;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        bf16_to_f32(self)
+    }
+}
+
+/// The AVX2+FMA dense product shared by the f32 and bf16 weight paths; `false` when the CPU
+/// lacks the kernels (the caller then runs its scalar oracle).
+fn matmul_dense_fast<T: DenseWeight>(
+    x: &[f32],
+    w: &[T],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if fast_kernels() {
+        check_dims(x, w.len(), bias, y, d_in, d_out);
+        let n = x.len() / d_in;
+        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, _| {
+            crate::avx2::dense_rows_of(
+                &w[o0 * d_in..(o0 + rows) * d_in],
+                x,
+                n,
+                d_in,
+                rows,
+                bias.map(|b| &b[o0..]),
+                out,
+            )
+        });
+        return true;
+    }
+    let _ = (x, w, bias, y, d_in, d_out);
+    false
+}
+
 /// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32: the AVX2+FMA kernel when available,
 /// else [`matmul_f32_f32w_scalar`].
 pub fn matmul_f32_f32w(
@@ -177,24 +223,9 @@ pub fn matmul_f32_f32w(
     d_in: usize,
     d_out: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if fast_kernels() {
-        check_dims(x, w.len(), bias, y, d_in, d_out);
-        let n = x.len() / d_in;
-        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, _| {
-            crate::avx2::f32_rows(
-                &w[o0 * d_in..(o0 + rows) * d_in],
-                x,
-                n,
-                d_in,
-                rows,
-                bias.map(|b| &b[o0..]),
-                out,
-            )
-        });
-        return;
+    if !matmul_dense_fast(x, w, bias, y, d_in, d_out) {
+        matmul_f32_f32w_scalar(x, w, bias, y, d_in, d_out)
     }
-    matmul_f32_f32w_scalar(x, w, bias, y, d_in, d_out)
 }
 
 /// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place: the AVX2+FMA kernel
@@ -207,24 +238,9 @@ pub fn matmul_f32_bf16w(
     d_in: usize,
     d_out: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if fast_kernels() {
-        check_dims(x, w.len(), bias, y, d_in, d_out);
-        let n = x.len() / d_in;
-        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, _| {
-            crate::avx2::bf16_rows(
-                &w[o0 * d_in..(o0 + rows) * d_in],
-                x,
-                n,
-                d_in,
-                rows,
-                bias.map(|b| &b[o0..]),
-                out,
-            )
-        });
-        return;
+    if !matmul_dense_fast(x, w, bias, y, d_in, d_out) {
+        matmul_f32_bf16w_scalar(x, w, bias, y, d_in, d_out)
     }
-    matmul_f32_bf16w_scalar(x, w, bias, y, d_in, d_out)
 }
 
 /// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4 read in place (layout as in
@@ -281,15 +297,7 @@ pub fn matmul_f32_f32w_scalar(
     d_in: usize,
     d_out: usize,
 ) {
-    check_dims(x, w.len(), bias, y, d_in, d_out);
-    let n = x.len() / d_in;
-    for_each_out_row(y, n, d_out, n * d_in * d_out, |o, col, _| {
-        let w_row = &w[o * d_in..(o + 1) * d_in];
-        let b = bias.map_or(0.0, |b| b[o]);
-        for (t, yv) in col.iter_mut().enumerate() {
-            *yv = dot_f32(&x[t * d_in..(t + 1) * d_in], w_row) + b;
-        }
-    });
+    matmul_dense_scalar(x, w, bias, y, d_in, d_out)
 }
 
 /// Scalar oracle: `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place.
@@ -301,13 +309,26 @@ pub fn matmul_f32_bf16w_scalar(
     d_in: usize,
     d_out: usize,
 ) {
+    matmul_dense_scalar(x, w, bias, y, d_in, d_out)
+}
+
+fn matmul_dense_scalar<T: DenseWeight>(
+    x: &[f32],
+    w: &[T],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
     check_dims(x, w.len(), bias, y, d_in, d_out);
     let n = x.len() / d_in;
     for_each_out_row(y, n, d_out, n * d_in * d_out, |o, col, _| {
         let w_row = &w[o * d_in..(o + 1) * d_in];
         let b = bias.map_or(0.0, |b| b[o]);
         for (t, yv) in col.iter_mut().enumerate() {
-            *yv = dot_bf16(&x[t * d_in..(t + 1) * d_in], w_row) + b;
+            let mut acc = [0f32; LANES];
+            dot_lanes(&mut acc, &x[t * d_in..(t + 1) * d_in], w_row, T::to_f32);
+            *yv = reduce_lanes(acc) + b;
         }
     });
 }
@@ -457,23 +478,7 @@ mod tests {
     use super::*;
     use crate::dtype::{e8m0_to_f32, fp4_e2m1_to_f32};
 
-    struct Rng(u64);
-    impl Rng {
-        fn f(&mut self) -> f32 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-        fn byte(&mut self) -> u8 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 56) as u8
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Sequential f64 reference: y = x · Wᵀ + b with W given as a closure (out, in).
     fn matmul_ref(
