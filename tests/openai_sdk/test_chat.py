@@ -132,6 +132,58 @@ def test_structured_output_requests_are_accepted(client, model):
     assert r.choices[0].message.role == "assistant"
 
 
+ANSWER = {"type": "object", "additionalProperties": False, "required": ["answer", "unit", "note"],
+          "properties": {"answer": {"type": "integer"}, "unit": {"enum": ["cm", "km"]}, "note": {"type": "string"}}}
+
+
+def check_answer(content):
+    v = json.loads(content)
+    assert set(v) == {"answer", "unit", "note"}, content
+    assert isinstance(v["answer"], int) and not isinstance(v["answer"], bool), content
+    assert v["unit"] in ("cm", "km") and isinstance(v["note"], str), content
+
+
+def test_structured_output_is_enforced(client, model):
+    # Random weights never end an answer by themselves: the constraint both
+    # keeps every token valid for the schema and closes the JSON before
+    # max_tokens. Effort none opens the final channel at once.
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": ANSWER}}
+    for kw in [dict(temperature=0), dict(temperature=1, seed=1), dict(temperature=1, seed=2, top_p=0.9)]:
+        r = ask(client, model, response_format=fmt, reasoning_effort="none", max_tokens=30, **kw)
+        check_answer(r.choices[0].message.content)
+        assert r.choices[0].finish_reason == "stop"
+    # streamed deltas assemble into the same kind of answer
+    content, _, finish, _, _ = assemble(ask(client, model, response_format=fmt, reasoning_effort="none",
+                                             max_tokens=30, temperature=1, seed=3, stream=True))
+    check_answer(content)
+    assert finish == "stop"
+    # any JSON object
+    r = ask(client, model, response_format={"type": "json_object"}, reasoning_effort="none", max_tokens=24,
+            temperature=1, seed=4)
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
+
+
+def test_strict_tool_arguments_are_enforced(client, model):
+    tool = [{"type": "function", "function": {
+        "name": "get_weather", "description": "Current weather in a city", "strict": True,
+        "parameters": {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
+                       "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}}}}}]
+    for seed in (1, 2):
+        r = ask(client, model, tools=tool, max_tokens=24, temperature=1, seed=seed,
+                tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        call = r.choices[0].message.tool_calls[0]
+        assert call.function.name == "get_weather"
+        args = json.loads(call.function.arguments)
+        assert set(args) == {"city", "unit"} and isinstance(args["city"], str), args
+        assert args["unit"] in ("celsius", "fahrenheit"), args
+
+
+def test_uncompilable_schema_is_400(client, model):
+    with pytest.raises(openai.BadRequestError):
+        ask(client, model, response_format={"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"$ref": "#/$defs/missing"}}})
+
+
 def test_stop_and_max_tokens(client, model):
     r = ask(client, model, max_completion_tokens=5)
     assert r.usage.completion_tokens <= 5

@@ -151,6 +151,21 @@ impl<M: LanguageModel> Chat<M> {
         self.options.instructions = instructions;
     }
 
+    /// Declare the caller's function tools (the developer message's
+    /// `functions` namespace); an empty list removes them. The model calls
+    /// them as `functions.NAME` on the commentary channel.
+    pub fn set_function_tools(&mut self, tools: Vec<gptoss_harmony::ToolDescription>) {
+        if let Some(namespaces) = self.developer.tools.as_mut() {
+            namespaces.remove("functions");
+            if namespaces.is_empty() {
+                self.developer.tools = None;
+            }
+        }
+        if !tools.is_empty() {
+            self.developer = std::mem::take(&mut self.developer).with_function_tools(tools);
+        }
+    }
+
     /// The messages after the system and developer messages.
     pub fn history(&self) -> &[Message] {
         &self.history

@@ -4,6 +4,8 @@
 mod commands;
 mod generation_args;
 mod model_source;
+mod tool_args;
+mod tool_loop;
 
 use clap::{Parser, Subcommand};
 

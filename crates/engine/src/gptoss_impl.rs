@@ -4,7 +4,7 @@
 
 use gptoss_model::{ForwardError, KvCache, Model};
 
-use crate::language_model::{KvState, LanguageModel, LogitsFor};
+use crate::language_model::{DecodeRow, KvState, LanguageModel, LogitsFor};
 use crate::EngineError;
 
 impl KvState for KvCache {
@@ -44,14 +44,31 @@ impl LanguageModel for Model {
         which: LogitsFor,
         logits: &mut Vec<f32>,
     ) -> Result<(), EngineError> {
-        // The model returns a fresh buffer; moving it in replaces the old one
-        // without a copy.
-        *logits = Model::forward(self, tokens, cache, which).map_err(|err| match err {
-            ForwardError::InvalidToken { token, vocab_size } => {
-                EngineError::InvalidToken { token, vocab_size }
-            }
-            other => EngineError::Forward(other.to_string()),
-        })?;
-        Ok(())
+        // Written in place: the buffer's capacity is reused from step to step.
+        Model::forward_into(self, tokens, cache, which, logits).map_err(engine_error)
+    }
+    fn forward_batch(&self, rows: &mut [DecodeRow<'_, KvCache>]) -> Vec<Result<(), EngineError>> {
+        // The model's batched step: one pass over the weights for all rows.
+        let mut model_rows: Vec<gptoss_model::DecodeRow<'_>> = rows
+            .iter_mut()
+            .map(|row| gptoss_model::DecodeRow {
+                token: row.token,
+                cache: &mut *row.cache,
+                logits: &mut *row.logits,
+            })
+            .collect();
+        Model::forward_batch(self, &mut model_rows)
+            .into_iter()
+            .map(|r| r.map_err(engine_error))
+            .collect()
+    }
+}
+
+fn engine_error(err: ForwardError) -> EngineError {
+    match err {
+        ForwardError::InvalidToken { token, vocab_size } => {
+            EngineError::InvalidToken { token, vocab_size }
+        }
+        other => EngineError::Forward(other.to_string()),
     }
 }

@@ -55,6 +55,37 @@ pub trait LanguageModel {
         which: LogitsFor,
         logits: &mut Vec<f32>,
     ) -> Result<(), EngineError>;
+
+    /// One decode step for several sequences (continuous batching): feed
+    /// each row's `token` at position `row.cache.len()` of its own cache and
+    /// write its next-token logits (f32 `[vocab_size]`) to `row.logits`.
+    /// Returns one result per row, in row order; a failed row does not stop
+    /// the others. The default runs the rows one `forward` call each; a model
+    /// with a real batched pass (one weight read for all rows) overrides it.
+    fn forward_batch(
+        &self,
+        rows: &mut [DecodeRow<'_, Self::Cache>],
+    ) -> Vec<Result<(), EngineError>> {
+        rows.iter_mut()
+            .map(|row| {
+                self.forward(
+                    std::slice::from_ref(&row.token),
+                    row.cache,
+                    LogitsFor::Last,
+                    row.logits,
+                )
+            })
+            .collect()
+    }
+}
+
+/// One sequence of a [`LanguageModel::forward_batch`] step.
+pub struct DecodeRow<'a, C> {
+    /// The token to feed, at position `cache.len()`.
+    pub token: u32,
+    pub cache: &'a mut C,
+    /// Receives the next-token logits, f32 `[vocab_size]`.
+    pub logits: &'a mut Vec<f32>,
 }
 
 impl<M: LanguageModel + ?Sized> LanguageModel for &M {
@@ -77,6 +108,12 @@ impl<M: LanguageModel + ?Sized> LanguageModel for &M {
     ) -> Result<(), EngineError> {
         (**self).forward(tokens, cache, which, logits)
     }
+    fn forward_batch(
+        &self,
+        rows: &mut [DecodeRow<'_, Self::Cache>],
+    ) -> Vec<Result<(), EngineError>> {
+        (**self).forward_batch(rows)
+    }
 }
 
 impl<M: LanguageModel + ?Sized> LanguageModel for Arc<M> {
@@ -98,5 +135,11 @@ impl<M: LanguageModel + ?Sized> LanguageModel for Arc<M> {
         logits: &mut Vec<f32>,
     ) -> Result<(), EngineError> {
         (**self).forward(tokens, cache, which, logits)
+    }
+    fn forward_batch(
+        &self,
+        rows: &mut [DecodeRow<'_, Self::Cache>],
+    ) -> Vec<Result<(), EngineError>> {
+        (**self).forward_batch(rows)
     }
 }

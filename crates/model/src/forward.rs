@@ -3,6 +3,14 @@
 //! norm; unembedding. All tokens of one call go through as a matrix [n_tokens, ...] (prefill), one
 //! token is the decode case. Activations and accumulation are f32; weights are read as stored by
 //! the backend kernels. This file knows nothing of text or requests.
+//!
+//! The batched decode step (`forward_batch_impl`) runs one new token for each of B sequences,
+//! each with its own cache at its own position: every matrix product (projections, router,
+//! experts grouped by routed expert, unembedding) takes all B rows at once, so each weight byte
+//! is read once per step for the whole batch; only RoPE angles and attention are per row. The
+//! kernels are batch-invariant, so a row gets the same bits as a single-sequence `forward`.
+
+use std::cell::RefCell;
 
 use gptoss_backend::{
     embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
@@ -14,7 +22,7 @@ use crate::cache::{sized, KvCache, LayerKv, Workspace};
 use crate::checkpoint::Store;
 use crate::error::ForwardError;
 use crate::weights::{DenseView, ExpertMatrix, ExpertWeights, Layer, Linear};
-use crate::{LogitsFor, Model};
+use crate::{DecodeRow, LogitsFor, Model};
 
 /// y f32 [n, d_out] = x f32 [n, d_in] · Wᵀ + b.
 fn linear(store: &Store, lin: &Linear, x: &[f32], y: &mut [f32]) {
@@ -55,13 +63,29 @@ fn expert_linear(
     }
 }
 
+/// Floats of unembedding output ([rows, vocab slice]) computed per kernel call in a batched
+/// decode step (64K floats = 256 KiB: stays in L2 while it is copied out).
+const UNEMBED_SLICE_FLOATS: usize = 1 << 16;
+
+/// Scratch of the batched decode step, kept per calling thread (the server's engine thread) so
+/// a step allocates nothing once the buffers have grown to the batch size.
+#[derive(Default)]
+struct BatchScratch {
+    ws: Workspace,
+    /// indices into the caller's rows of the rows that run this step
+    run: Vec<usize>,
+    tokens: Vec<u32>,
+    /// f32 [rows, vocab]
+    logits: Vec<f32>,
+}
+
+thread_local! {
+    static BATCH_SCRATCH: RefCell<BatchScratch> = RefCell::new(BatchScratch::default());
+}
+
 impl Model {
-    pub(crate) fn forward_impl(
-        &self,
-        tokens: &[u32],
-        cache: &mut KvCache,
-        which: LogitsFor,
-    ) -> Result<Vec<f32>, ForwardError> {
+    /// Checks that `tokens` can be appended to `cache` (same checks for prefill, decode and batch rows).
+    fn check_input(&self, tokens: &[u32], cache: &KvCache) -> Result<(), ForwardError> {
         let c = &self.config;
         if tokens.is_empty() {
             return Err(ForwardError::EmptyInput);
@@ -75,14 +99,27 @@ impl Model {
         cache
             .matches(c)
             .map_err(|problem| ForwardError::CacheMismatch { problem })?;
-        let n = tokens.len();
-        let pos0 = cache.len;
-        if pos0 + n > cache.max_tokens() {
+        let needed = cache.len + tokens.len();
+        if needed > cache.max_tokens() {
             return Err(ForwardError::ContextFull {
-                needed: pos0 + n,
+                needed,
                 max: cache.max_tokens(),
             });
         }
+        Ok(())
+    }
+
+    pub(crate) fn forward_impl(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ForwardError> {
+        let c = &self.config;
+        self.check_input(tokens, cache)?;
+        let n = tokens.len();
+        let pos0 = cache.len;
         let h = c.hidden_size;
         let KvCache {
             layers: kv_layers,
@@ -120,17 +157,199 @@ impl Model {
             LogitsFor::All => 0..n,
             LogitsFor::Last => n - 1..n,
         };
-        let n_rows = rows.len();
-        let x_rows = &ws.x[rows.start * h..rows.end * h];
-        let hn = sized(&mut ws.h, n_rows * h);
-        rmsnorm_f32(x_rows, &self.weights.norm, c.rms_norm_eps, hn);
-        let mut logits = vec![0f32; n_rows * c.vocab_size];
-        match self.weights.unembedding.view(&self.store) {
-            DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, &mut logits, h, c.vocab_size),
-            DenseView::F32(w) => matmul_f32_f32w(hn, w, None, &mut logits, h, c.vocab_size),
-        }
+        logits.clear();
+        logits.resize(rows.len() * c.vocab_size, 0.0);
+        self.unembed(rows, ws, logits);
         cache.len = pos0 + n;
-        Ok(logits)
+        Ok(())
+    }
+
+    /// logits f32 [rows, vocab] = unembedding(rms(x[rows])).
+    fn unembed(&self, rows: std::ops::Range<usize>, ws: &mut Workspace, logits: &mut [f32]) {
+        let c = &self.config;
+        let h = c.hidden_size;
+        let x_rows = &ws.x[rows.start * h..rows.end * h];
+        let hn = sized(&mut ws.h, rows.len() * h);
+        rmsnorm_f32(x_rows, &self.weights.norm, c.rms_norm_eps, hn);
+        match self.weights.unembedding.view(&self.store) {
+            DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, logits, h, c.vocab_size),
+            DenseView::F32(w) => matmul_f32_f32w(hn, w, None, logits, h, c.vocab_size),
+        }
+    }
+
+    /// One decode step for several sequences (see the file header). Rows that fail the input
+    /// checks get their error and are left untouched (cache and logits); the others run.
+    pub(crate) fn forward_batch_impl(
+        &self,
+        rows: &mut [DecodeRow<'_>],
+    ) -> Vec<Result<(), ForwardError>> {
+        let results: Vec<Result<(), ForwardError>> = rows
+            .iter()
+            .map(|r| self.check_input(std::slice::from_ref(&r.token), r.cache))
+            .collect();
+        let mut run = |scratch: &mut BatchScratch| {
+            scratch.run.clear();
+            scratch
+                .run
+                .extend((0..rows.len()).filter(|&i| results[i].is_ok()));
+            if !scratch.run.is_empty() {
+                self.decode_rows(rows, scratch);
+            }
+        };
+        BATCH_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => run(&mut scratch),
+            // Re-entered on this thread (a rayon worker that stole another batch while waiting
+            // inside a kernel): use a fresh scratch rather than fail.
+            Err(_) => run(&mut BatchScratch::default()),
+        });
+        results
+    }
+
+    /// Runs the rows `scratch.run` of `rows` (all checked) through one batched step.
+    fn decode_rows(&self, rows: &mut [DecodeRow<'_>], scratch: &mut BatchScratch) {
+        let c = &self.config;
+        let (h, v) = (c.hidden_size, c.vocab_size);
+        let BatchScratch {
+            ws,
+            run,
+            tokens,
+            logits,
+        } = scratch;
+        let n = run.len();
+        tokens.clear();
+        tokens.extend(run.iter().map(|&i| rows[i].token));
+        // Embedding: x f32 [n, hidden], one row per sequence.
+        let x = sized(&mut ws.x, n * h);
+        match self.weights.embedding.view(&self.store) {
+            DenseView::Bf16(t) => embed_rows_bf16(t, tokens, h, x),
+            DenseView::F32(t) => embed_rows_f32(t, tokens, h, x),
+        }
+        // RoPE tables, one row per sequence at its own position: f32 [n, head_dim/2].
+        let d_half = c.head_dim / 2;
+        let cos = sized(&mut ws.cos, n * d_half);
+        let sin = sized(&mut ws.sin, n * d_half);
+        for (r, &i) in run.iter().enumerate() {
+            let span = r * d_half..(r + 1) * d_half;
+            self.rope
+                .cos_sin(rows[i].cache.len, &mut cos[span.clone()], &mut sin[span]);
+        }
+        for (layer_idx, layer) in self.weights.layers.iter().enumerate() {
+            self.qkv(layer, n, ws);
+            self.rope_qk(n, ws);
+            let (qd, kvd) = (c.q_dim(), c.kv_dim());
+            let params = self.sdpa_params(layer_idx);
+            let attn = sized(&mut ws.attn, n * qd);
+            for (r, &i) in run.iter().enumerate() {
+                let cache = &mut *rows[i].cache;
+                let pos = cache.len;
+                let kv = &mut cache.layers[layer_idx];
+                let (q, k, vv) = (
+                    &ws.q[r * qd..(r + 1) * qd],
+                    &ws.k[r * kvd..(r + 1) * kvd],
+                    &ws.v[r * kvd..(r + 1) * kvd],
+                );
+                let past = KvPages {
+                    k_pages: &kv.k_pages,
+                    v_pages: &kv.v_pages,
+                    page_len: kv.page_len(),
+                    ring_len: kv.ring_len,
+                };
+                let out = &mut attn[r * qd..(r + 1) * qd];
+                sdpa_sinks_f32(q, k, vv, &past, pos, &layer.sinks, &params, out);
+                kv.write(pos, k, vv, kvd);
+            }
+            self.attn_out(layer, n, ws);
+            self.moe_block(layer, n, ws);
+        }
+        // Final norm, then the unembedding of all rows at once, a slice of the vocabulary at a
+        // time: each slice's [n, slice] result is still in cache when it is copied out to the
+        // rows, instead of a [n, vocab] matrix making extra trips through memory.
+        let hn = sized(&mut ws.h, n * h);
+        rmsnorm_f32(&ws.x, &self.weights.norm, c.rms_norm_eps, hn);
+        for &i in run.iter() {
+            let out = &mut *rows[i].logits;
+            if out.len() != v {
+                out.clear();
+                out.resize(v, 0.0);
+            }
+        }
+        let slice = (UNEMBED_SLICE_FLOATS / n).max(256).min(v);
+        let part = sized(logits, n * slice);
+        let unembedding = self.weights.unembedding.view(&self.store);
+        for o0 in (0..v).step_by(slice) {
+            let len = slice.min(v - o0);
+            let part = &mut part[..n * len];
+            match unembedding {
+                DenseView::Bf16(w) => {
+                    matmul_f32_bf16w(hn, &w[o0 * h..(o0 + len) * h], None, part, h, len)
+                }
+                DenseView::F32(w) => {
+                    matmul_f32_f32w(hn, &w[o0 * h..(o0 + len) * h], None, part, h, len)
+                }
+            }
+            for (r, &i) in run.iter().enumerate() {
+                rows[i].logits[o0..o0 + len].copy_from_slice(&part[r * len..(r + 1) * len]);
+            }
+        }
+        for &i in run.iter() {
+            rows[i].cache.len += 1;
+        }
+    }
+
+    /// hn = rms(x); q f32 [n, heads, head_dim], k/v f32 [n, kv_heads, head_dim] projections.
+    fn qkv(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
+        let c = &self.config;
+        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let s = &self.store;
+        let hn = sized(&mut ws.h, n * h);
+        rmsnorm_f32(&ws.x, &layer.attn_norm, c.rms_norm_eps, hn);
+        let q = sized(&mut ws.q, n * qd);
+        let k = sized(&mut ws.k, n * kvd);
+        let v = sized(&mut ws.v, n * kvd);
+        linear(s, &layer.q, hn, q);
+        linear(s, &layer.k, hn, k);
+        linear(s, &layer.v, hn, v);
+    }
+
+    /// Rotates q and k by the per-row angles in ws.cos / ws.sin.
+    fn rope_qk(&self, n: usize, ws: &mut Workspace) {
+        let c = &self.config;
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
+        rope_yarn_f32(
+            &mut ws.q[..n * qd],
+            c.num_attention_heads,
+            c.head_dim,
+            &ws.cos,
+            &ws.sin,
+        );
+        rope_yarn_f32(
+            &mut ws.k[..n * kvd],
+            c.num_key_value_heads,
+            c.head_dim,
+            &ws.cos,
+            &ws.sin,
+        );
+    }
+
+    fn sdpa_params(&self, layer_idx: usize) -> SdpaParams {
+        let c = &self.config;
+        SdpaParams {
+            n_heads: c.num_attention_heads,
+            n_kv_heads: c.num_key_value_heads,
+            head_dim: c.head_dim,
+            sm_scale: 1.0 / (c.head_dim as f32).sqrt(),
+            window: c.is_sliding(layer_idx).then_some(c.sliding_window),
+        }
+    }
+
+    /// x += out(attn).
+    fn attn_out(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
+        let h = self.config.hidden_size;
+        let proj = sized(&mut ws.proj, n * h);
+        linear(&self.store, &layer.out, &ws.attn, proj);
+        for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
+            *xv += *pv;
+        }
     }
 
     /// x += out(attention(rope(q), rope(k), v)) over rms(x); appends this call's K/V to `kv`.
@@ -144,26 +363,10 @@ impl Model {
         ws: &mut Workspace,
     ) {
         let c = &self.config;
-        let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
-        let s = &self.store;
-        let hn = sized(&mut ws.h, n * h);
-        rmsnorm_f32(&ws.x, &layer.attn_norm, c.rms_norm_eps, hn);
-        // q f32 [n, heads, head_dim], k/v f32 [n, kv_heads, head_dim]
-        let q = sized(&mut ws.q, n * qd);
-        let k = sized(&mut ws.k, n * kvd);
-        let v = sized(&mut ws.v, n * kvd);
-        linear(s, &layer.q, hn, q);
-        linear(s, &layer.k, hn, k);
-        linear(s, &layer.v, hn, v);
-        rope_yarn_f32(q, c.num_attention_heads, c.head_dim, &ws.cos, &ws.sin);
-        rope_yarn_f32(k, c.num_key_value_heads, c.head_dim, &ws.cos, &ws.sin);
-        let params = SdpaParams {
-            n_heads: c.num_attention_heads,
-            n_kv_heads: c.num_key_value_heads,
-            head_dim: c.head_dim,
-            sm_scale: 1.0 / (c.head_dim as f32).sqrt(),
-            window: c.is_sliding(layer_idx).then_some(c.sliding_window),
-        };
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
+        self.qkv(layer, n, ws);
+        self.rope_qk(n, ws);
+        let params = self.sdpa_params(layer_idx);
         let past = KvPages {
             k_pages: &kv.k_pages,
             v_pages: &kv.v_pages,
@@ -171,13 +374,10 @@ impl Model {
             ring_len: kv.ring_len,
         };
         let attn = sized(&mut ws.attn, n * qd);
+        let (q, k, v) = (&ws.q[..n * qd], &ws.k[..n * kvd], &ws.v[..n * kvd]);
         sdpa_sinks_f32(q, k, v, &past, pos0, &layer.sinks, &params, attn);
         kv.write(pos0, k, v, kvd);
-        let proj = sized(&mut ws.proj, n * h);
-        linear(s, &layer.out, attn, proj);
-        for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
-            *xv += *pv;
-        }
+        self.attn_out(layer, n, ws);
     }
 
     /// x += Σ_top-k w_e · expert_e(rms(x)), experts run over the rows routed to them.

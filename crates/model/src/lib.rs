@@ -3,7 +3,8 @@
 //! pass to logits, and the per-sequence `KvCache` it writes.
 //!
 //! `Model::forward` is a function of (weights, tokens, cache contents): it knows nothing of text,
-//! requests or sampling. Kernels live in `gptoss-backend`.
+//! requests or sampling. Kernels live in `gptoss-backend`. `Model::forward_batch` runs one decode
+//! step for several sequences (each its own cache and position) with one pass over the weights.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -122,6 +123,44 @@ impl Model {
         cache: &mut KvCache,
         logits: LogitsFor,
     ) -> Result<Vec<f32>, ForwardError> {
-        self.forward_impl(tokens, cache, logits)
+        let mut out = Vec::new();
+        self.forward_impl(tokens, cache, logits, &mut out)?;
+        Ok(out)
     }
+
+    /// As [`Model::forward`], writing the logits into `logits` (resized to
+    /// [n_rows, vocab_size]) so a decode loop reuses one buffer instead of allocating per step.
+    /// On error the cache and `logits` are unchanged.
+    pub fn forward_into(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: LogitsFor,
+        logits: &mut Vec<f32>,
+    ) -> Result<(), ForwardError> {
+        self.forward_impl(tokens, cache, which, logits)
+    }
+
+    /// One decode step for several sequences at once (continuous batching): each row's `token`
+    /// runs at position `row.cache.len()` of its own cache (rows may be at different depths),
+    /// its K/V are appended there, and its next-token logits (f32 [vocab_size]) are written to
+    /// `row.logits`. Every matrix product runs over all rows together, so the weights are read
+    /// once per step for the whole batch; attention and RoPE are per row. Each row gets exactly
+    /// what [`Model::forward`] of that one token on that cache would give.
+    ///
+    /// Returns one result per row, in row order. A row that fails the checks of `forward`
+    /// (bad token, full cache, cache of another model) gets that error and is left unchanged;
+    /// the other rows still run.
+    pub fn forward_batch(&self, rows: &mut [DecodeRow<'_>]) -> Vec<Result<(), ForwardError>> {
+        self.forward_batch_impl(rows)
+    }
+}
+
+/// One sequence of a [`Model::forward_batch`] step.
+pub struct DecodeRow<'a> {
+    /// The token to feed (at position `cache.len()`).
+    pub token: u32,
+    pub cache: &'a mut KvCache,
+    /// Receives the next-token logits, f32 [vocab_size] (resized; capacity reused).
+    pub logits: &'a mut Vec<f32>,
 }

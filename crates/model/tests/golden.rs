@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use gptoss_model::{LogitsFor, Model};
+use gptoss_model::{DecodeRow, KvCache, LogitsFor, Model};
 
 const TOL: f32 = 2e-3;
 const GAP: f32 = 1e-3;
@@ -183,12 +183,11 @@ fn run_case(case: &Path) -> Vec<String> {
     report
 }
 
-#[test]
-fn golden_logits() {
+fn cases() -> Vec<PathBuf> {
     let root = testdata();
     if !root.exists() {
         eprintln!("testdata/model does not exist yet: no golden cases to check");
-        return;
+        return vec![];
     }
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
@@ -202,9 +201,101 @@ fn golden_logits() {
         !cases.is_empty(),
         "testdata/model exists but holds no case folder with golden.json"
     );
-    for case in &cases {
+    cases
+}
+
+#[test]
+fn golden_logits() {
+    for case in &cases() {
         for line in run_case(case) {
             eprintln!("{line}");
         }
+    }
+}
+
+/// Batched decode (`Model::forward_batch`) on each golden checkpoint: B = 1, 3, 8 sequences of
+/// the golden tokens at different depths (past the sliding window where the case is long
+/// enough), a few steps each. Every row must equal the single-sequence `forward` of the same
+/// token on an identically filled cache bit for bit, and the reference logits within TOL.
+fn run_batch_case(case: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    materialize(case, tmp.path());
+    let dir = tmp.path();
+    let golden: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let tokens: Vec<u32> = golden["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let (shape, want) = read_npy(&dir.join("logits_f32.npy"));
+    let (n_tok, vocab) = (shape[0], shape[1]);
+    let model = Model::load(&dir.join("original")).unwrap();
+    let window = model.config().sliding_window;
+    const STEPS: usize = 3;
+    for b in [1usize, 3, 8] {
+        // Depths spread over the sequence, the deepest past the window when it fits.
+        let last = n_tok - STEPS;
+        let mut depths: Vec<usize> = (0..b).map(|r| (r * last) / b.max(2)).collect();
+        depths[b - 1] = last.min(window + 5);
+        if b > 2 {
+            depths[1] = last.min(window);
+        }
+        let fill = |d: usize| -> KvCache {
+            let mut c = model.new_cache(n_tok + 1);
+            if d > 0 {
+                model
+                    .forward(&tokens[..d], &mut c, LogitsFor::Last)
+                    .unwrap();
+            }
+            c
+        };
+        let mut batch: Vec<KvCache> = depths.iter().map(|&d| fill(d)).collect();
+        let mut single: Vec<KvCache> = depths.iter().map(|&d| fill(d)).collect();
+        let mut logits = vec![Vec::new(); b];
+        for step in 0..STEPS {
+            let mut rows: Vec<DecodeRow<'_>> = batch
+                .iter_mut()
+                .zip(logits.iter_mut())
+                .zip(&depths)
+                .map(|((cache, logits), &d)| DecodeRow {
+                    token: tokens[d + step],
+                    cache,
+                    logits,
+                })
+                .collect();
+            let results = model.forward_batch(&mut rows);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            for (r, &d) in depths.iter().enumerate() {
+                let pos = d + step;
+                let one = model
+                    .forward(&tokens[pos..pos + 1], &mut single[r], LogitsFor::Last)
+                    .unwrap();
+                assert!(
+                    logits[r] == one,
+                    "{}: B={b} row {r} at position {pos}: batched != forward",
+                    case.display()
+                );
+                let reference = &want[pos * vocab..(pos + 1) * vocab];
+                let diff = logits[r]
+                    .iter()
+                    .zip(reference)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff <= TOL,
+                    "{}: B={b} row {r} at position {pos}: max abs diff {diff} vs reference",
+                    case.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_batched_decode() {
+    for case in &cases() {
+        run_batch_case(case);
     }
 }

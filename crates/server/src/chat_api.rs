@@ -325,9 +325,11 @@ pub(crate) fn parse_response_format(
             let name = spec.get("name").and_then(Value::as_str).unwrap_or("response").to_string();
             let schema = spec.get("schema").cloned().unwrap_or_else(|| json!({}));
             let schema_param = format!("{param}.json_schema.schema");
-            prompt::check_schema(&schema, &schema_param, false).map_err(|m| {
-                ApiError::invalid(format!("Invalid schema for response_format '{name}': {m}"), Some(&schema_param))
-            })?;
+            prompt::check_schema(&schema, &schema_param, false)
+                .and_then(|()| crate::structured::check_response_schema(&schema))
+                .map_err(|m| {
+                    ApiError::invalid(format!("Invalid schema for response_format '{name}': {m}"), Some(&schema_param))
+                })?;
             Ok(ResponseFormat::JsonSchema {
                 name,
                 description: spec.get("description").and_then(Value::as_str).map(str::to_string),
@@ -390,6 +392,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         tools: tools.clone(),
         tool_choice,
         response_format,
+        builtin_tools: Vec::new(),
     };
     let generation = Generation {
         spec,

@@ -2,6 +2,7 @@
 //! the gpt-oss engine. The only crate that knows HTTP and OpenAI's wire JSON.
 //!
 //! # Endpoints
+//! - `GET /`, `GET /static/{file}`: the web chat page (`web`; no auth).
 //! - `GET /health`: liveness plus the scheduler's live counters (no auth).
 //! - `GET /metrics`: the counters alone, JSON.
 //! - `GET /v1/models`: the one served model.
@@ -42,13 +43,16 @@
 //! - No harmony control token or analysis-channel text reaches `content`.
 //! - A request's tokens only reach its own channel (one sender per sequence).
 
+pub mod builtin;
 pub mod chat_api;
 pub mod error;
 pub mod ids;
 pub mod prompt;
 pub mod responses_api;
 pub mod scheduler;
+mod structured;
 pub mod turn;
+pub mod web;
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -83,12 +87,15 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub struct ServerConfig {
     /// The id reported by `/v1/models` and accepted in `model` fields.
     pub model_id: String,
-    /// When set, every request but `/health` needs `Authorization: Bearer KEY`.
+    /// When set, every request but `/health` and the web page needs `Authorization: Bearer KEY`.
     pub api_key: Option<String>,
     /// Reasoning effort when a request names none.
     pub default_effort: Effort,
     /// Most responses kept for `previous_response_id` (oldest dropped first).
     pub response_store_capacity: usize,
+    /// Built-in tools `/v1/responses` may run (`gpt-oss serve --browser`,
+    /// `--python on`, `--handoff on`); empty: none.
+    pub tools: gptoss_tools::ToolKit,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +105,7 @@ impl Default for ServerConfig {
             api_key: None,
             default_effort: Effort::Medium,
             response_store_capacity: 1024,
+            tools: gptoss_tools::ToolKit::default(),
         }
     }
 }
@@ -177,12 +185,20 @@ impl AppState {
         let max_tokens = g
             .max_tokens
             .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        // Structured output closes its JSON within what can be generated.
+        let budget = max_tokens.unwrap_or(usize::MAX).min(
+            self.engine
+                .info()
+                .context_tokens
+                .saturating_sub(built.tokens.len()),
+        );
+        let constraint = structured::constraint_for(&g.spec, &built.prefeed, budget)?;
         let handle = self.engine.submit(GenerationRequest {
             prompt: built.tokens,
             sampling,
             max_tokens,
             stop_tokens: HARMONY_STOP_TOKENS.to_vec(),
-            constraint: None,
+            constraint,
         })?;
         Ok(Turn::new(handle, &built.prefeed, g.options))
     }
@@ -241,7 +257,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
-        if request.uri().path() != "/health" {
+        let path = request.uri().path();
+        if path != "/health" && !web::is_public(path) {
             let given = request
                 .headers()
                 .get(header::AUTHORIZATION)
@@ -357,6 +374,9 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         created: ids::unix_seconds(),
     }));
     Router::new()
+        .route("/", get(web::index))
+        .route("/index.html", get(web::index))
+        .route("/static/{file}", get(web::asset))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
@@ -385,6 +405,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    // Build the structured-output vocabulary (token trie, ~1 s of CPU) now,
+    // in the background, not on the first json_schema request.
+    structured::warm_up();
     let signal = async move {
         shutdown.await;
         engine.stop_accepting();

@@ -12,7 +12,7 @@
 use gptoss_chat::{final_channel_opening, history_for_prompt, Effort};
 use gptoss_harmony::{
     render_conversation_for_completion, Conversation, DeveloperContent, Message, RenderConfig,
-    Role, SystemContent, Tokenizer, ToolDescription,
+    Role, SystemContent, Tokenizer, ToolDescription, ToolNamespaceConfig,
 };
 use serde_json::Value;
 
@@ -66,6 +66,9 @@ pub struct PromptSpec {
     pub tools: Vec<FunctionTool>,
     pub tool_choice: ToolChoice,
     pub response_format: ResponseFormat,
+    /// Built-in tool namespaces the server runs (browser, python, handoff),
+    /// declared in the system message as the reference declares them.
+    pub builtin_tools: Vec<ToolNamespaceConfig>,
 }
 
 /// The rendered prompt.
@@ -123,13 +126,23 @@ pub fn function_tool(
         None | Some(Value::Null) => None,
         Some(schema) => {
             let path = format!("{param}.parameters");
-            check_schema(schema, &path, true).map_err(|message| {
-                ApiError::invalid(
-                    format!("Invalid schema for function '{name}': {message}"),
-                    Some(&path),
-                )
-                .with_code("invalid_function_parameters")
-            })?;
+            check_schema(schema, &path, true)
+                .and_then(|()| {
+                    // Strict arguments are enforced by constrained decoding:
+                    // the schema must compile.
+                    if strict {
+                        crate::structured::check_response_schema(schema)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|message| {
+                    ApiError::invalid(
+                        format!("Invalid schema for function '{name}': {message}"),
+                        Some(&path),
+                    )
+                    .with_code("invalid_function_parameters")
+                })?;
             Some(schema.clone())
         }
     };
@@ -248,9 +261,14 @@ pub fn function_output_message(name: &str, output: &str) -> Message {
 
 /// Render the prompt.
 pub fn build(spec: &PromptSpec) -> Result<BuiltPrompt, ApiError> {
-    let system = SystemContent::new()
+    let mut system = SystemContent::new()
         .with_conversation_start_date(ids::today_utc())
         .with_reasoning_effort(spec.effort.harmony_effort());
+    if spec.tool_choice != ToolChoice::None {
+        for config in &spec.builtin_tools {
+            system = system.with_tools(config.clone());
+        }
+    }
 
     let mut instructions: Vec<String> = spec
         .instructions

@@ -15,6 +15,13 @@
 //! each `event: TYPE` / `data: JSON` with a `sequence_number`. The same
 //! [`OutputBuilder`] builds the items in both modes.
 //!
+//! Built-in tools (`builtin`): request tools `browser_search` / `web_search`
+//! / `web_search_preview`, `code_interpreter` and `handoff` run here when the
+//! server was started with them; each call becomes a `web_search_call`,
+//! `code_interpreter_call` or `handoff_call` output item, its result is
+//! appended, and generation continues (at most [`MAX_BUILTIN_ROUNDS`] calls
+//! per response). Function calls still end the response.
+//!
 //! `previous_response_id`: responses are kept in a bounded in-memory store
 //! (oldest dropped first) unless `store: false`; a follow-up continues the
 //! stored conversation and inherits its instructions.
@@ -31,9 +38,10 @@ use gptoss_harmony::{Message, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::builtin;
 use crate::chat_api::{parse_response_format, parse_tool_choice};
 use crate::error::ApiError;
-use crate::prompt::{self, FunctionTool, PromptSpec};
+use crate::prompt::{self, FunctionTool, PromptSpec, ToolChoice};
 use crate::turn::{Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
 use crate::{ids, parse_body, AppState, Bounded, Generation};
 
@@ -48,6 +56,10 @@ pub(crate) struct StoredResponse {
 }
 
 pub(crate) type ResponseStore = Bounded<StoredResponse>;
+
+/// Most built-in tool calls run for one response; a further call ends the
+/// response (its item stays `in_progress`, status `incomplete`).
+pub const MAX_BUILTIN_ROUNDS: usize = 8;
 
 #[derive(Debug, Deserialize)]
 struct ResponsesRequest {
@@ -235,14 +247,31 @@ fn convert_input(
     Ok((instructions, history))
 }
 
-fn convert_tools(tools: Option<&[Value]>) -> Result<Vec<FunctionTool>, ApiError> {
+/// Request tools: (function tools, built-in namespaces, built-in tool JSON
+/// to echo in the response).
+type RequestTools = (Vec<FunctionTool>, Vec<String>, Vec<Value>);
+
+fn convert_tools(
+    tools: Option<&[Value]>,
+    kit: &gptoss_tools::ToolKit,
+) -> Result<RequestTools, ApiError> {
     let mut out = Vec::new();
+    let mut namespaces: Vec<String> = Vec::new();
+    let mut echo = Vec::new();
     for (idx, tool) in tools.unwrap_or_default().iter().enumerate() {
         let param = format!("tools[{idx}]");
         let kind = tool.get("type").and_then(Value::as_str).unwrap_or("");
+        if let Some(ns) = builtin::namespace_of(kind) {
+            builtin::check_available(kit, ns, kind, idx)?;
+            if !namespaces.iter().any(|n| n == ns) {
+                namespaces.push(ns.to_string());
+            }
+            echo.push(tool.clone());
+            continue;
+        }
         if kind != "function" {
             return Err(ApiError::invalid(
-                format!("Unsupported tool type {kind:?} in '{param}': this server supports 'function' tools."),
+                format!("Unsupported tool type {kind:?} in '{param}': this server supports 'function' tools and the built-in 'browser_search' (or 'web_search'), 'code_interpreter' and 'handoff' when started with them."),
                 Some(&format!("{param}.type")),
             ));
         }
@@ -264,7 +293,7 @@ fn convert_tools(tools: Option<&[Value]>) -> Result<Vec<FunctionTool>, ApiError>
             &param,
         )?);
     }
-    Ok(out)
+    Ok((out, namespaces, echo))
 }
 
 /// Fixed fields of the response object, set once per request.
@@ -275,6 +304,8 @@ struct ResponseHead {
     instructions: Option<String>,
     effort: Effort,
     tools: Vec<FunctionTool>,
+    /// Built-in tools of the request, as given.
+    builtin_tools: Vec<Value>,
     tool_choice: Value,
     previous_response_id: Option<String>,
     store: bool,
@@ -295,11 +326,12 @@ impl ResponseHead {
         finish: Option<Finish>,
         error: Option<&str>,
     ) -> Value {
-        let tools: Vec<Value> = self
+        let mut tools: Vec<Value> = self
             .tools
             .iter()
             .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters, "strict": t.strict}))
             .collect();
+        tools.extend(self.builtin_tools.iter().cloned());
         json!({
             "id": self.id,
             "object": "response",
@@ -342,11 +374,61 @@ pub(crate) struct OutputBuilder {
     open: Option<(usize, String)>,
     // function call ids and names, for the store
     calls: Vec<(String, String)>,
+    /// Built-in namespaces of the request: calls to them become built-in items.
+    builtin: Vec<String>,
+    /// The open segment is a built-in call (recipient); its item is made at its end.
+    open_builtin: Option<String>,
+    /// Output index of the built-in call waiting for its result.
+    pending_builtin: Option<usize>,
 }
 
 impl OutputBuilder {
+    fn new(builtin: Vec<String>) -> OutputBuilder {
+        OutputBuilder {
+            builtin,
+            ..OutputBuilder::default()
+        }
+    }
+
+    /// The result of the pending built-in call: completes its item.
+    fn on_tool_result(&mut self, output: &gptoss_tools::ToolOutput) -> Vec<Value> {
+        match self.pending_builtin.take() {
+            Some(idx) => builtin::item_finished(&mut self.items[idx], output, idx),
+            None => Vec::new(),
+        }
+    }
+
+    /// A built-in call that will get no result (too many rounds, an error).
+    fn abandon_pending(&mut self) {
+        if let Some(idx) = self.pending_builtin.take() {
+            self.items[idx]["status"] = json!("incomplete");
+        }
+    }
+
     fn on_event(&mut self, event: &TurnEvent) -> Vec<Value> {
+        if let Some(recipient) = self.open_builtin.clone() {
+            // Arguments of a built-in call are not streamed: its item (with
+            // the query or code) is announced once they are complete.
+            if let TurnEvent::End { text, .. } = event {
+                self.open_builtin = None;
+                let idx = self.items.len();
+                let (item, events) = builtin::item_started(&recipient, text, idx);
+                self.items.push(item);
+                self.pending_builtin = Some(idx);
+                return events;
+            }
+            if !matches!(event, TurnEvent::Start(_)) {
+                return Vec::new();
+            }
+            self.open_builtin = None;
+        }
         match event {
+            TurnEvent::Start(SegmentKind::ToolCall { name, .. })
+                if builtin::is_builtin(&self.builtin, name) =>
+            {
+                self.open_builtin = Some(name.clone());
+                Vec::new()
+            }
             TurnEvent::Start(kind) => {
                 let output_index = self.items.len();
                 let (item, part) = match kind {
@@ -498,11 +580,21 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let mut all_instructions: Vec<String> = instructions.iter().cloned().collect();
     all_instructions.extend(input_instructions);
 
-    let tools = convert_tools(req.tools.as_deref())?;
+    let (tools, builtin_namespaces, builtin_echo) =
+        convert_tools(req.tools.as_deref(), &state.config.tools)?;
     let tool_choice = parse_tool_choice(req.tool_choice.as_ref(), &tools)?;
     let text_format = req.text.as_ref().and_then(|t| t.format.clone());
     let response_format = parse_response_format(text_format.as_ref(), "text.format")?;
 
+    let registry = if builtin_namespaces.is_empty() || tool_choice == ToolChoice::None {
+        None
+    } else {
+        Some(builtin::registry(&state.config.tools, &builtin_namespaces).await?)
+    };
+    let mut tool_names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
+    if registry.is_some() {
+        tool_names.extend(builtin::recipients(&builtin_namespaces));
+    }
     let spec = PromptSpec {
         instructions: all_instructions,
         history: history.clone(),
@@ -510,25 +602,44 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         tools: tools.clone(),
         tool_choice,
         response_format,
+        builtin_tools: registry
+            .as_ref()
+            .map(|r| r.namespace_configs())
+            .unwrap_or_default(),
     };
-    let generation = Generation {
+    let template = RoundTemplate {
         spec,
         max_tokens: req.max_output_tokens,
-        max_tokens_param: "max_output_tokens",
         temperature: req.temperature,
         top_p: req.top_p,
         seed: req.seed,
         options: TurnOptions {
             stop: Vec::new(),
-            tool_names: tools.iter().map(|t| t.name.clone()).collect(),
+            tool_names,
         },
     };
-    let turn = state.start(generation).map_err(|mut e| {
+    let turn = state.start(template.generation(None)).map_err(|mut e| {
         if e.param.as_deref() == Some("messages") {
             e.param = Some("input".into());
         }
         e
     })?;
+    let builtin_active = if registry.is_some() {
+        builtin_namespaces.clone()
+    } else {
+        Vec::new()
+    };
+    let driver = Driver {
+        state: state.clone(),
+        turn,
+        template,
+        registry,
+        namespaces: builtin_active.clone(),
+        rounds: 0,
+        added: Vec::new(),
+        usage: TurnUsage::default(),
+        queued: None,
+    };
     let head = ResponseHead {
         id: ids::new_id("resp_"),
         created_at: ids::unix_seconds(),
@@ -536,6 +647,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         instructions,
         effort,
         tools,
+        builtin_tools: builtin_echo,
         tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
         previous_response_id: req.previous_response_id.clone(),
         store: req.store.unwrap_or(true),
@@ -552,27 +664,177 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         history,
         call_names,
     };
+    let builder = OutputBuilder::new(builtin_active);
     if req.stream.unwrap_or(false) {
-        Ok(run.stream(turn).into_response())
+        Ok(run.stream(driver, builder).into_response())
     } else {
-        let mut turn = turn;
-        let mut builder = OutputBuilder::default();
+        let mut driver = driver;
+        let mut builder = builder;
         let mut finished = None;
         let mut error = None;
-        while let Some(event) = turn.next().await {
-            builder.on_event(&event);
-            match event {
-                TurnEvent::Finished { finish, usage } => finished = Some((finish, usage)),
-                TurnEvent::Error(m) => error = Some(m),
-                _ => {}
+        while let Some(step) = driver.next().await {
+            match step {
+                Step::ToolResult(output) => {
+                    builder.on_tool_result(&output);
+                }
+                Step::Event(event) => {
+                    builder.on_event(&event);
+                    match event {
+                        TurnEvent::Finished { finish, usage } => finished = Some((finish, usage)),
+                        TurnEvent::Error(m) => error = Some(m),
+                        _ => {}
+                    }
+                }
             }
         }
         if let Some(m) = error {
             return Err(ApiError::internal(format!("generation failed: {m}")));
         }
+        builder.abandon_pending();
         let (finish, usage) = finished.unwrap_or((Finish::Cancelled, TurnUsage::default()));
-        let json = run.finish(&turn, builder, finish, usage);
+        let json = run.finish(driver.messages(), builder, finish, usage);
         Ok(Json(json).into_response())
+    }
+}
+
+/// What every generation round of one response shares.
+struct RoundTemplate {
+    spec: PromptSpec,
+    max_tokens: Option<u64>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    options: TurnOptions,
+}
+
+impl RoundTemplate {
+    /// The request for a round: the first (`added` = None) as asked; a
+    /// continuation with the messages added since, no forced tool call,
+    /// and the output tokens left.
+    fn generation(&self, continuation: Option<(&[Message], u64)>) -> Generation {
+        let mut spec = self.spec.clone();
+        let mut max_tokens = self.max_tokens;
+        if let Some((added, used)) = continuation {
+            spec.history.extend(added.iter().cloned());
+            if matches!(
+                spec.tool_choice,
+                ToolChoice::Named(_) | ToolChoice::Required
+            ) {
+                spec.tool_choice = ToolChoice::Auto;
+            }
+            max_tokens = max_tokens.map(|m| m.saturating_sub(used).max(1));
+        }
+        Generation {
+            spec,
+            max_tokens,
+            max_tokens_param: "max_output_tokens",
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// One step of a response: an event of the current round, or the result of
+/// a built-in call (after which the next round's events follow).
+enum Step {
+    Event(TurnEvent),
+    ToolResult(gptoss_tools::ToolOutput),
+}
+
+/// Runs the rounds of one response: each built-in call is answered and
+/// generation continues; every other ending is passed on, with the usage
+/// summed over the rounds.
+struct Driver {
+    state: AppState,
+    turn: Turn,
+    template: RoundTemplate,
+    registry: Option<gptoss_tools::ToolRegistry>,
+    namespaces: Vec<String>,
+    rounds: usize,
+    /// Messages of finished rounds: assistant messages and tool results.
+    added: Vec<Message>,
+    /// Usage of finished rounds.
+    usage: TurnUsage,
+    /// An event to give before reading the turn again (the end, when a
+    /// continuation could not start).
+    queued: Option<TurnEvent>,
+}
+
+impl Driver {
+    async fn next(&mut self) -> Option<Step> {
+        if let Some(event) = self.queued.take() {
+            return Some(Step::Event(event));
+        }
+        let event = self.turn.next().await?;
+        let TurnEvent::Finished { finish, usage } = event else {
+            return Some(Step::Event(event));
+        };
+        let total = TurnUsage {
+            prompt_tokens: self.usage.prompt_tokens + usage.prompt_tokens,
+            cached_tokens: self.usage.cached_tokens + usage.cached_tokens,
+            completion_tokens: self.usage.completion_tokens + usage.completion_tokens,
+            reasoning_tokens: self.usage.reasoning_tokens + usage.reasoning_tokens,
+        };
+        let finished = Step::Event(TurnEvent::Finished {
+            finish,
+            usage: total,
+        });
+        if finish != Finish::ToolCalls || self.rounds >= MAX_BUILTIN_ROUNDS {
+            return Some(finished);
+        }
+        let messages = self.turn.messages();
+        let Some((recipient, channel, arguments)) =
+            builtin::pending_call(&messages, &self.namespaces)
+        else {
+            return Some(finished);
+        };
+        let Some(registry) = self.registry.take() else {
+            return Some(finished);
+        };
+        self.rounds += 1;
+        let (registry, output) = builtin::call(registry, recipient, arguments).await;
+        self.registry = Some(registry);
+        self.added.extend(messages);
+        self.added.push(output.to_message(channel.as_deref()));
+        self.usage = total;
+        let used = total.completion_tokens as u64;
+        if self.template.max_tokens.is_some_and(|m| used >= m) {
+            self.queued = Some(TurnEvent::Finished {
+                finish: Finish::Length,
+                usage: total,
+            });
+        } else {
+            match self
+                .state
+                .start(self.template.generation(Some((&self.added, used))))
+            {
+                Ok(turn) => self.turn = turn,
+                Err(e) => {
+                    // The tool result did not fit in the context (or the
+                    // queue is full): end here, as a cut answer.
+                    eprintln!(
+                        "warning: cannot continue after the {} call: {}",
+                        output.author, e.message
+                    );
+                    self.queued = Some(TurnEvent::Finished {
+                        finish: Finish::Length,
+                        usage: total,
+                    });
+                }
+            }
+        }
+        Some(Step::ToolResult(output))
+    }
+
+    /// Every assistant and tool message of the response so far.
+    fn messages(&self) -> Vec<Message> {
+        let mut all = self.added.clone();
+        if self.queued.is_none() {
+            all.extend(self.turn.messages());
+        }
+        all
     }
 }
 
@@ -587,7 +849,7 @@ impl Run {
     /// The final response object; stores it when asked.
     fn finish(
         self,
-        turn: &Turn,
+        messages: Vec<Message>,
         builder: OutputBuilder,
         finish: Finish,
         usage: TurnUsage,
@@ -602,7 +864,7 @@ impl Run {
             .json(status, &builder.items, Some(&usage), Some(finish), None);
         if self.head.store {
             let mut history = self.history;
-            history.extend(turn.messages());
+            history.extend(messages);
             let mut call_names = self.call_names;
             call_names.extend(builder.calls);
             let stored = StoredResponse {
@@ -620,7 +882,8 @@ impl Run {
 
     fn stream(
         self,
-        mut turn: Turn,
+        mut driver: Driver,
+        mut builder: OutputBuilder,
     ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
         tokio::spawn(async move {
@@ -641,21 +904,32 @@ impl Run {
                     return;
                 }
             }
-            let mut builder = OutputBuilder::default();
-            while let Some(event) = turn.next().await {
+            while let Some(step) = driver.next().await {
+                let event = match step {
+                    Step::ToolResult(output) => {
+                        for e in builder.on_tool_result(&output) {
+                            if tx.send(frame(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    Step::Event(event) => event,
+                };
                 for e in builder.on_event(&event) {
                     if tx.send(frame(e)).await.is_err() {
-                        return; // client gone: dropping `turn` cancels the request
+                        return; // client gone: dropping `driver` cancels the request
                     }
                 }
                 match event {
                     TurnEvent::Finished { finish, usage } => {
+                        builder.abandon_pending();
                         let kind = if finish == Finish::Length {
                             "response.incomplete"
                         } else {
                             "response.completed"
                         };
-                        let json = self.finish(&turn, builder, finish, usage);
+                        let json = self.finish(driver.messages(), builder, finish, usage);
                         let _ = tx
                             .send(frame(json!({"type": kind, "response": json})))
                             .await;

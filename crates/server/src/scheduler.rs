@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use gptoss_engine::language_model::DecodeRow;
 use gptoss_engine::{
     common_prefix_len, EngineError, KvState, LanguageModel, LogitsFor, Sampler, SamplingParams,
 };
@@ -360,30 +361,17 @@ impl Engine {
 
 /// One row of a batched decode step: feed `token` to `cache` and write the
 /// next logits (f32 `[vocab]`) into `logits`.
-pub struct BatchRow<'a, C> {
-    pub token: u32,
-    pub cache: &'a mut C,
-    pub logits: &'a mut Vec<f32>,
-}
+pub type BatchRow<'a, C> = DecodeRow<'a, C>;
 
 /// The single batch-step function of the scheduler: one decode token for each
-/// row, results in row order. Today it loops over the rows, one forward call
-/// each; a model with a batched forward over several caches (one weight read
-/// for all rows) plugs in here without touching the scheduler.
+/// row, results in row order. It is the model's [`LanguageModel::forward_batch`]:
+/// for `gptoss_model::Model` one batched pass over all rows (each weight read
+/// once per step for the whole batch); other models loop over the rows.
 pub fn forward_batch<M: LanguageModel>(
     model: &M,
     rows: &mut [BatchRow<'_, M::Cache>],
 ) -> Vec<Result<(), EngineError>> {
-    rows.iter_mut()
-        .map(|row| {
-            model.forward(
-                std::slice::from_ref(&row.token),
-                row.cache,
-                LogitsFor::Last,
-                row.logits,
-            )
-        })
-        .collect()
+    model.forward_batch(rows)
 }
 
 /// A KV cache slot and the ids whose keys/values it holds.

@@ -10,7 +10,10 @@
 pub mod browser;
 pub mod handoff;
 pub mod python;
+mod seccomp;
 pub mod textwrap;
+
+use std::sync::Arc;
 
 use gptoss_harmony::{Author, Message, Role, ToolNamespaceConfig};
 
@@ -118,6 +121,11 @@ impl ToolRegistry {
         self.tools.is_empty()
     }
 
+    /// Namespace names of the registered tools.
+    pub fn names(&self) -> Vec<&str> {
+        self.tools.iter().map(|t| t.name()).collect()
+    }
+
     /// Namespace configs to put in the system message
     /// (`SystemContent::with_tools` for each; harmony sorts them by name).
     pub fn namespace_configs(&self) -> Vec<ToolNamespaceConfig> {
@@ -160,6 +168,62 @@ impl ToolRegistry {
                 )
             }
         }
+    }
+}
+
+/// Makes a fresh tool for one conversation.
+pub type ToolMaker = Arc<dyn Fn() -> Result<Box<dyn Tool>, Error> + Send + Sync>;
+
+/// The built-in tools a program was configured with (from its flags), as
+/// makers: every conversation (a `chat` session, a `/v1/responses` request)
+/// gets its own fresh [`ToolRegistry`], so browser pages and python scratch
+/// folders are never shared between conversations.
+#[derive(Clone, Default)]
+pub struct ToolKit {
+    makers: Vec<(String, ToolMaker)>,
+}
+
+impl std::fmt::Debug for ToolKit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl ToolKit {
+    pub fn new() -> Self {
+        ToolKit::default()
+    }
+
+    /// Add the maker of namespace `name` (`browser`, `python`, `handoff`);
+    /// a later maker of the same name replaces the earlier one.
+    pub fn add(&mut self, name: impl Into<String>, maker: ToolMaker) {
+        let name = name.into();
+        self.makers.retain(|(n, _)| *n != name);
+        self.makers.push((name, maker));
+    }
+
+    /// Namespaces available, in the order they were added.
+    pub fn names(&self) -> Vec<&str> {
+        self.makers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.makers.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.makers.is_empty()
+    }
+
+    /// A fresh registry holding the tools whose namespace `wanted` accepts.
+    pub fn registry(&self, wanted: impl Fn(&str) -> bool) -> Result<ToolRegistry, Error> {
+        let mut registry = ToolRegistry::new();
+        for (name, maker) in &self.makers {
+            if wanted(name) {
+                registry.register(maker()?);
+            }
+        }
+        Ok(registry)
     }
 }
 

@@ -23,8 +23,12 @@
 //!   its parent (`--die-with-parent`), and the kernel then kills every process
 //!   left in the pid namespace, so daemonised or forked children die too.
 //!
-//! Not done here: a seccomp filter (bwrap supports one via `--seccomp FD`)
-//! and cgroup memory accounting; RLIMIT_AS bounds each process instead.
+//! * A seccomp filter (`seccomp.rs`, installed by bwrap through
+//!   `--add-seccomp-fd`) refuses kernel administration, ptrace, new
+//!   namespaces, keyrings, eBPF, io_uring and non-unix sockets.
+//!
+//! Not done here: cgroup memory accounting; RLIMIT_AS bounds each process
+//! instead.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -77,6 +81,8 @@ pub struct PythonConfig {
     pub scratch_quota_bytes: u64,
     /// More host folders to show read-only at the same path (e.g. a venv).
     pub extra_ro_binds: Vec<PathBuf>,
+    /// Install the seccomp filter (on by default; off only to compare).
+    pub seccomp: bool,
 }
 
 impl Default for PythonConfig {
@@ -93,6 +99,7 @@ impl Default for PythonConfig {
             scratch_dir: None,
             scratch_quota_bytes: 256 << 20,
             extra_ro_binds: Vec::new(),
+            seccomp: true,
         }
     }
 }
@@ -108,6 +115,9 @@ pub struct PythonTool {
     _scratch_tmp: Option<tempfile::TempDir>,
     /// The uid the sandbox drops to when we run as root.
     sandbox_uid: Option<u32>,
+    /// Compiled seccomp programs (files in `private`), opened for bwrap at
+    /// every call; empty when the filter is off.
+    seccomp_files: Vec<PathBuf>,
 }
 
 /// How one run ended.
@@ -193,12 +203,18 @@ impl PythonTool {
             // scratch folder.
             chown(&scratch, uid)?;
         }
+        let seccomp_files = if config.seccomp {
+            write_seccomp_files(private.path())?
+        } else {
+            Vec::new()
+        };
         Ok(PythonTool {
             config,
             scratch,
             private,
             _scratch_tmp: scratch_tmp,
             sandbox_uid,
+            seccomp_files,
         })
     }
 
@@ -222,7 +238,7 @@ impl PythonTool {
         }
     }
 
-    fn bwrap_args(&self, script: &Path) -> Vec<std::ffi::OsString> {
+    fn bwrap_args(&self, script: &Path, seccomp_fds: &[i32]) -> Vec<std::ffi::OsString> {
         let mut a: Vec<std::ffi::OsString> = [
             "--unshare-all",
             "--die-with-parent",
@@ -285,6 +301,10 @@ impl PythonTool {
         a.push("/".into());
         a.push("--chdir".into());
         a.push(SANDBOX_SCRATCH.into());
+        for fd in seccomp_fds {
+            a.push("--add-seccomp-fd".into());
+            a.push(fd.to_string().into());
+        }
         for (k, v) in [
             ("PATH", "/usr/local/bin:/usr/bin:/bin"),
             ("HOME", SANDBOX_SCRATCH),
@@ -324,8 +344,19 @@ impl PythonTool {
         let writer2 = writer
             .try_clone()
             .map_err(|e| format!("could not create a pipe: {e}"))?;
+        // Opened per call: bwrap reads each program to its end.
+        let seccomp: Vec<std::fs::File> = self
+            .seccomp_files
+            .iter()
+            .map(std::fs::File::open)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("could not open the seccomp filter: {e}"))?;
+        let seccomp_fds: Vec<i32> = seccomp
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect();
         let mut cmd = Command::new(&self.config.bwrap_bin);
-        cmd.args(self.bwrap_args(&script))
+        cmd.args(self.bwrap_args(&script, &seccomp_fds))
             .stdin(Stdio::null())
             .stdout(Stdio::from(writer))
             .stderr(Stdio::from(writer2))
@@ -349,6 +380,19 @@ impl PythonTool {
         unsafe {
             cmd.pre_exec(move || limits.apply());
         }
+        // SAFETY: as above: fcntl is async-signal-safe; the Vec was built
+        // before the fork and is only read. The descriptors must survive the
+        // exec into bwrap, which reads them.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &seccomp_fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -361,6 +405,7 @@ impl PythonTool {
         };
         // Close our copies of the pipe's write end so EOF arrives.
         drop(cmd);
+        drop(seccomp);
         let pgid = child.id() as i32;
 
         let cap = self.config.max_output_bytes;
@@ -669,4 +714,19 @@ impl Tool for PythonTool {
         }
         self.run(content)
     }
+}
+
+/// Writes the compiled seccomp programs into `dir`; their paths, in order.
+fn write_seccomp_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let programs = crate::seccomp::sandbox_filters().map_err(Error::Config)?;
+    let mut paths = Vec::new();
+    for (i, bytes) in programs.iter().enumerate() {
+        let path = dir.join(format!("seccomp-{i}.bpf"));
+        std::fs::write(&path, bytes).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        paths.push(path);
+    }
+    Ok(paths)
 }

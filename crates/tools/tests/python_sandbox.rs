@@ -75,10 +75,20 @@ fn runs_code_and_reports_errors() {
 #[test]
 fn no_network() {
     let Some(mut tool) = sandbox() else { return };
-    let code = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\ns.settimeout(1)\ntry:\n    s.connect(('1.1.1.1', 80))\n    print('CONNECTED')\nexcept OSError as e:\n    print('blocked:', e)\n";
+    let code = "import socket\ntry:\n    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n    s.settimeout(1)\n    s.connect(('1.1.1.1', 80))\n    print('CONNECTED')\nexcept OSError as e:\n    print('blocked:', e)\n";
     let out = tool.call("python", code);
     assert!(out.text.starts_with("blocked:"), "{out:?}");
     assert!(!out.text.contains("CONNECTED"));
+    // Without the seccomp filter the socket opens, and the empty net
+    // namespace alone still blocks the connection.
+    let mut unfiltered = PythonTool::new(PythonConfig {
+        seccomp: false,
+        ..tool.config_ref().clone()
+    })
+    .expect("create python tool");
+    let out = unfiltered.call("python", code);
+    assert!(out.text.starts_with("blocked:"), "{out:?}");
+    assert!(!out.text.contains("Operation not permitted"), "{out:?}");
     // Loopback of the host is not reachable either (own net namespace).
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -230,4 +240,47 @@ fn declared_like_the_reference() {
     let d = c.description.unwrap_or_default();
     assert!(d.starts_with("Use this tool to execute STATELESS Python code"));
     assert!(d.ends_with("You will have to pass your entire code each time."));
+}
+
+/// The seccomp filter refuses what namespaces alone would allow (a socket
+/// inside the empty net namespace, ptrace of oneself, a new user namespace)
+/// while threads and subprocesses (clone, clone3's ENOSYS fallback) work.
+#[test]
+fn seccomp_filter_refuses_privileged_calls_and_keeps_threads() {
+    let Some(mut tool) = sandbox() else { return };
+    let probe = r#"
+import ctypes, errno, socket, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def err(rc):
+    return errno.errorcode.get(ctypes.get_errno(), '?') if rc == -1 else 'ok'
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print('inet: ok')
+except OSError as e:
+    print('inet:', errno.errorcode.get(e.errno))
+print('unix:', 'ok' if socket.socket(socket.AF_UNIX) else '?')
+print('ptrace:', err(libc.ptrace(0, 0, 0, 0)))
+print('unshare:', err(libc.unshare(0x10000000)))
+box = []
+t = threading.Thread(target=lambda: box.append(1)); t.start(); t.join()
+print('thread:', box)
+print('subprocess:', subprocess.run(['/usr/bin/true']).returncode)
+"#;
+    let out = tool.call("python", probe);
+    assert!(!out.is_error, "{out:?}");
+    for want in [
+        "inet: EPERM",
+        "unix: ok",
+        "ptrace: EPERM",
+        "unshare: EPERM",
+        "thread: [1]",
+        "subprocess: 0",
+    ] {
+        assert!(
+            out.text.contains(want),
+            "missing {want:?} in {:?}",
+            out.text
+        );
+    }
+    still_works(&mut tool);
 }

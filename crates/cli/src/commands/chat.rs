@@ -4,6 +4,11 @@
 //! reuse, slash commands, and Ctrl-C stopping the current answer without
 //! leaving the chat. After each answer one line of counts and speeds.
 //!
+//! Tool calls run in the tool loop (`tool_loop`): each call and its result
+//! show as one dim line (`→ python: …` / `← python: …`); function calls
+//! without `--tool-command` ask the user for the result; `--handoff-confirm`
+//! shows the task and asks before it leaves the machine.
+//!
 //! Owns only terminal I/O; conversation logic is `gptoss_chat::Chat`.
 
 use std::io::{IsTerminal, Write};
@@ -12,17 +17,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use gptoss_chat::{Chat, ChatEvent, Effort, TurnOutcome, TurnStop};
+use gptoss_chat::{Chat, ChatEvent, Effort, ToolCall, TurnOutcome, TurnStop};
 use gptoss_engine::LanguageModel;
 use gptoss_harmony::Conversation;
 use rustyline::error::ReadlineError;
 
 use crate::generation_args::ChatArgs;
+use crate::tool_args::{BuiltinToolArgs, FunctionToolArgs, HandoffConfirm};
+use crate::tool_loop::{one_line, LoopEnd, LoopUi, ToolLoop};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     pub chat: ChatArgs,
+    #[command(flatten)]
+    pub builtin: BuiltinToolArgs,
+    #[command(flatten)]
+    pub functions: FunctionToolArgs,
+    /// Show each handoff task and ask y/n before it is sent.
+    #[arg(long)]
+    pub handoff_confirm: bool,
     /// Start with the chain of thought hidden (toggle with /reasoning).
     #[arg(long)]
     pub hide_reasoning: bool,
@@ -40,11 +54,50 @@ commands:
   /stats                          token counts of this session (prefix reuse)
   /help                           this list
   /quit                           leave (also Ctrl-D)
-Ctrl-C stops the answer being written; the chat goes on.";
+Ctrl-C stops the answer being written; the chat goes on.
+Tools are enabled when chat starts: --python on, --browser offline|web, --handoff on
+[--handoff-confirm], --tools FILE [--tool-command CMD] (see gpt-oss chat --help).";
+
+/// Asks on the terminal before a handoff, showing what would be sent.
+struct AskBeforeHandoff;
+
+impl HandoffConfirm for AskBeforeHandoff {
+    fn confirm(&self, model: &str, url: &str, task: &str) -> bool {
+        println!("handoff: the model wants to send this task to {model} at {url}:");
+        for line in task.lines() {
+            println!("  | {line}");
+        }
+        print!("send it? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim(), "y" | "Y" | "yes" | "Yes")
+    }
+}
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.handoff_confirm && args.builtin.handoff != crate::tool_args::Switch::On {
+        anyhow::bail!("--handoff-confirm needs --handoff on");
+    }
+    let confirm: Option<Arc<dyn HandoffConfirm>> = if args.handoff_confirm {
+        Some(Arc::new(AskBeforeHandoff))
+    } else {
+        None
+    };
+    let kit = args.builtin.kit(confirm)?;
+    let mut tools = ToolLoop::new(
+        &kit,
+        args.functions.functions()?,
+        args.functions.tool_command.clone(),
+        args.functions.max_tool_rounds,
+    )?;
     let model = crate::model_source::load_model(args.chat.model.as_deref())?;
-    let mut chat = Chat::new(&model, args.chat.options())?;
+    let mut options = args.chat.options();
+    tools.declare(&mut options);
+    let mut chat = Chat::new(&model, options)?;
+    tools.install(&mut chat);
 
     let mut editor = rustyline::DefaultEditor::new().context("cannot set up line editing")?;
     // Ctrl-C while an answer is generated sets this flag; the engine checks
@@ -67,6 +120,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         chat.session().context_tokens(),
         chat.effort()
     );
+    let available = tools.describe();
+    if !available.is_empty() {
+        println!("tools: {}", available.join(", "));
+    }
 
     loop {
         let line = match editor.readline(">>> ") {
@@ -93,9 +150,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         cancel.store(false, Ordering::Relaxed);
-        let mut printer = Printer::new(&view);
-        match chat.send(line, Some(&cancel), |event| printer.event(event)) {
-            Ok(outcome) => printer.finish(&outcome),
+        let mut printer = Printer::new(&view, &mut editor);
+        match tools.run_turn(
+            &mut chat,
+            Some(line.to_string()),
+            Some(&cancel),
+            &mut printer,
+        ) {
+            Ok(LoopEnd::Done(outcome)) => printer.finish(&outcome),
+            Ok(LoopEnd::RoundsExceeded(call)) => {
+                printer.close_section();
+                printer.note(&format!(
+                    "[stopped: the model asked for another tool call ({}) after {} calls; start chat with a larger --max-tool-rounds to allow more]",
+                    call.recipient,
+                    tools.max_rounds()
+                ));
+            }
+            Ok(LoopEnd::Unanswered(call)) => {
+                printer.close_section();
+                printer.note(&format!(
+                    "[stopped: no result for {}; the call stays unanswered]",
+                    call.recipient
+                ));
+            }
             Err(err) => {
                 printer.close_section();
                 println!("error: {err}");
@@ -237,8 +314,10 @@ enum Section {
     Tool,
 }
 
-/// Writes one turn's events to stdout as they arrive.
-struct Printer {
+/// Writes one turn's events to stdout as they arrive; asks the user for
+/// function results.
+struct Printer<'e> {
+    editor: &'e mut rustyline::DefaultEditor,
     color: bool,
     show_reasoning: bool,
     section: Section,
@@ -249,9 +328,10 @@ struct Printer {
 const DIM: &str = "\x1b[2m";
 const RESET: &str = "\x1b[0m";
 
-impl Printer {
-    fn new(view: &View) -> Printer {
+impl<'e> Printer<'e> {
+    fn new(view: &View, editor: &'e mut rustyline::DefaultEditor) -> Printer<'e> {
         Printer {
+            editor,
             color: view.color,
             show_reasoning: view.show_reasoning,
             section: Section::None,
@@ -330,13 +410,24 @@ impl Printer {
             }
             ChatEvent::ToolCallStarted { recipient, .. } => {
                 self.enter(Section::Tool);
-                self.write_model_text(&format!("[tool call to {recipient}] "));
+                self.write_model_text(&format!("→ {recipient}: "));
             }
             ChatEvent::ToolCallArgumentsDelta(text) => {
                 self.enter(Section::Tool);
-                self.write_model_text(&text);
+                self.write_model_text(&text.replace('\n', " ⏎ "));
             }
             ChatEvent::ToolCallDone(_) | ChatEvent::Done(_) => {}
+        }
+    }
+
+    /// One dim line of its own.
+    fn note(&mut self, line: &str) {
+        self.close_section();
+        let line = line.replace(|c: char| c.is_control(), " ");
+        if self.color {
+            self.write(&format!("{DIM}{line}{RESET}\n"));
+        } else {
+            self.write(&format!("{line}\n"));
         }
     }
 
@@ -349,13 +440,7 @@ impl Printer {
             TurnStop::Cancelled => " · stopped (Ctrl-C)".to_string(),
             TurnStop::MaxTokens => " · cut at --max-tokens".to_string(),
             TurnStop::ContextFull => " · context full: /reset to start over".to_string(),
-            TurnStop::Call => match &outcome.tool_call {
-                Some(call) => format!(
-                    " · the model called {} (no tools in chat yet)",
-                    call.recipient
-                ),
-                None => " · tool call".to_string(),
-            },
+            TurnStop::Call => " · tool call".to_string(),
             TurnStop::OtherRole(role) => format!(" · stopped at a {role} message"),
         };
         let line = format!(
@@ -373,5 +458,36 @@ impl Printer {
         } else {
             self.write(&format!("{line}\n"));
         }
+    }
+}
+
+impl LoopUi for Printer<'_> {
+    fn event(&mut self, event: ChatEvent) {
+        Printer::event(self, event);
+    }
+
+    fn tool_call(&mut self, _call: &ToolCall) {
+        // The call was streamed as `→ recipient: arguments`; end its line.
+        self.close_section();
+    }
+
+    fn tool_result(&mut self, output: &gptoss_tools::ToolOutput) {
+        self.note(&format!(
+            "← {}{}: {}",
+            output.author,
+            if output.is_error { " (error)" } else { "" },
+            one_line(&output.text, 200)
+        ));
+    }
+
+    fn ask_function_result(&mut self, call: &ToolCall) -> Option<String> {
+        self.close_section();
+        self.note(&format!(
+            "the model called {}; type the result (Ctrl-C leaves the call unanswered):",
+            call.recipient
+        ));
+        self.editor
+            .readline(&format!("{} result> ", call.recipient))
+            .ok()
     }
 }

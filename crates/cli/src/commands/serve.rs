@@ -46,6 +46,10 @@ pub struct Args {
     /// Seconds in-flight requests may run on after SIGINT/SIGTERM before they are cut off.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Built-in tools `/v1/responses` runs server-side when a request lists
+    /// them (browser_search / web_search, code_interpreter, handoff).
+    #[command(flatten)]
+    pub builtin: crate::tool_args::BuiltinToolArgs,
 }
 
 fn parse_effort(s: &str) -> Result<Effort, String> {
@@ -81,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .parse()
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
+    let tools = args.builtin.kit(None)?;
     let model = model_source::load_model(args.model.as_deref())?;
     let max_context = model.config().max_context();
     if args.context > max_context {
@@ -99,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         model_id: model_id(&args),
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         default_effort: args.effort,
+        tools,
         ..ServerConfig::default()
     };
     let model_name = config.model_id.clone();
