@@ -229,6 +229,17 @@ pub fn one_line(text: &str, max: usize) -> String {
     gptoss_tools::maybe_truncate(&flat, max)
 }
 
+/// The terminal line showing a tool's reply: `← author (error): text`, the
+/// text flattened by [`one_line`] to `max` characters.
+pub fn result_line(output: &ToolOutput, max: usize) -> String {
+    format!(
+        "← {}{}: {}",
+        output.author,
+        if output.is_error { " (error)" } else { "" },
+        one_line(&output.text, max)
+    )
+}
+
 /// The tool messages a turn added, for `--json` (all messages of the turn:
 /// calls, results, answer).
 pub fn turn_messages(history: &[Message]) -> Vec<Message> {

@@ -109,7 +109,10 @@ impl Model {
         Ok(())
     }
 
-    pub(crate) fn forward_impl(
+    /// As [`Model::forward`], writing the logits into `logits` (resized to
+    /// [n_rows, vocab_size]) so a decode loop reuses one buffer instead of allocating per step.
+    /// On error the cache and `logits` are unchanged.
+    pub fn forward_into(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,

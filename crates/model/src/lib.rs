@@ -124,21 +124,8 @@ impl Model {
         logits: LogitsFor,
     ) -> Result<Vec<f32>, ForwardError> {
         let mut out = Vec::new();
-        self.forward_impl(tokens, cache, logits, &mut out)?;
+        self.forward_into(tokens, cache, logits, &mut out)?;
         Ok(out)
-    }
-
-    /// As [`Model::forward`], writing the logits into `logits` (resized to
-    /// [n_rows, vocab_size]) so a decode loop reuses one buffer instead of allocating per step.
-    /// On error the cache and `logits` are unchanged.
-    pub fn forward_into(
-        &self,
-        tokens: &[u32],
-        cache: &mut KvCache,
-        which: LogitsFor,
-        logits: &mut Vec<f32>,
-    ) -> Result<(), ForwardError> {
-        self.forward_impl(tokens, cache, which, logits)
     }
 
     /// One decode step for several sequences at once (continuous batching): each row's `token`

@@ -24,7 +24,7 @@ use rustyline::error::ReadlineError;
 
 use crate::generation_args::ChatArgs;
 use crate::tool_args::{BuiltinToolArgs, FunctionToolArgs, HandoffConfirm};
-use crate::tool_loop::{one_line, LoopEnd, LoopUi, ToolLoop};
+use crate::tool_loop::{result_line, LoopEnd, LoopUi, ToolLoop};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -472,12 +472,7 @@ impl LoopUi for Printer<'_> {
     }
 
     fn tool_result(&mut self, output: &gptoss_tools::ToolOutput) {
-        self.note(&format!(
-            "← {}{}: {}",
-            output.author,
-            if output.is_error { " (error)" } else { "" },
-            one_line(&output.text, 200)
-        ));
+        self.note(&result_line(output, 200));
     }
 
     fn ask_function_result(&mut self, call: &ToolCall) -> Option<String> {

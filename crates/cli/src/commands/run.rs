@@ -13,7 +13,7 @@ use gptoss_tools::ToolOutput;
 
 use crate::generation_args::ChatArgs;
 use crate::tool_args::{BuiltinToolArgs, FunctionToolArgs};
-use crate::tool_loop::{one_line, turn_messages, LoopEnd, LoopUi, ToolLoop};
+use crate::tool_loop::{one_line, result_line, turn_messages, LoopEnd, LoopUi, ToolLoop};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -91,12 +91,7 @@ impl LoopUi for RunUi {
     }
 
     fn tool_result(&mut self, output: &ToolOutput) {
-        self.err_line(&format!(
-            "← {}{}: {}",
-            output.author,
-            if output.is_error { " (error)" } else { "" },
-            one_line(&output.text, 300)
-        ));
+        self.err_line(&result_line(output, 300));
     }
 
     fn ask_function_result(&mut self, _call: &ToolCall) -> Option<String> {
