@@ -15,28 +15,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-if [[ -z "${VENV:-}" ]]; then
-  if [[ -d /work/venvs ]]; then VENV=/work/venvs/openai-sdk; else VENV="$HOME/.cache/gpt-oss-rs/openai-sdk-venv"; fi
-fi
-if [[ ! -x "$VENV/bin/python" ]]; then
-  python3 -m venv "$VENV"
-fi
-if ! "$VENV/bin/python" -c "import openai, pytest" 2>/dev/null || \
-   ! "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "openai==3.51.0"; then
-  "$VENV/bin/pip" install -q -r "$here/requirements.txt"
-fi
-
-if [[ -z "${GPT_OSS_BIN:-}" ]]; then
-  (cd "$root" && cargo build --release -q -p gpt-oss)
-  GPT_OSS_BIN="${CARGO_TARGET_DIR:-$root/target}/release/gpt-oss"
-fi
-# The suite runs from its own folder: a relative path would point nowhere.
-case "$GPT_OSS_BIN" in /*) ;; *) GPT_OSS_BIN="$PWD/$GPT_OSS_BIN" ;; esac
-if [[ ! -x "$GPT_OSS_BIN" ]]; then
-  echo "error: no gpt-oss binary at $GPT_OSS_BIN (build it with: cargo build --release -p gpt-oss)" >&2
-  exit 1
-fi
-export GPT_OSS_BIN
+source "$root/tests/common.sh"
+ensure_venv openai-sdk "openai==3.51.0" "openai, pytest" "$here/requirements.txt"
+resolve_gpt_oss_bin "$root"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

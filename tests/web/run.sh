@@ -21,28 +21,9 @@ if [[ ! -x "$CHROMIUM" ]]; then
 fi
 export CHROMIUM
 
-if [[ -z "${VENV:-}" ]]; then
-  if [[ -d /work/venvs ]]; then VENV=/work/venvs/web-ui; else VENV="$HOME/.cache/gpt-oss-rs/web-ui-venv"; fi
-fi
-if [[ ! -x "$VENV/bin/python" ]]; then
-  python3 -m venv "$VENV"
-fi
-if ! "$VENV/bin/pip" freeze 2>/dev/null | grep -qx "playwright==1.65.2" || \
-   ! "$VENV/bin/python" -c "import playwright, pytest" 2>/dev/null; then
-  "$VENV/bin/pip" install -q -r "$here/requirements.txt"
-fi
-
-if [[ -z "${GPT_OSS_BIN:-}" ]]; then
-  (cd "$root" && cargo build --release -q -p gpt-oss)
-  GPT_OSS_BIN="${CARGO_TARGET_DIR:-$root/target}/release/gpt-oss"
-fi
-# The suite runs from its own folder: a relative path would point nowhere.
-case "$GPT_OSS_BIN" in /*) ;; *) GPT_OSS_BIN="$PWD/$GPT_OSS_BIN" ;; esac
-if [[ ! -x "$GPT_OSS_BIN" ]]; then
-  echo "error: no gpt-oss binary at $GPT_OSS_BIN (build it with: cargo build --release -p gpt-oss)" >&2
-  exit 1
-fi
-export GPT_OSS_BIN
+source "$root/tests/common.sh"
+ensure_venv web-ui "playwright==1.65.2" "playwright, pytest" "$here/requirements.txt"
+resolve_gpt_oss_bin "$root"
 
 # Playwright's driver must not look for (or fetch) its own browsers.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
