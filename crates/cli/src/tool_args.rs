@@ -210,12 +210,39 @@ pub struct FunctionToolArgs {
     /// on stdin and GPT_OSS_TOOL_NAME in the environment; its stdout is the result.
     #[arg(long, value_name = "CMD")]
     pub tool_command: Option<String>,
+    /// Seconds `--tool-command` may run before it is stopped (with every
+    /// process it started); the model then reads a timeout error.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub tool_timeout: f64,
     /// Most tool calls answered in one turn; beyond it the turn stops.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub max_tool_rounds: usize,
 }
 
 impl FunctionToolArgs {
+    /// `--tool-command` with its limits, checked.
+    pub fn tool_command(&self) -> anyhow::Result<Option<crate::tool_loop::ToolCommand>> {
+        let Some(command) = &self.tool_command else {
+            return Ok(None);
+        };
+        if !(self.tool_timeout.is_finite()
+            && self.tool_timeout > 0.0
+            && self.tool_timeout <= 86_400.0)
+        {
+            anyhow::bail!(
+                "--tool-timeout must be a number of seconds between 0 and 86400, got {}",
+                self.tool_timeout
+            );
+        }
+        Ok(Some(crate::tool_loop::ToolCommand {
+            command: command.clone(),
+            limits: gptoss_tools::command::CommandLimits {
+                timeout: std::time::Duration::from_secs_f64(self.tool_timeout),
+                ..Default::default()
+            },
+        }))
+    }
+
     pub fn functions(&self) -> anyhow::Result<Vec<ToolDescription>> {
         match &self.tools_file {
             None => Ok(Vec::new()),

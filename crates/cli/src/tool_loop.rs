@@ -8,13 +8,12 @@
 //! Owns the dispatch and the `--tool-command` process; terminal output is
 //! the front end's ([`LoopUi`]); conversation state is `gptoss_chat::Chat`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 
 use gptoss_chat::{Chat, ChatError, ChatEvent, ChatOptions, ToolCall, TurnOutcome, TurnStop};
 use gptoss_engine::LanguageModel;
 use gptoss_harmony::{Message, Role, ToolDescription};
+use gptoss_tools::command::{run_shell_command, CommandEnd, CommandLimits};
 use gptoss_tools::{ToolKit, ToolOutput, ToolRegistry};
 
 /// What the front end does while a turn with tools runs.
@@ -45,15 +44,22 @@ pub enum LoopEnd {
 pub struct ToolLoop {
     registry: ToolRegistry,
     functions: Vec<ToolDescription>,
-    tool_command: Option<String>,
+    tool_command: Option<ToolCommand>,
     max_rounds: usize,
+}
+
+/// `--tool-command` and the limits it runs under.
+#[derive(Clone, Debug)]
+pub struct ToolCommand {
+    pub command: String,
+    pub limits: CommandLimits,
 }
 
 impl ToolLoop {
     pub fn new(
         kit: &ToolKit,
         functions: Vec<ToolDescription>,
-        tool_command: Option<String>,
+        tool_command: Option<ToolCommand>,
         max_rounds: usize,
     ) -> anyhow::Result<ToolLoop> {
         Ok(ToolLoop {
@@ -139,7 +145,13 @@ impl ToolLoop {
         if let Some(name) = recipient.strip_prefix("functions.") {
             if self.functions.iter().any(|f| f.name == name) {
                 return match &self.tool_command {
-                    Some(cmd) => Some(run_tool_command(cmd, name, recipient, &call.arguments)),
+                    Some(tc) => Some(run_tool_command(
+                        &tc.command,
+                        name,
+                        recipient,
+                        &call.arguments,
+                        &tc.limits,
+                    )),
                     None => ui
                         .ask_function_result(call)
                         .map(|text| ToolOutput::ok(recipient, text)),
@@ -163,45 +175,32 @@ impl ToolLoop {
 
 /// Run `--tool-command` for one function call: `sh -c CMD`, the arguments
 /// on stdin, `GPT_OSS_TOOL_NAME` set; stdout is the result. A failure (the
-/// command cannot start, exits non-zero) becomes an error the model reads.
-pub fn run_tool_command(cmd: &str, name: &str, recipient: &str, arguments: &str) -> ToolOutput {
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .env("GPT_OSS_TOOL_NAME", name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
+/// command cannot start, exits non-zero, runs past its time limit or writes
+/// too much) becomes an error the model reads.
+pub fn run_tool_command(
+    cmd: &str,
+    name: &str,
+    recipient: &str,
+    arguments: &str,
+    limits: &CommandLimits,
+) -> ToolOutput {
+    let run = match run_shell_command(cmd, &[("GPT_OSS_TOOL_NAME", name)], arguments, limits) {
+        Ok(run) => run,
         Err(e) => {
             return ToolOutput::error(
                 recipient,
-                format!("[ERROR] the tool command could not start: {e}"),
+                format!("[ERROR] the tool command could not run: {e}"),
             )
         }
     };
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = arguments.to_string();
-        // A writer thread: a command that does not read its stdin must not
-        // block us while its output fills the pipe.
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
-    }
-    match child.wait_with_output() {
-        Ok(out) if out.status.success() => {
-            ToolOutput::ok(recipient, String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let detail = gptoss_tools::maybe_truncate(stderr.trim(), 500);
+    match run.end {
+        CommandEnd::Exited(status) if status.success() => ToolOutput::ok(recipient, run.stdout),
+        CommandEnd::Exited(status) => {
+            let detail = gptoss_tools::maybe_truncate(run.stderr.trim(), 500);
             ToolOutput::error(
                 recipient,
                 format!(
-                    "[ERROR] the tool failed ({}){}",
-                    out.status,
+                    "[ERROR] the tool failed ({status}){}",
                     if detail.is_empty() {
                         String::new()
                     } else {
@@ -210,7 +209,20 @@ pub fn run_tool_command(cmd: &str, name: &str, recipient: &str, arguments: &str)
                 ),
             )
         }
-        Err(e) => ToolOutput::error(recipient, format!("[ERROR] the tool command failed: {e}")),
+        CommandEnd::TimedOut => ToolOutput::error(
+            recipient,
+            format!(
+                "[ERROR] the tool did not answer within {} s and was stopped.",
+                limits.timeout.as_secs_f64()
+            ),
+        ),
+        CommandEnd::OutputCap => ToolOutput::error(
+            recipient,
+            format!(
+                "[ERROR] the tool wrote more than {} bytes and was stopped.",
+                limits.max_output_bytes
+            ),
+        ),
     }
 }
 

@@ -167,6 +167,58 @@ fn function_calls_without_an_answer_or_beyond_the_round_limit_stop_clearly() {
 }
 
 #[test]
+fn a_hung_tool_command_is_stopped_at_its_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = dir.path().join("tools.json");
+    std::fs::write(&tools, WEATHER_TOOLS).expect("write tools");
+    let tools_arg = tools.to_string_lossy().into_owned();
+    // The command (and the background job it starts) would run for 5 minutes.
+    let start = Instant::now();
+    let out = run_demo(
+        &[
+            "--tools",
+            &tools_arg,
+            "--tool-command",
+            "sleep 300 & sleep 300",
+            "--tool-timeout",
+            "1",
+            "--max-tool-rounds",
+            "1",
+            "What's the weather in Oslo?",
+        ],
+        &[],
+    );
+    let elapsed = start.elapsed();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "← functions.get_weather (error): [ERROR] the tool did not answer within 1 s and was stopped."
+        ),
+        "{stderr}"
+    );
+    assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
+
+    let out = run_demo(
+        &[
+            "--tools",
+            &tools_arg,
+            "--tool-command",
+            "cat",
+            "--tool-timeout",
+            "0",
+            "hi",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--tool-timeout must be"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn python_calls_run_in_the_sandbox() {
     if !bwrap_available() {
         eprintln!("SKIPPED: bubblewrap (bwrap) is not installed; .ci/run installs it");

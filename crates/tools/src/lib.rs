@@ -8,6 +8,7 @@
 //! system message) and answers one call ([`ToolRegistry::call`]).
 
 pub mod browser;
+pub mod command;
 pub mod handoff;
 pub mod python;
 mod seccomp;

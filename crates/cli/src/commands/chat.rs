@@ -90,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut tools = ToolLoop::new(
         &kit,
         args.functions.functions()?,
-        args.functions.tool_command.clone(),
+        args.functions.tool_command()?,
         args.functions.max_tool_rounds,
     )?;
     let model = crate::model_source::load_model(args.chat.model.as_deref())?;
