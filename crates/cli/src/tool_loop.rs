@@ -10,6 +10,7 @@
 
 use std::sync::atomic::AtomicBool;
 
+use crate::tool_args::FunctionToolArgs;
 use gptoss_chat::{Chat, ChatError, ChatEvent, ChatOptions, ToolCall, TurnOutcome, TurnStop};
 use gptoss_engine::LanguageModel;
 use gptoss_harmony::{Message, Role, ToolDescription};
@@ -56,17 +57,13 @@ pub struct ToolCommand {
 }
 
 impl ToolLoop {
-    pub fn new(
-        kit: &ToolKit,
-        functions: Vec<ToolDescription>,
-        tool_command: Option<ToolCommand>,
-        max_rounds: usize,
-    ) -> anyhow::Result<ToolLoop> {
+    /// The built-in tools of `kit` and the caller's functions of `functions`.
+    pub fn new(kit: &ToolKit, functions: &FunctionToolArgs) -> anyhow::Result<ToolLoop> {
         Ok(ToolLoop {
             registry: kit.registry(|_| true)?,
-            functions,
-            tool_command,
-            max_rounds,
+            functions: functions.functions()?,
+            tool_command: functions.tool_command()?,
+            max_rounds: functions.max_tool_rounds,
         })
     }
 

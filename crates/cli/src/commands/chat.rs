@@ -87,12 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     let kit = args.builtin.kit(confirm)?;
-    let mut tools = ToolLoop::new(
-        &kit,
-        args.functions.functions()?,
-        args.functions.tool_command()?,
-        args.functions.max_tool_rounds,
-    )?;
+    let mut tools = ToolLoop::new(&kit, &args.functions)?;
     let model = crate::model_source::load_model(args.chat.model.as_deref())?;
     let mut options = args.chat.options();
     tools.declare(&mut options);

@@ -114,12 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("the prompt is empty");
     }
     let kit = args.builtin.kit(None)?;
-    let mut tools = ToolLoop::new(
-        &kit,
-        args.functions.functions()?,
-        args.functions.tool_command()?,
-        args.functions.max_tool_rounds,
-    )?;
+    let mut tools = ToolLoop::new(&kit, &args.functions)?;
     let model = crate::model_source::load_model(args.chat.model.as_deref())?;
     let mut options = args.chat.options();
     tools.declare(&mut options);
