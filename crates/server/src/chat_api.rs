@@ -123,41 +123,9 @@ struct FunctionSpec {
     strict: Option<bool>,
 }
 
-/// Text of a message's `content`: a string, or a list of `{"type": "text"}` parts.
+/// Text of a Chat Completions message's `content`.
 fn content_text(content: Option<&Value>, param: &str) -> Result<String, ApiError> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut out = String::new();
-            for (idx, part) in parts.iter().enumerate() {
-                let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
-                match (kind, part.get("text")) {
-                    ("text" | "input_text" | "output_text", Some(Value::String(t))) => out.push_str(t),
-                    ("text" | "input_text" | "output_text", _) => {
-                        return Err(ApiError::invalid(
-                            format!("'{param}[{idx}].text' must be a string."),
-                            Some(&format!("{param}[{idx}].text")),
-                        ))
-                    }
-                    _ => {
-                        return Err(ApiError::invalid(
-                            format!("Unsupported content part type {kind:?} in '{param}[{idx}]': this model accepts text only."),
-                            Some(&format!("{param}[{idx}].type")),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Some(other) => Err(ApiError::invalid(
-            format!(
-                "'{param}' must be a string or a list of content parts, found {}.",
-                prompt::type_name(other)
-            ),
-            Some(param),
-        )),
-    }
+    prompt::content_text(content, param, &["text", "input_text", "output_text"])
 }
 
 fn convert_messages(

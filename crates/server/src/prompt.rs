@@ -229,6 +229,48 @@ pub fn check_schema(schema: &Value, path: &str, top: bool) -> Result<(), String>
 }
 
 /// The JSON type name of a value, for error messages.
+/// Text of a message's `content`: a string, or a list of parts whose `type`
+/// is one of `text_kinds` (anything else is a 400: the model reads text only).
+pub fn content_text(
+    content: Option<&Value>,
+    param: &str,
+    text_kinds: &[&str],
+) -> Result<String, ApiError> {
+    match content {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut out = String::new();
+            for (idx, part) in parts.iter().enumerate() {
+                let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
+                if !text_kinds.contains(&kind) {
+                    return Err(ApiError::invalid(
+                        format!("Unsupported content part type {kind:?} in '{param}[{idx}]': this model accepts text only."),
+                        Some(&format!("{param}[{idx}].type")),
+                    ));
+                }
+                match part.get("text") {
+                    Some(Value::String(t)) => out.push_str(t),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            format!("'{param}[{idx}].text' must be a string."),
+                            Some(&format!("{param}[{idx}].text")),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(other) => Err(ApiError::invalid(
+            format!(
+                "'{param}' must be a string or a list of content parts, found {}.",
+                type_name(other)
+            ),
+            Some(param),
+        )),
+    }
+}
+
 pub fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

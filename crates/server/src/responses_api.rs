@@ -109,36 +109,19 @@ struct TextParam {
     format: Option<Value>,
 }
 
+/// Text of a Responses item's `content` / `summary` / `output` parts.
 fn text_of_parts(content: Option<&Value>, param: &str) -> Result<String, ApiError> {
-    match content {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => {
-            let mut out = String::new();
-            for (idx, part) in parts.iter().enumerate() {
-                let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
-                match (kind, part.get("text").and_then(Value::as_str)) {
-                    ("input_text" | "output_text" | "text" | "reasoning_text" | "summary_text", Some(t)) => {
-                        out.push_str(t)
-                    }
-                    _ => {
-                        return Err(ApiError::invalid(
-                            format!("Unsupported content part {kind:?} in '{param}[{idx}]': this model accepts text only."),
-                            Some(&format!("{param}[{idx}]")),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Some(other) => Err(ApiError::invalid(
-            format!(
-                "'{param}' must be a string or a list of content parts, found {}.",
-                prompt::type_name(other)
-            ),
-            Some(param),
-        )),
-    }
+    prompt::content_text(
+        content,
+        param,
+        &[
+            "input_text",
+            "output_text",
+            "text",
+            "reasoning_text",
+            "summary_text",
+        ],
+    )
 }
 
 /// Input items -> (instructions, harmony messages), recording function call ids.

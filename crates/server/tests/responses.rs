@@ -197,6 +197,16 @@ async fn function_call_and_previous_response_id() {
         ),
         (json!({"model": MODEL_ID, "input": 5}), 400, Some("input")),
         (
+            json!({"model": MODEL_ID, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}),
+            400,
+            Some("input[0].content[0].type"),
+        ),
+        (
+            json!({"model": MODEL_ID, "input": [{"role": "user", "content": [{"type": "input_text", "text": 7}]}]}),
+            400,
+            Some("input[0].content[0].text"),
+        ),
+        (
             json!({"model": MODEL_ID, "input": "x", "tools": [{"type": "web_search"}]}),
             400,
             Some("tools[0].type"),
