@@ -756,6 +756,26 @@ def pick_task(rng: random.Random, ctx):
     return fn
 
 
+TASK_NAMES = {"add": gen_add, "mul": gen_mul, "unit": gen_unit, "sort": gen_sort, "count": gen_count,
+              "weather": gen_weather, "python": gen_python, "handoff": gen_handoff}
+
+
+def set_weights(spec: str):
+    """Replace TASK_WEIGHTS from "add=0.2,mul=0.3,..." (renormalised to sum 1)."""
+    global TASK_WEIGHTS
+    pairs = [kv.split("=") for kv in spec.split(",") if kv]
+    ws = [(TASK_NAMES[k], float(v)) for k, v in pairs]
+    tot = sum(w for _, w in ws)
+    TASK_WEIGHTS = [(fn, w / tot) for fn, w in ws]
+
+
+def operand_key(task: str, user: str):
+    """Task plus the multiset of integers in the user text: the held-out test of --eval-in."""
+    import re
+
+    return (task, tuple(sorted(int(x) for x in re.findall(r"\d+", user))))
+
+
 SIMPLE_HISTORY = [gen_add, gen_mul, gen_sort, gen_count, gen_unit]
 
 
@@ -879,6 +899,11 @@ def main():
     ap.add_argument("--eval-seed", type=int, default=987654)
     ap.add_argument("--eval-out", default=str(Path(__file__).with_name("eval_set.jsonl")))
     ap.add_argument("--show", type=int, default=0, help="print N decoded samples and exit")
+    ap.add_argument("--eval-in", default=None,
+                    help="keep this existing eval_set.jsonl (no new eval set): training conversations whose "
+                         "task operands match an eval prompt are skipped, and its prompt tokens stay in the used rows")
+    ap.add_argument("--weights", default=None,
+                    help="task mix, e.g. add=0.2,mul=0.3,... (names: " + ",".join(TASK_NAMES) + "); default: TASK_WEIGHTS")
     args = ap.parse_args()
     init()
     rng = random.Random(args.seed)
@@ -891,13 +916,34 @@ def main():
             print(t)
             print("--- targets:", repr(ENC.decode([x for x, k in zip(toks, mask) if k])))
         return
+    if args.weights:
+        set_weights(args.weights)
+    eval_keys, eval_prompt_toks = set(), []
+    if args.eval_in:
+        for line in open(args.eval_in):
+            it = json.loads(line)
+            conv = H.Conversation.from_json(json.dumps(it["conversation"]))
+            eval_prompt_toks.append(ENC.render_conversation_for_completion(conv, H.Role.ASSISTANT))
+            user = [m for m in it["conversation"]["messages"] if m["role"] == "user"][-1]
+            text = "".join(c.get("text", "") for c in user["content"])
+            base = it["task"].split("_")[0]
+            eval_keys.add(operand_key(base, text))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    all_toks, all_mask, offsets = [], [], [0]
+    all_toks, all_mask, offsets, task_ids = [], [], [0], []
+    task_list = sorted(TASK_NAMES) + ["decline", "bigmath_no_tool"]
+    skipped = 0
     train_keys, train_prompts = set(), set()
     counts = {}
-    for i in range(args.n_train):
+    i = 0
+    while i < args.n_train:
         conv, n_prompt, s = make_sample(rng)
+        if eval_keys and s["task"] in ("add", "mul", "unit", "sort", "python") \
+                and operand_key(s["task"], s["user"]) in eval_keys:
+            skipped += 1
+            continue
+        i += 1
+        task_ids.append(task_list.index(s["task"]))
         toks, mask = render_with_mask(conv, n_prompt)
         all_toks.append(np.asarray(toks, dtype=np.int32))
         all_mask.append(mask)
@@ -907,15 +953,21 @@ def main():
         first_t = int(np.argmax(mask)) - 0
         train_prompts.add(tuple(toks[: first_t]))
         counts[s["task"]] = counts.get(s["task"], 0) + 1
-        if (i + 1) % 20000 == 0:
-            print(f"{i + 1} conversations", file=sys.stderr)
+        if i % 20000 == 0:
+            print(f"{i} conversations", file=sys.stderr)
     toks = np.concatenate(all_toks)
     mask = np.concatenate(all_mask)
     lens = np.diff(np.asarray(offsets))
-    items = eval_items(args.eval_seed, train_keys, train_prompts)
-    used = set(np.unique(toks).tolist())
-    for it in items:
-        used.update(it["prompt_tokens"])
+    if args.eval_in:
+        items = []
+        used = set(np.unique(toks).tolist())
+        for pt in eval_prompt_toks:
+            used.update(pt)
+    else:
+        items = eval_items(args.eval_seed, train_keys, train_prompts)
+        used = set(np.unique(toks).tolist())
+        for it in items:
+            used.update(it["prompt_tokens"])
     # every number chunk the tokenizer can produce, so any operand has a trained row
     for n in range(1000):
         for s in {str(n), f"{n:02d}", f"{n:03d}"}:
@@ -924,19 +976,23 @@ def main():
     used.update(ENC.stop_tokens_for_assistant_actions())
     used.update(ENC.stop_tokens())
     used = np.asarray(sorted(used), dtype=np.int32)
+    # the text of every used row: train.py gives pure-digit tokens a structured initial embedding
+    used_text = np.asarray([ENC.decode([int(t)]) if int(t) < 199998 else "" for t in used])
     np.savez_compressed(
-        out / "train.npz", tokens=toks, mask=mask, offsets=np.asarray(offsets, dtype=np.int64), used=used
+        out / "train.npz", tokens=toks, mask=mask, offsets=np.asarray(offsets, dtype=np.int64), used=used,
+        used_text=used_text, task=np.asarray(task_ids, dtype=np.int8), task_names=np.asarray(task_list),
     )
-    with open(out / "eval_prompts.json", "w") as f:
-        json.dump([{"id": it["id"], "task": it["task"], "prompt_tokens": it["prompt_tokens"]} for it in items], f)
-    with open(args.eval_out, "w") as f:
-        for it in items:
-            rec = {k: it[k] for k in ("id", "task", "effort", "conversation", "expect")}
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    if not args.eval_in:
+        with open(out / "eval_prompts.json", "w") as f:
+            json.dump([{"id": it["id"], "task": it["task"], "prompt_tokens": it["prompt_tokens"]} for it in items], f)
+        with open(args.eval_out, "w") as f:
+            for it in items:
+                rec = {k: it[k] for k in ("id", "task", "effort", "conversation", "expect")}
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     print(json.dumps({
         "conversations": args.n_train, "tokens": int(len(toks)), "target_tokens": int(mask.sum()),
         "mean_len": float(lens.mean()), "max_len": int(lens.max()), "used_tokens": int(len(used)),
-        "eval_items": len(items), "tasks": counts,
+        "eval_items": len(items), "tasks": counts, "skipped_as_eval_overlap": skipped,
     }, indent=1))
 
 

@@ -37,17 +37,24 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="where to write {id, greedy} JSON")
     ap.add_argument("--max-new", type=int, default=480)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--assets", default=str(ROOT / "assets/demo-model"),
+                    help="folder with config.json + model.safetensors.gz (a candidate from export.py --assets)")
+    ap.add_argument("--tasks", default="", help="comma-separated task names to keep (default: all)")
     args = ap.parse_args()
 
     items = [json.loads(line) for line in open(args.eval_set)]
+    if args.tasks:
+        keep = set(args.tasks.split(","))
+        items = [it for it in items if it["task"] in keep]
     if args.limit:
         items = items[: args.limit]
     tmp = Path(tempfile.mkdtemp())
     try:
         model = tmp / "model"
         model.mkdir()
-        shutil.copy(ROOT / "assets/demo-model/config.json", model / "config.json")
-        with gzip.open(ROOT / "assets/demo-model/model.safetensors.gz") as src, open(model / "model.safetensors", "wb") as dst:
+        assets = Path(args.assets)
+        shutil.copy(assets / "config.json", model / "config.json")
+        with gzip.open(assets / "model.safetensors.gz") as src, open(model / "model.safetensors", "wb") as dst:
             shutil.copyfileobj(src, dst)
         results = []
         t0 = time.time()

@@ -5,7 +5,7 @@ Owns: the model shape, the used-rows loss, the training loop (seeded), the
 MXFP4 quantization-aware phase, and greedy decoding of the evaluation prompts.
 Does not own: data generation (data.py) or the checkpoint files (export.py).
 
-The network is transformers' `GptOssForCausalLM` built from a `GptOssConfig`
+The reference network is transformers' `GptOssForCausalLM` built from a `GptOssConfig`
 (the reference architecture: alternating sliding/full attention with sinks,
 YaRN RoPE with truncate=false, top-k router, clamped SwiGLU experts). Only the
 U token rows that the data uses are trained: the model is built with
@@ -17,6 +17,12 @@ The loss below is therefore the exact full-vocabulary cross entropy:
 Near the end the expert weights are fake-quantized to MXFP4 (straight-through
 estimator), with the same quantizer export.py uses, so the shipped 4-bit
 experts are the ones the model was tuned with.
+
+The network is fast_gptoss.FastGptOss by default (--impl fast: the same math
+and parameter names, checked against transformers by check_fast.py) or
+transformers' module itself (--impl hf, what trained the shipped model). On
+the 2-core CPU use --threads 1 --procs 2 (two data-parallel processes); see
+train_cpu.sh for the pinned CPU recipe.
 
 Runs on CPU or CUDA (no openai-harmony needed: data.py pre-renders token ids).
     python scripts/demo/train.py --data /work/scratch/demo/data --out /work/scratch/demo/run
@@ -31,9 +37,13 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# OpenMP threads that spin while waiting make every op ~10x slower when another
+# process shares the 2 cores; passive waiting must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 V_FULL = 201088
 RETURN, CALL = 200002, 200012
@@ -182,9 +192,12 @@ def finalize_weights(model):
 
 
 class Data:
-    def __init__(self, root: Path, device):
+    def __init__(self, root: Path, device, holdout: int = 0):
         z = np.load(root / "train.npz")
         self.tokens, self.mask, self.offsets, self.used = z["tokens"], z["mask"], z["offsets"], z["used"]
+        self.used_text = z["used_text"] if "used_text" in z else None
+        self.task = z["task"] if "task" in z else None
+        self.task_names = list(z["task_names"]) if "task_names" in z else []
         remap = np.full(V_FULL, -1, dtype=np.int64)
         remap[self.used] = np.arange(len(self.used))
         self.remap = remap
@@ -192,10 +205,13 @@ class Data:
         assert (self.local >= 0).all(), "a training token is missing from used_tokens"
         self.lens = np.diff(self.offsets)
         self.device = device
+        # the last `holdout` conversations are never trained on (teacher-forced progress check)
+        self.n_train = len(self.lens) - holdout
+        self.holdout = list(range(self.n_train, len(self.lens)))
 
     def batches(self, rng: np.random.Generator, batch_tokens: int):
         """Endless stream of (ids [B,T], targets [B,T] with -1 = no loss); similar lengths batched."""
-        n = len(self.lens)
+        n = self.n_train
         while True:
             perm = rng.permutation(n)
             # sort chunks of the permutation by length to reduce padding
@@ -230,7 +246,66 @@ class Data:
         return (torch.from_numpy(ids).to(self.device), torch.from_numpy(tgt).to(self.device))
 
 
-def used_rows_loss(model, ids, tgt, n_used: int):
+NUM_DIMS = 53  # embedding dims 0..52 hold the digit features of pure-digit tokens at init
+
+
+def structured_number_init(model, used_text, scale: float):
+    """Give every pure-digit token (o200k's 1-3 digit number chunks) a shared digit code.
+
+    dims 0-29: digit at place 1/2/3 from the left; 30-39: last digit; 40-49:
+    second-to-last digit; 50-52: length 1/2/3. The same code goes into the
+    embedding and the unembedding row, so "spell 794 as 7 9 4" and "write
+    7 9 4 back as 794" start out as linear read-outs instead of 1,110 facts to
+    memorise. The rows stay trainable; every other row keeps its random init.
+    """
+    emb, unemb = model.model.embed_tokens.weight, model.lm_head.weight
+    n = 0
+    with torch.no_grad():
+        for r, t in enumerate(used_text):
+            t = str(t)
+            if not (1 <= len(t) <= 3 and t.isascii() and t.isdigit()):
+                continue
+            code = torch.zeros(NUM_DIMS)
+            for i, c in enumerate(t):
+                code[10 * i + int(c)] = 1.0
+            code[30 + int(t[-1])] = 1.0
+            if len(t) >= 2:
+                code[40 + int(t[-2])] = 1.0
+            code[50 + len(t) - 1] = 1.0
+            for w in (emb, unemb):
+                w[r, :NUM_DIMS] = scale * code
+            n += 1
+    return n
+
+
+@torch.no_grad()
+def teacher_forced_exact(model, data, n_used: int, batch_tokens: int):
+    """Per task: the share of held-out conversations whose every target token is the argmax.
+
+    When every target is the argmax under teacher forcing, greedy decoding
+    reproduces the whole assistant turn, so this is a cheap lower bound on
+    greedy exactness (it does not need the engine or a decode loop).
+    """
+    model.eval()
+    ok, tot = {}, {}
+    idxs = data.holdout
+    for s in range(0, len(idxs), max(1, batch_tokens // 700)):
+        group = idxs[s:s + max(1, batch_tokens // 700)]
+        ids, tgt = data.make(group)
+        h = model.model(input_ids=ids).last_hidden_state
+        logits = model.lm_head(h)
+        pred = logits.argmax(-1)
+        good = ((pred == tgt) | (tgt < 0)).all(dim=1).tolist()
+        for i, g in zip(group, good):
+            name = data.task_names[data.task[i]] if data.task is not None else "all"
+            ok[name] = ok.get(name, 0) + int(g)
+            tot[name] = tot.get(name, 0) + 1
+    model.train()
+    return {k: (ok[k], tot[k]) for k in sorted(tot)}
+
+
+def used_rows_loss(model, ids, tgt, n_used: int, denom: int | None = None):
+    """Mean exact full-vocabulary NLL over the targets (sum / denom when denom is given)."""
     h = model.model(input_ids=ids).last_hidden_state  # f32 [B, T, hidden]
     sel = tgt >= 0
     hs = h[sel]  # [N, hidden]
@@ -239,8 +314,8 @@ def used_rows_loss(model, ids, tgt, n_used: int):
     lse = torch.logaddexp(torch.logsumexp(logits, dim=-1), torch.tensor(math.log(V_FULL - n_used), device=logits.device))
     y = tgt[sel]
     nll = lse - logits.gather(1, y[:, None])[:, 0]
-    acc = (logits.argmax(-1) == y).float().mean()
-    return nll.mean(), acc
+    acc = (logits.argmax(-1) == y).float().mean() if len(y) else torch.zeros(())
+    return (nll.mean() if denom is None else nll.sum() / denom), acc
 
 
 # ----------------------------------------------------------------------------
@@ -319,8 +394,32 @@ def main():
     ap.add_argument("--eval-max-new", type=int, default=480)
     ap.add_argument("--eval-batch", type=int, default=100)
     ap.add_argument("--time-only", type=int, default=0, help="time N steps and exit")
+    ap.add_argument("--impl", choices=["fast", "hf"], default="fast",
+                    help="fast: fast_gptoss.FastGptOss (same math and names, checked by check_fast.py); hf: transformers")
     ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--holdout", type=int, default=0, help="last N conversations: teacher-forced check only, never trained")
+    ap.add_argument("--check-every", type=int, default=0, help="teacher-forced check every N steps (needs --holdout)")
+    ap.add_argument("--num-init", type=float, default=0.0,
+                    help="scale of the structured digit code for number tokens (0 = plain random init)")
+    ap.add_argument("--min-lr-frac", type=float, default=0.05)
+    ap.add_argument("--procs", type=int, default=1,
+                    help="data-parallel CPU processes (gloo); each takes every procs-th row of each batch")
+    ap.add_argument("--port", type=int, default=29533)
     args = ap.parse_args()
+    if args.procs > 1:
+        import torch.multiprocessing as mp
+
+        mp.spawn(run, args=(args,), nprocs=args.procs, join=True)
+    else:
+        run(0, args)
+
+
+def run(rank: int, args):
+    world = args.procs
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}", rank=rank, world_size=world)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -329,9 +428,11 @@ def main():
     device = torch.device(args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    logf = open(out / "train_log.txt", "a")
+    logf = open(out / "train_log.txt", "a") if rank == 0 else None
 
     def log(msg):
+        if rank != 0:
+            return
         line = f"[{time.strftime('%H:%M:%S')}] {msg}"
         print(line, flush=True)
         logf.write(line + "\n")
@@ -340,12 +441,20 @@ def main():
     from transformers import GptOssForCausalLM
     from transformers.models.gpt_oss.modeling_gpt_oss import load_balancing_loss_func
 
-    data = Data(Path(args.data), device)
+    data = Data(Path(args.data), device, args.holdout)
     n_used = len(data.used)
     cfg = hf_config(n_used)
     cfg._attn_implementation = "eager"
-    model = GptOssForCausalLM(cfg).to(device)
+    if args.impl == "fast":
+        from fast_gptoss import FastGptOss
+
+        model = FastGptOss(cfg).to(device)
+    else:
+        model = GptOssForCausalLM(cfg).to(device)
     # transformers initialises with std 0.02; small embeddings are fine for a model this small
+    if args.num_init > 0:
+        n_num = structured_number_init(model, data.used_text, args.num_init)
+        log(f"structured digit code (scale {args.num_init}) on {n_num} number-token rows")
     n_params = sum(p.numel() for p in model.parameters())
     n_emb = model.model.embed_tokens.weight.numel() + model.lm_head.weight.numel()
     log(f"device {device} torch {torch.__version__} used_rows {n_used} params {n_params} (non-embedding {n_params - n_emb})")
@@ -364,15 +473,17 @@ def main():
         if step < args.warmup:
             return args.lr * (step + 1) / args.warmup
         prog = (step - args.warmup) / max(1, args.steps - args.warmup)
-        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * prog)))
+        m = args.min_lr_frac
+        return args.lr * (m + (1 - m) * 0.5 * (1 + math.cos(math.pi * prog)))
 
     router_logits = []
 
     def keep_router_logits(_mod, _inp, outp):
         router_logits.append(outp[0])
 
-    for layer in model.model.layers:
-        layer.mlp.router.register_forward_hook(keep_router_logits)
+    if args.impl == "hf":
+        for layer in model.model.layers:
+            layer.mlp.router.register_forward_hook(keep_router_logits)
 
     use_amp = device.type == "cuda"
     stream = data.batches(np_rng, args.batch_tokens)
@@ -389,14 +500,31 @@ def main():
         ids, tgt = next(stream)
         router_logits.clear()
         seen_tok += ids.numel()
+        denom = None
+        if world > 1:  # this rank's rows; the loss is normalised by the whole batch's target count
+            denom = max(1, int((tgt >= 0).sum()))
+            ids, tgt = ids[rank::world], tgt[rank::world]
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-            loss, acc = used_rows_loss(model, ids, tgt, n_used)
+            loss, acc = used_rows_loss(model, ids, tgt, n_used, denom)
             aux = torch.zeros((), device=device)
+            if args.impl == "fast":
+                router_logits.extend(model.model.router_logits)
             if args.aux_coef > 0:
                 aux = load_balancing_loss_func(tuple(router_logits), cfg.num_local_experts, cfg.num_experts_per_tok)
-            total = loss + args.aux_coef * aux
+            total = loss + args.aux_coef * aux / world
         opt.zero_grad(set_to_none=True)
         total.backward()
+        if world > 1:  # sum the gradients of all ranks (each rank's loss is its share of the batch mean)
+            params = [p for p in model.parameters()]
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+            flat = torch.cat([g.reshape(-1) for g in grads] + [loss.detach().reshape(1)])
+            dist.all_reduce(flat)
+            off = 0
+            for p, g in zip(params, grads):
+                n = g.numel()
+                p.grad = flat[off:off + n].view_as(p)
+                off += n
+            loss = flat[off]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         lv, av = loss.item(), acc.item()
@@ -406,7 +534,15 @@ def main():
             el = time.time() - t0
             log(f"step {step + 1}/{n_steps} loss {ema_loss:.4f} tok_acc {ema_acc:.4f} aux {aux.item():.3f} "
                 f"lr {lr_at(step):.2e} {el:.0f}s {(step + 1) / el:.2f} steps/s {seen_tok / el:.0f} tok/s")
+        if rank == 0 and args.check_every and data.holdout and ((step + 1) % args.check_every == 0 or step == n_steps - 1):
+            tc = time.time()
+            res = teacher_forced_exact(model, data, n_used, args.batch_tokens)
+            t0 += time.time() - tc  # the check is not training time
+            log("teacher-forced exact: " + " ".join(f"{k} {a}/{b}" for k, (a, b) in res.items())
+                + f" ({time.time() - tc:.0f}s, not counted)")
     train_s = time.time() - t0
+    if rank != 0:
+        return
     if args.time_only:
         log(f"timing: {args.time_only} steps in {train_s:.1f}s -> {args.steps} steps ~ {train_s / args.time_only * args.steps / 60:.1f} min")
         return

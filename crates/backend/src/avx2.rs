@@ -5,11 +5,19 @@
 //! Numerics contract, shared with the scalar `*_scalar` twins up to FMA rounding: for every
 //! (output row, token) pair one 8-lane f32 accumulator walks the input index k in increasing
 //! order, lane = k % 8, each step one fused multiply-add; the tail (k >= d_in / 8 * 8) goes into
-//! lanes 0.. with scalar FMAs; lanes are summed as ((0+1)+(2+3))+((4+5)+(6+7)), then the bias is
-//! added. Tiling (how many rows/tokens share a pass) never changes that order, so one token run
-//! alone gives the same bits as inside a batch. MXFP4 weights are decoded exactly (code value x
-//! power-of-two scale), fused into the decode-time dot product and into a per-row-tile f32
-//! scratch for batches.
+//! lanes 0.. with scalar FMAs; lanes are summed as ((0+1)+(2+3))+((4+5)+(6+7)) (four outputs at
+//! once with `hadd` when there is no tail), then the bias is added. Tiling (how many
+//! rows/tokens share a pass) never changes that order, so one token run alone gives the same
+//! bits as inside a batch. Batches of 3+ tokens widen each 4-row block of bf16 weights to an
+//! f32 scratch once (exact) and run all token tiles over it. MXFP4 weights are decoded exactly
+//! (code value x power-of-two scale), fused into the decode-time dot product and into a
+//! per-row-tile f32 scratch for batches.
+//!
+//! Where the time goes on the 2-core AMD EPYC (Zen 1) dev box: each 256-bit FMA issues as two
+//! 128-bit halves, so a core peaks near 8.6 GMAC/s (measured with a register-only FMA loop);
+//! a batch of 8 tokens over a [201088, 128] bf16 unembedding runs at ~9-10 GMAC per CPU-second
+//! from memory (`examples/unembed_speed.rs`), i.e. at that peak, while one token is bound by
+//! memory bandwidth (~5 GB/s per core).
 
 use std::arch::x86_64::*;
 
@@ -17,15 +25,31 @@ use std::arch::x86_64::*;
 const W_F32: u8 = 0;
 const W_BF16: u8 = 1;
 
-/// Rows per tile for one token (independent FMA chains hide the FMA latency) and for batches.
+/// Rows per tile for one token (independent FMA chains hide the FMA latency).
 const R_DECODE: usize = 4;
-const R_BATCH: usize = 3;
-/// Tokens per tile in batches (3 rows x 4 tokens = 12 accumulators in 16 ymm registers).
-const T_BATCH: usize = 4;
+/// Rows x tokens per tile in batches: 4 x 2 = 8 accumulators plus the 2 activation vectors
+/// and a weight vector in 16 ymm registers; 4 rows so the epilogue reduces 4 outputs at once.
+const R_BATCH: usize = 4;
+const T_BATCH: usize = 2;
 
 #[inline(always)]
 fn reduce8(l: &[f32; 8]) -> f32 {
     ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+/// The four sums `reduce8(a)`, `reduce8(b)`, `reduce8(c)`, `reduce8(d)` with the same additions
+/// in the same order: `hadd` pairs lanes (0+1), (2+3) per 128-bit half, the second `hadd` adds
+/// those pairs, and the halves' sums ((0+1)+(2+3)) + ((4+5)+(6+7)) come last.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn reduce8x4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+    let ab = _mm256_hadd_ps(a, b);
+    let cd = _mm256_hadd_ps(c, d);
+    let abcd = _mm256_hadd_ps(ab, cd);
+    _mm_add_ps(
+        _mm256_castps256_ps128(abcd),
+        _mm256_extractf128_ps::<1>(abcd),
+    )
 }
 
 /// 8 weights of encoding `KIND` starting at element `k` of the row at `row`.
@@ -56,8 +80,21 @@ unsafe fn get1<const KIND: u8>(row: *const u8, k: usize) -> f32 {
     }
 }
 
+/// Where a dense kernel writes: token t's output row o goes to `tok[t].add(o)`. Each pointer
+/// is valid for the whole `[d_out]` row of its token; tasks write disjoint row ranges.
+#[derive(Clone, Copy)]
+pub(crate) struct OutRows<'a> {
+    pub(crate) tok: &'a [*mut f32],
+}
+
+// SAFETY: the pointers are only written through at disjoint output rows by different tasks
+// (see `dense_rows_of`), and they outlive every task (scoped by the caller's borrow).
+unsafe impl Send for OutRows<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for OutRows<'_> {}
+
 /// Dots of R weight rows (`w` + r * `w_stride` bytes) with T token rows (`x` + t * `x_stride`
-/// floats), `d_in` elements each; writes `out[r * out_stride + t]` = dot + `bias[r]`.
+/// floats), `d_in` elements each; writes `out[t][o + r]` = dot + `bias[r]`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::needless_range_loop)] // r, t index two arrays at once
@@ -68,27 +105,39 @@ unsafe fn tile<const KIND: u8, const R: usize, const T: usize>(
     x_stride: usize,
     d_in: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
-    out_stride: usize,
+    out: &[*mut f32],
+    o: usize,
 ) {
     let n8 = d_in / 8 * 8;
     let mut acc = [[_mm256_setzero_ps(); T]; R];
     // SAFETY: every pointer offset below stays inside the R rows of d_in weights and the T rows
-    // of d_in activations the caller handed over.
+    // of d_in activations the caller handed over, and rows o..o + R of the T output rows.
     unsafe {
         let mut k = 0;
         while k < n8 {
-            let mut wv = [_mm256_setzero_ps(); R];
-            for (r, wr) in wv.iter_mut().enumerate() {
-                *wr = load8::<KIND>(w.add(r * w_stride), k);
+            let mut xv = [_mm256_setzero_ps(); T];
+            for (t, xt) in xv.iter_mut().enumerate() {
+                *xt = _mm256_loadu_ps(x.add(t * x_stride + k));
             }
-            for t in 0..T {
-                let xv = _mm256_loadu_ps(x.add(t * x_stride + k));
-                for r in 0..R {
-                    acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+            for r in 0..R {
+                let wv = load8::<KIND>(w.add(r * w_stride), k);
+                for t in 0..T {
+                    acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
                 }
             }
             k += 8;
+        }
+        if R.is_multiple_of(4) && n8 == d_in {
+            // No tail: reduce four rows' accumulators at once (same order as `reduce8`).
+            for t in 0..T {
+                for r in (0..R).step_by(4) {
+                    let s = reduce8x4(acc[r][t], acc[r + 1][t], acc[r + 2][t], acc[r + 3][t]);
+                    // + 0.0 without a bias, as in the scalar epilogue (turns -0.0 into +0.0).
+                    let b = bias.map_or(_mm_setzero_ps(), |b| _mm_loadu_ps(b.as_ptr().add(r)));
+                    _mm_storeu_ps(out[t].add(o + r), _mm_add_ps(s, b));
+                }
+            }
+            return;
         }
         for r in 0..R {
             for t in 0..T {
@@ -98,13 +147,13 @@ unsafe fn tile<const KIND: u8, const R: usize, const T: usize>(
                     let xv = *x.add(t * x_stride + kk);
                     lanes[l] = get1::<KIND>(w.add(r * w_stride), kk).mul_add(xv, lanes[l]);
                 }
-                out[r * out_stride + t] = reduce8(&lanes) + bias.map_or(0.0, |b| b[r]);
+                *out[t].add(o + r) = reduce8(&lanes) + bias.map_or(0.0, |b| b[r]);
             }
         }
     }
 }
 
-/// Runs `tile` over R rows and every token, T at a time (remainder tiles use fewer tokens).
+/// Runs `tile` over R rows and every token, T_BATCH at a time (a last odd token runs alone).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_all_tokens<const KIND: u8, const R: usize>(
@@ -114,38 +163,54 @@ unsafe fn rows_all_tokens<const KIND: u8, const R: usize>(
     n: usize,
     d_in: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32], // [R, n]
+    out: &[*mut f32],
+    o: usize,
 ) {
     let mut t0 = 0;
-    // SAFETY: t0 + tile width <= n, so each tile reads whole token rows of x.
+    // SAFETY: t0 + tile width <= n, so each tile reads whole token rows of x and writes
+    // through its own tokens' output pointers.
     unsafe {
         while t0 + T_BATCH <= n {
-            let o = &mut out[t0..];
-            tile::<KIND, R, T_BATCH>(
-                w,
-                w_stride,
-                x.as_ptr().add(t0 * d_in),
-                d_in,
-                d_in,
-                bias,
-                o,
-                n,
-            );
+            let xp = x.as_ptr().add(t0 * d_in);
+            tile::<KIND, R, T_BATCH>(w, w_stride, xp, d_in, d_in, bias, &out[t0..], o);
             t0 += T_BATCH;
         }
-        let xp = x.as_ptr().add(t0 * d_in);
-        let o = &mut out[t0..];
-        match n - t0 {
-            0 => {}
-            1 => tile::<KIND, R, 1>(w, w_stride, xp, d_in, d_in, bias, o, n),
-            2 => tile::<KIND, R, 2>(w, w_stride, xp, d_in, d_in, bias, o, n),
-            _ => tile::<KIND, R, 3>(w, w_stride, xp, d_in, d_in, bias, o, n),
+        if t0 < n {
+            let xp = x.as_ptr().add(t0 * d_in);
+            tile::<KIND, R, 1>(w, w_stride, xp, d_in, d_in, bias, &out[t0..], o);
+        }
+    }
+}
+
+/// From this many tokens on, batched bf16 products widen each row block to f32 once.
+const WIDEN_MIN_TOKENS: usize = 3;
+/// How far ahead (bytes of weights) the widening path prefetches: a few KiB, well inside L1.
+const PREFETCH_BYTES: usize = 6 * 1024;
+
+/// `len` bf16 values at `src` widened (exactly) to f32 at `dst`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn widen_bf16(src: *const u8, len: usize, dst: *mut f32) {
+    let n8 = len / 8 * 8;
+    // SAFETY: the caller guarantees `len` readable bf16 at src and `len` writable f32 at dst.
+    unsafe {
+        // bf16 bits are the top half of f32 bits: interleave with zeros (one 128-bit unpack
+        // per 4 values, cheaper than a 256-bit zero-extend plus shift on 128-bit FP units).
+        let zero = _mm_setzero_si128();
+        let mut k = 0;
+        while k < n8 {
+            let v = _mm_loadu_si128(src.add(2 * k) as *const __m128i);
+            _mm_storeu_si128(dst.add(k) as *mut __m128i, _mm_unpacklo_epi16(zero, v));
+            _mm_storeu_si128(dst.add(k + 4) as *mut __m128i, _mm_unpackhi_epi16(zero, v));
+            k += 8;
+        }
+        for k in n8..len {
+            *dst.add(k) = get1::<W_BF16>(src, k);
         }
     }
 }
 
 /// Dense rows `[o0, o0 + rows)` of W (encoding KIND, `d_in` elements per row starting at `w`)
-/// against all `n` tokens of `x`; `out` is [rows, n] (for n = 1 simply [rows]).
+/// against all `n` tokens of `x`; token t's results go to `out[t][o0..o0 + rows]`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn dense_rows<const KIND: u8>(
@@ -156,110 +221,106 @@ unsafe fn dense_rows<const KIND: u8>(
     n: usize,
     d_in: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &[*mut f32],
+    o0: usize,
 ) {
     let stride = d_in * elem;
     let mut r = 0;
     // SAFETY: rows r.. r + R lie inside the `rows` rows the caller handed over.
     unsafe {
         if n == 1 {
+            let xp = x.as_ptr();
             while r + R_DECODE <= rows {
-                let o = &mut out[r..];
+                let b = bias.map(|b| &b[r..]);
                 tile::<KIND, R_DECODE, 1>(
                     w.add(r * stride),
                     stride,
-                    x.as_ptr(),
+                    xp,
                     d_in,
                     d_in,
-                    bias.map(|b| &b[r..]),
-                    o,
-                    1,
+                    b,
+                    out,
+                    o0 + r,
                 );
                 r += R_DECODE;
             }
             while r < rows {
-                let o = &mut out[r..];
-                tile::<KIND, 1, 1>(
-                    w.add(r * stride),
-                    stride,
-                    x.as_ptr(),
-                    d_in,
-                    d_in,
-                    bias.map(|b| &b[r..]),
-                    o,
-                    1,
-                );
+                let b = bias.map(|b| &b[r..]);
+                tile::<KIND, 1, 1>(w.add(r * stride), stride, xp, d_in, d_in, b, out, o0 + r);
                 r += 1;
             }
             return;
         }
+        if KIND == W_BF16 && n >= WIDEN_MIN_TOKENS {
+            // Widen each block of R_BATCH bf16 rows to f32 once (exact) and run every token
+            // tile over the f32 copy: the widening is paid once per weight instead of once
+            // per token tile (it competes with the FMAs for the FP units).
+            let mut wf = vec![0f32; R_BATCH * d_in];
+            // The weights stream from memory in bursts (one block, then a long compute over
+            // every token) that the hardware prefetcher does not run far enough ahead of:
+            // request the block about PREFETCH_BYTES ahead while this one computes (measured
+            // on the dev box: 8 tokens x [201088, 128] from ~22-31 ms to ~19 ms per core).
+            let block = R_BATCH * stride;
+            let blocks_ahead = (PREFETCH_BYTES / block).max(1);
+            while r + R_BATCH <= rows {
+                if r + (blocks_ahead + 1) * R_BATCH <= rows {
+                    let ahead = w.add(r * stride + blocks_ahead * block);
+                    let mut off = 0;
+                    while off < block {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.add(off) as *const i8);
+                        off += 64;
+                    }
+                }
+                widen_bf16(w.add(r * stride), R_BATCH * d_in, wf.as_mut_ptr());
+                let b = bias.map(|b| &b[r..]);
+                let wp = wf.as_ptr() as *const u8;
+                rows_all_tokens::<W_F32, R_BATCH>(wp, 4 * d_in, x, n, d_in, b, out, o0 + r);
+                r += R_BATCH;
+            }
+        }
         while r + R_BATCH <= rows {
-            let o = &mut out[r * n..];
-            rows_all_tokens::<KIND, R_BATCH>(
-                w.add(r * stride),
-                stride,
-                x,
-                n,
-                d_in,
-                bias.map(|b| &b[r..]),
-                o,
-            );
+            let b = bias.map(|b| &b[r..]);
+            rows_all_tokens::<KIND, R_BATCH>(w.add(r * stride), stride, x, n, d_in, b, out, o0 + r);
             r += R_BATCH;
         }
         while r < rows {
-            let o = &mut out[r * n..];
-            rows_all_tokens::<KIND, 1>(
-                w.add(r * stride),
-                stride,
-                x,
-                n,
-                d_in,
-                bias.map(|b| &b[r..]),
-                o,
-            );
+            let b = bias.map(|b| &b[r..]);
+            rows_all_tokens::<KIND, 1>(w.add(r * stride), stride, x, n, d_in, b, out, o0 + r);
             r += 1;
         }
     }
 }
 
-/// Dense rows (f32 or bf16): `w` holds `rows` rows of `d_in`; `out` [rows, n].
-pub(crate) fn dense_rows_of<T: crate::matmul::DenseWeight>(
+/// Dense rows `[o0, o0 + rows)` (f32 or bf16): `w` holds those `rows` rows of `d_in`; token
+/// t's results go to `out.tok[t]` at offsets `o0..o0 + rows`.
+///
+/// # Safety
+/// Each of the `n` pointers in `out.tok` must be valid for writes at `o0..o0 + rows`, and no
+/// other thread may access those elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dense_rows_of<T: crate::matmul::DenseWeight>(
     w: &[T],
     x: &[f32],
     n: usize,
     d_in: usize,
     rows: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: OutRows<'_>,
+    o0: usize,
 ) {
-    assert!(w.len() >= rows * d_in && x.len() >= n * d_in && out.len() >= rows * n);
+    assert!(w.len() >= rows * d_in && x.len() >= n * d_in && out.tok.len() >= n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
     let elem_bytes = std::mem::size_of::<T>();
-    // SAFETY: the caller (matmul.rs) only calls this when AVX2 and FMA are available; the
-    // asserts above bound every access, and `T::IS_BF16` tells the element type `w` really has.
+    let kind = if T::IS_BF16 { W_BF16 } else { W_F32 };
+    let wp = w.as_ptr() as *const u8;
+    // SAFETY: the caller (matmul.rs) only calls this when AVX2 and FMA are available and
+    // guarantees the output pointers; the asserts above bound every read, and `T::IS_BF16`
+    // tells the element type `w` really has.
     unsafe {
-        if T::IS_BF16 {
-            dense_rows::<W_BF16>(
-                w.as_ptr() as *const u8,
-                elem_bytes,
-                rows,
-                x,
-                n,
-                d_in,
-                bias,
-                out,
-            )
+        if kind == W_BF16 {
+            dense_rows::<W_BF16>(wp, elem_bytes, rows, x, n, d_in, bias, out.tok, o0)
         } else {
-            dense_rows::<W_F32>(
-                w.as_ptr() as *const u8,
-                elem_bytes,
-                rows,
-                x,
-                n,
-                d_in,
-                bias,
-                out,
-            )
+            dense_rows::<W_F32>(wp, elem_bytes, rows, x, n, d_in, bias, out.tok, o0)
         }
     }
 }
@@ -548,5 +609,43 @@ pub(crate) fn mxfp4_rows(
             }
             r += tr;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::Rng;
+
+    /// The 4-at-once `hadd` epilogue adds in exactly `reduce8`'s order: bit-identical sums on
+    /// lanes spanning many magnitudes (where any other order rounds differently).
+    #[test]
+    fn reduce8x4_is_reduce8_bitwise() {
+        if !crate::matmul::fast_kernels() {
+            return;
+        }
+        let mut r = Rng(17);
+        let mut reordered_differs = false;
+        for _ in 0..20_000 {
+            let mut lanes = [[0f32; 8]; 4];
+            for l in lanes.iter_mut().flatten() {
+                let scale = 10f32.powi((r.byte() % 16) as i32 - 8);
+                *l = r.f() * scale;
+            }
+            // SAFETY: AVX2+FMA checked above; each array holds 8 floats.
+            let got = unsafe {
+                let v = lanes.map(|l| _mm256_loadu_ps(l.as_ptr()));
+                let mut out = [0f32; 4];
+                _mm_storeu_ps(out.as_mut_ptr(), reduce8x4(v[0], v[1], v[2], v[3]));
+                out
+            };
+            for (g, l) in got.iter().zip(&lanes) {
+                assert_eq!(g.to_bits(), reduce8(l).to_bits(), "{l:?}");
+                let sequential = l.iter().fold(0f32, |a, &v| a + v);
+                reordered_differs |= sequential.to_bits() != g.to_bits();
+            }
+        }
+        // The data is such that the order matters (else this test would prove nothing).
+        assert!(reordered_differs);
     }
 }

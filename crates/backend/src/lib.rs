@@ -22,9 +22,9 @@ mod test_rng;
 pub use attention::{sdpa_sinks_f32, sdpa_sinks_f32_scalar, KvPages, SdpaParams};
 pub use dtype::{bf16, bf16_to_f32, e8m0_to_f32, fp4_e2m1_to_f32, FP4_E2M1_VALUES, MXFP4_BLOCK};
 pub use matmul::{
-    embed_rows_bf16, embed_rows_f32, fast_kernels, matmul_f32_bf16w, matmul_f32_bf16w_io,
-    matmul_f32_bf16w_scalar, matmul_f32_f32w, matmul_f32_f32w_io, matmul_f32_f32w_scalar,
-    matmul_f32_mxfp4w, matmul_f32_mxfp4w_scalar,
+    embed_rows_bf16, embed_rows_f32, fast_kernels, matmul_f32_bf16w, matmul_f32_bf16w_each,
+    matmul_f32_bf16w_io, matmul_f32_bf16w_scalar, matmul_f32_f32w, matmul_f32_f32w_each,
+    matmul_f32_f32w_io, matmul_f32_f32w_scalar, matmul_f32_mxfp4w, matmul_f32_mxfp4w_scalar,
 };
 pub use moe::{swiglu_clamp_f32, topk_softmax_f32, SWIGLU_ALPHA};
 pub use norm::rmsnorm_f32;

@@ -182,35 +182,74 @@ impl DenseWeight for bf16 {
     }
 }
 
-/// The AVX2+FMA dense product shared by the f32 and bf16 weight paths; `false` when the CPU
-/// lacks the kernels (the caller then runs its scalar oracle).
+/// The AVX2+FMA dense product shared by the f32 and bf16 weight paths, token t's results
+/// written to `outs[t]` (each f32 [d_out]); `false` when the CPU lacks the kernels (the caller
+/// then runs its scalar oracle). Output rows are split into tasks; every task writes its rows
+/// of every token straight into the outputs (no transposed buffer).
 fn matmul_dense_fast<T: DenseWeight>(
     x: &[f32],
     w: &[T],
     bias: Option<&[f32]>,
-    y: &mut [f32],
+    outs: &mut [&mut [f32]],
     d_in: usize,
     d_out: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if fast_kernels() {
-        check_dims(x, w.len(), bias, y, d_in, d_out);
-        let n = x.len() / d_in;
-        fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, _| {
-            crate::avx2::dense_rows_of(
-                &w[o0 * d_in..(o0 + rows) * d_in],
-                x,
-                n,
-                d_in,
-                rows,
-                bias.map(|b| &b[o0..]),
-                out,
-            )
-        });
+        let n = outs.len();
+        assert!(d_in > 0 && d_out > 0, "matmul: zero dimension");
+        assert_eq!(x.len(), n * d_in, "matmul: x is not [{n}, {d_in}]");
+        assert_eq!(w.len(), d_in * d_out, "matmul: W is not [{d_out}, {d_in}]");
+        assert!(
+            outs.iter().all(|o| o.len() == d_out),
+            "matmul: an output row is not [{d_out}]"
+        );
+        if let Some(b) = bias {
+            assert_eq!(b.len(), d_out, "matmul: bias is not [{d_out}]");
+        }
+        let ptrs: Vec<*mut f32> = outs.iter_mut().map(|o| o.as_mut_ptr()).collect();
+        let out = crate::avx2::OutRows { tok: &ptrs };
+        // Multiples of 12 rows keep the 4-row tiles whole.
+        let threads = rayon::current_num_threads().max(1);
+        let per_task = if n * d_in * d_out < PAR_MIN_WORK {
+            d_out
+        } else {
+            (d_out.div_ceil(threads * 8)).div_ceil(12).max(1) * 12
+        };
+        let run = |o0: usize| {
+            let rows = per_task.min(d_out - o0);
+            // SAFETY: every task writes rows o0..o0 + rows of each output, disjoint from the
+            // other tasks' rows, through pointers into `outs`, which this call borrows mutably
+            // for its whole duration; the kernels' AVX2+FMA were checked by `fast_kernels`.
+            unsafe {
+                crate::avx2::dense_rows_of(
+                    &w[o0 * d_in..(o0 + rows) * d_in],
+                    x,
+                    n,
+                    d_in,
+                    rows,
+                    bias.map(|b| &b[o0..]),
+                    out,
+                    o0,
+                )
+            }
+        };
+        if per_task >= d_out {
+            run(0);
+        } else {
+            (0..d_out.div_ceil(per_task))
+                .into_par_iter()
+                .for_each(|i| run(i * per_task));
+        }
         return true;
     }
-    let _ = (x, w, bias, y, d_in, d_out);
+    let _ = (x, w, bias, outs, d_in, d_out);
     false
+}
+
+/// `y` [n, d_out] as one mutable row of `d_out` per token.
+fn rows_of(y: &mut [f32], d_out: usize) -> Vec<&mut [f32]> {
+    y.chunks_exact_mut(d_out.max(1)).collect()
 }
 
 /// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32: the AVX2+FMA kernel when available,
@@ -223,7 +262,8 @@ pub fn matmul_f32_f32w(
     d_in: usize,
     d_out: usize,
 ) {
-    if !matmul_dense_fast(x, w, bias, y, d_in, d_out) {
+    check_dims(x, w.len(), bias, y, d_in, d_out);
+    if !matmul_dense_fast(x, w, bias, &mut rows_of(y, d_out), d_in, d_out) {
         matmul_f32_f32w_scalar(x, w, bias, y, d_in, d_out)
     }
 }
@@ -238,8 +278,43 @@ pub fn matmul_f32_bf16w(
     d_in: usize,
     d_out: usize,
 ) {
-    if !matmul_dense_fast(x, w, bias, y, d_in, d_out) {
+    check_dims(x, w.len(), bias, y, d_in, d_out);
+    if !matmul_dense_fast(x, w, bias, &mut rows_of(y, d_out), d_in, d_out) {
         matmul_f32_bf16w_scalar(x, w, bias, y, d_in, d_out)
+    }
+}
+
+/// As [`matmul_f32_bf16w`], but token t's output row goes to its own buffer `outs[t]` (f32
+/// [d_out] each; `x` is [outs.len(), d_in]): a batched decode step writes each sequence's
+/// logits in place, with no [n, d_out] matrix to copy out. Same bits as [`matmul_f32_bf16w`].
+pub fn matmul_f32_bf16w_each(
+    x: &[f32],
+    w: &[bf16],
+    bias: Option<&[f32]>,
+    outs: &mut [&mut [f32]],
+    d_in: usize,
+    d_out: usize,
+) {
+    if !matmul_dense_fast(x, w, bias, outs, d_in, d_out) {
+        for (t, y) in outs.iter_mut().enumerate() {
+            matmul_f32_bf16w_scalar(&x[t * d_in..(t + 1) * d_in], w, bias, y, d_in, d_out)
+        }
+    }
+}
+
+/// f32 twin of [`matmul_f32_bf16w_each`].
+pub fn matmul_f32_f32w_each(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    outs: &mut [&mut [f32]],
+    d_in: usize,
+    d_out: usize,
+) {
+    if !matmul_dense_fast(x, w, bias, outs, d_in, d_out) {
+        for (t, y) in outs.iter_mut().enumerate() {
+            matmul_f32_f32w_scalar(&x[t * d_in..(t + 1) * d_in], w, bias, y, d_in, d_out)
+        }
     }
 }
 
@@ -621,6 +696,54 @@ mod tests {
         }
     }
 
+    /// Batch invariance of the dense kernels over shapes that hit every tile path: 1 token
+    /// (4-row decode tiles), 2 tokens (bf16 read in place), 3+ tokens (bf16 rows widened to an
+    /// f32 block first), odd token counts (a last single-token tile), d_in with and without a
+    /// tail (scalar or 4-at-once epilogue), row counts leaving partial 4-row blocks. Also the
+    /// `_each` variants (one output buffer per token) against the [n, d_out] ones, bit for bit.
+    #[test]
+    fn dense_batches_equal_single_tokens_bitwise() {
+        let mut r = Rng(5);
+        for &(n, d_in, d_out) in &[
+            (2, 37, 13),
+            (3, 64, 30),
+            (4, 128, 1001),
+            (5, 130, 258),
+            (8, 128, 301),
+            (8, 64, 2003),
+            (9, 45, 7),
+            (7, 2880, 25),
+        ] {
+            let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
+            let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
+            let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+            let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
+            for bias in [None, Some(&b[..])] {
+                let mut yb = vec![0f32; n * d_out];
+                let mut yf = vec![0f32; n * d_out];
+                matmul_f32_bf16w(&x, &wb, bias, &mut yb, d_in, d_out);
+                matmul_f32_f32w(&x, &wf, bias, &mut yf, d_in, d_out);
+                let mut y1 = vec![0f32; d_out];
+                for t in 0..n {
+                    let xt = &x[t * d_in..(t + 1) * d_in];
+                    matmul_f32_bf16w(xt, &wb, bias, &mut y1, d_in, d_out);
+                    assert_eq!(&yb[t * d_out..(t + 1) * d_out], &y1[..], "bf16 n={n} t={t}");
+                    matmul_f32_f32w(xt, &wf, bias, &mut y1, d_in, d_out);
+                    assert_eq!(&yf[t * d_out..(t + 1) * d_out], &y1[..], "f32 n={n} t={t}");
+                }
+                let mut bufs = vec![vec![f32::NAN; d_out]; n];
+                let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|v| &mut v[..]).collect();
+                matmul_f32_bf16w_each(&x, &wb, bias, &mut outs, d_in, d_out);
+                assert_eq!(bufs.concat(), yb, "bf16 each n={n}");
+                let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|v| &mut v[..]).collect();
+                matmul_f32_f32w_each(&x, &wf, bias, &mut outs, d_in, d_out);
+                assert_eq!(bufs.concat(), yf, "f32 each n={n}");
+            }
+        }
+        // No tokens: nothing to write, no panic.
+        matmul_f32_bf16w_each(&[], &[bf16::ZERO; 6], None, &mut [], 2, 3);
+    }
+
     /// Each fast kernel against its scalar twin on seeded random inputs, odd sizes included
     /// (tails of d_in % 8, row counts that leave partial 3- and 4-row tiles, token counts that
     /// leave partial 4-token tiles). Differences come only from FMA rounding.
@@ -636,6 +759,9 @@ mod tests {
             (1, 2880, 45),
             (7, 130, 258),
             (13, 256, 77),
+            (8, 128, 1001),
+            (8, 64, 123),
+            (3, 2880, 17),
         ] {
             let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
             let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();

@@ -311,6 +311,34 @@ impl Sampler {
 /// `torch.argmax` does). Non-finite logits are ignored, as in the sampling
 /// path. `None` when no logit is finite.
 pub fn argmax(logits: &[f32]) -> Option<u32> {
+    // Two passes the compiler vectorises (a per-step cost for every greedy row of a batch):
+    // the largest finite value, lane by lane, then the first position holding it. Equal
+    // values (0.0 and -0.0 included) resolve to the lowest index, as a sequential scan does.
+    const LANES: usize = 16;
+    let mut lane_max = [f32::NEG_INFINITY; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &l) in lane_max.iter_mut().zip(chunk) {
+            *m = if l.is_finite() && l > *m { l } else { *m };
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    for &l in lane_max.iter().chain(tail) {
+        if l.is_finite() && l > max {
+            max = l;
+        }
+    }
+    if max == f32::NEG_INFINITY {
+        // Only -inf, +inf and NaN (none finite), or an empty slice.
+        return None;
+    }
+    logits.iter().position(|&l| l == max).map(|i| i as u32)
+}
+
+/// The plain sequential scan [`argmax`] must agree with (tests compare them).
+#[cfg(test)]
+fn argmax_scan(logits: &[f32]) -> Option<u32> {
     let mut best: Option<(usize, f32)> = None;
     for (i, &l) in logits.iter().enumerate() {
         if !l.is_finite() {
@@ -322,4 +350,48 @@ pub fn argmax(logits: &[f32]) -> Option<u32> {
         }
     }
     best.map(|(i, _)| i as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorised argmax against the sequential scan on random logits with ties, signed
+    /// zeros, infinities and NaNs at random places, lengths around the lane count.
+    #[test]
+    fn argmax_matches_sequential_scan() {
+        let mut rng = ChaCha12Rng::seed_from_u64(9);
+        let specials = [
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1.5,
+            -1e30,
+        ];
+        for case in 0..3000 {
+            let len = match case % 4 {
+                0 => rng.random_range(0..40),
+                1 => rng.random_range(0..200),
+                _ => rng.random_range(0..2000),
+            };
+            let coarse = case % 3 == 0; // few distinct values: many ties
+            let logits: Vec<f32> = (0..len)
+                .map(|_| {
+                    if rng.random_range(0..10) == 0 {
+                        specials[rng.random_range(0..specials.len())]
+                    } else if coarse {
+                        rng.random_range(-3..3) as f32
+                    } else {
+                        rng.random_range(-20.0..20.0)
+                    }
+                })
+                .collect();
+            assert_eq!(argmax(&logits), argmax_scan(&logits), "{logits:?}");
+        }
+        assert_eq!(argmax(&[f32::NAN, f32::INFINITY]), None);
+        assert_eq!(argmax(&[-0.0, 0.0]), Some(0));
+        assert_eq!(argmax(&[0.0, -0.0]), Some(0));
+    }
 }

@@ -196,6 +196,7 @@ impl LanguageModel for ScriptedModel {
         let rows: Vec<usize> = match which {
             LogitsFor::All => (start + 1..=cache.tokens.len()).collect(),
             LogitsFor::Last => vec![cache.tokens.len()],
+            LogitsFor::Nothing => vec![],
         };
         logits.clear();
         logits.resize(rows.len() * self.vocab_size, 0.0);

@@ -13,9 +13,9 @@
 use std::cell::RefCell;
 
 use gptoss_backend::{
-    embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
-    matmul_f32_f32w_io, matmul_f32_mxfp4w, rmsnorm_f32, rope_yarn_f32, sdpa_sinks_f32,
-    swiglu_clamp_f32, topk_softmax_f32, KvPages, SdpaParams,
+    embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_each, matmul_f32_bf16w_io,
+    matmul_f32_f32w, matmul_f32_f32w_each, matmul_f32_f32w_io, matmul_f32_mxfp4w, rmsnorm_f32,
+    rope_yarn_f32, sdpa_sinks_f32, swiglu_clamp_f32, topk_softmax_f32, KvPages, SdpaParams,
 };
 
 use crate::cache::{sized, KvCache, LayerKv, Workspace};
@@ -63,10 +63,6 @@ fn expert_linear(
     }
 }
 
-/// Floats of unembedding output ([rows, vocab slice]) computed per kernel call in a batched
-/// decode step (64K floats = 256 KiB: stays in L2 while it is copied out).
-const UNEMBED_SLICE_FLOATS: usize = 1 << 16;
-
 /// Scratch of the batched decode step, kept per calling thread (the server's engine thread) so
 /// a step allocates nothing once the buffers have grown to the batch size.
 #[derive(Default)]
@@ -75,8 +71,6 @@ struct BatchScratch {
     /// indices into the caller's rows of the rows that run this step
     run: Vec<usize>,
     tokens: Vec<u32>,
-    /// f32 [rows, vocab]
-    logits: Vec<f32>,
 }
 
 thread_local! {
@@ -159,10 +153,13 @@ impl Model {
         let rows = match which {
             LogitsFor::All => 0..n,
             LogitsFor::Last => n - 1..n,
+            LogitsFor::Nothing => n..n,
         };
         logits.clear();
-        logits.resize(rows.len() * c.vocab_size, 0.0);
-        self.unembed(rows, ws, logits);
+        if !rows.is_empty() {
+            logits.resize(rows.len() * c.vocab_size, 0.0);
+            self.unembed(rows, ws, logits);
+        }
         cache.len = pos0 + n;
         Ok(())
     }
@@ -212,12 +209,7 @@ impl Model {
     fn decode_rows(&self, rows: &mut [DecodeRow<'_>], scratch: &mut BatchScratch) {
         let c = &self.config;
         let (h, v) = (c.hidden_size, c.vocab_size);
-        let BatchScratch {
-            ws,
-            run,
-            tokens,
-            logits,
-        } = scratch;
+        let BatchScratch { ws, run, tokens } = scratch;
         let n = run.len();
         tokens.clear();
         tokens.extend(run.iter().map(|&i| rows[i].token));
@@ -264,35 +256,24 @@ impl Model {
             self.attn_out(layer, n, ws);
             self.moe_block(layer, n, ws);
         }
-        // Final norm, then the unembedding of all rows at once, a slice of the vocabulary at a
-        // time: each slice's [n, slice] result is still in cache when it is copied out to the
-        // rows, instead of a [n, vocab] matrix making extra trips through memory.
+        // Final norm, then the unembedding of all rows at once, each row's logits written
+        // straight into its own buffer (no [n, vocab] matrix to copy out).
         let hn = sized(&mut ws.h, n * h);
         rmsnorm_f32(&ws.x, &self.weights.norm, c.rms_norm_eps, hn);
-        for &i in run.iter() {
-            let out = &mut *rows[i].logits;
-            if out.len() != v {
-                out.clear();
-                out.resize(v, 0.0);
+        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(n);
+        for (i, row) in rows.iter_mut().enumerate() {
+            if run.contains(&i) {
+                let out = &mut *row.logits;
+                if out.len() != v {
+                    out.clear();
+                    out.resize(v, 0.0);
+                }
+                outs.push(out);
             }
         }
-        let slice = (UNEMBED_SLICE_FLOATS / n).max(256).min(v);
-        let part = sized(logits, n * slice);
-        let unembedding = self.weights.unembedding.view(&self.store);
-        for o0 in (0..v).step_by(slice) {
-            let len = slice.min(v - o0);
-            let part = &mut part[..n * len];
-            match unembedding {
-                DenseView::Bf16(w) => {
-                    matmul_f32_bf16w(hn, &w[o0 * h..(o0 + len) * h], None, part, h, len)
-                }
-                DenseView::F32(w) => {
-                    matmul_f32_f32w(hn, &w[o0 * h..(o0 + len) * h], None, part, h, len)
-                }
-            }
-            for (r, &i) in run.iter().enumerate() {
-                rows[i].logits[o0..o0 + len].copy_from_slice(&part[r * len..(r + 1) * len]);
-            }
+        match self.weights.unembedding.view(&self.store) {
+            DenseView::Bf16(w) => matmul_f32_bf16w_each(hn, w, None, &mut outs, h, v),
+            DenseView::F32(w) => matmul_f32_f32w_each(hn, w, None, &mut outs, h, v),
         }
         for &i in run.iter() {
             rows[i].cache.len += 1;

@@ -42,6 +42,9 @@ pub enum LogitsFor {
     All,
     /// The last position only: [1, vocab_size].
     Last,
+    /// No logits (empty): only the cache is filled, for prompt tokens whose predictions nobody
+    /// reads (a batched scheduler feeds the last prompt token with the decode step instead).
+    Nothing,
 }
 
 /// A loaded checkpoint, ready to run. Immutable and `Sync`: one model serves many caches.
@@ -116,7 +119,7 @@ impl Model {
     /// Runs `tokens` at positions cache.len() .. cache.len()+tokens.len() in one batched pass
     /// (prefill) or one token (decode), appends their K/V to `cache`, and returns f32 logits
     /// row-major [n_rows, vocab_size]: n_rows = tokens.len() for LogitsFor::All, 1 for
-    /// LogitsFor::Last. On error the cache is unchanged.
+    /// LogitsFor::Last, 0 for LogitsFor::Nothing. On error the cache is unchanged.
     pub fn forward(
         &self,
         tokens: &[u32],

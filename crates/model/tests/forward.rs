@@ -247,3 +247,28 @@ fn max_tokens_clamped_to_max_context() {
     let (c, m) = tiny();
     assert_eq!(m.new_cache(1 << 30).max_tokens(), c.max_context());
 }
+
+/// `LogitsFor::Nothing` fills the cache exactly as `Last` does (same later logits, bit for
+/// bit) and returns no logits; past the sliding window too.
+#[test]
+fn logits_for_nothing_fills_the_same_cache() {
+    let (c, m) = tiny();
+    let toks = tokens(c.sliding_window + 9, c.vocab_size, 4);
+    let (prompt, next) = toks.split_at(toks.len() - 1);
+    let mut with_last = m.new_cache(toks.len());
+    let mut with_nothing = m.new_cache(toks.len());
+    assert_eq!(
+        m.forward(prompt, &mut with_last, LogitsFor::Last)
+            .unwrap()
+            .len(),
+        c.vocab_size
+    );
+    assert!(m
+        .forward(prompt, &mut with_nothing, LogitsFor::Nothing)
+        .unwrap()
+        .is_empty());
+    assert_eq!(with_nothing.len(), prompt.len());
+    let a = m.forward(next, &mut with_last, LogitsFor::Last).unwrap();
+    let b = m.forward(next, &mut with_nothing, LogitsFor::Last).unwrap();
+    assert_eq!(a, b);
+}

@@ -9,12 +9,15 @@
 //! ```text
 //! cargo run --release -p gptoss-server --example batch_throughput -- \
 //!     --model assets/demo-model [--model testdata/model/real-vocab/original] \
-//!     [--batch 8] [--tokens 64] [--rounds 3]
+//!     [--batch 8] [--tokens 64] [--rounds 3] [--temperature 1.0] [--profile 8]
 //! ```
+//! `--temperature` makes the engine requests sample (seeded) instead of greedy decoding;
+//! `--profile B` runs only model-level steps of B rows (for `perf record`).
 //! A model folder holds config.json and model.safetensors (or model.safetensors.gz, inflated in
 //! memory), or is anything `Model::load` accepts. `--model synth20b:L` builds a random model in
 //! memory with gpt-oss-20b's shapes but L layers (real-size matrices; about 1.6 GB + 0.45 GB per
-//! layer, 3x that while building). Prints the load average with every round.
+//! layer, 3x that while building). Prints the load average with every round, the medians and
+//! the median of the per-round ratios.
 
 use std::error::Error;
 use std::io::Read;
@@ -30,6 +33,10 @@ struct Args {
     batch: usize,
     tokens: usize,
     rounds: usize,
+    /// `--profile B`: only model-level steps of B rows, for `perf record`.
+    profile: Option<usize>,
+    /// Engine sampling temperature; 0 = greedy (seeded sampling otherwise).
+    temperature: f32,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -38,6 +45,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         batch: 8,
         tokens: 64,
         rounds: 3,
+        profile: None,
+        temperature: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +56,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--batch" => args.batch = value()?.parse()?,
             "--tokens" => args.tokens = value()?.parse()?,
             "--rounds" => args.rounds = value()?.parse()?,
+            "--profile" => args.profile = Some(value()?.parse()?),
+            "--temperature" => args.temperature = value()?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -89,14 +100,18 @@ fn prompt(i: usize, vocab: usize) -> Vec<u32> {
 }
 
 /// Tokens per second of `n` concurrent requests of `tokens` each through the scheduler.
-fn engine_round(engine: &Engine, n: usize, tokens: usize, vocab: usize) -> f64 {
+fn engine_round(engine: &Engine, n: usize, tokens: usize, vocab: usize, temperature: f32) -> f64 {
     let t0 = Instant::now();
     let handles: Vec<_> = (0..n)
         .filter_map(|i| {
             engine
                 .submit(GenerationRequest {
                     prompt: prompt(i, vocab),
-                    sampling: SamplingParams::greedy(),
+                    sampling: SamplingParams {
+                        temperature,
+                        seed: Some(i as u64),
+                        ..SamplingParams::default()
+                    },
                     max_tokens: Some(tokens),
                     stop_tokens: vec![],
                     constraint: None,
@@ -159,6 +174,16 @@ fn main() -> Result<(), Box<dyn Error>> {
             std::sync::Arc::new(load(path).map_err(|e| format!("{}: {e}", path.display()))?);
         let vocab = model.config().vocab_size;
         println!("model {} (vocab {vocab})", path.display());
+        if let Some(rows) = args.profile {
+            for _ in 0..args.rounds {
+                let tps = model_round(&model, rows, args.tokens)?;
+                println!(
+                    "  model {rows} rows: {tps:7.1} tok/s | loadavg {}",
+                    loadavg()
+                );
+            }
+            continue;
+        }
         let engine = Engine::spawn(
             model.clone(),
             SchedulerConfig {
@@ -168,13 +193,31 @@ fn main() -> Result<(), Box<dyn Error>> {
             },
         )?;
         // Warm-up: allocates the slots' caches and the scratch buffers.
-        engine_round(&engine, args.batch, 4, vocab);
+        engine_round(&engine, args.batch, 4, vocab, args.temperature);
         model_round(&model, args.batch, 2)?;
         let (mut e1, mut eb, mut m1, mut mb) = (vec![], vec![], vec![], vec![]);
+        // Decode rows and steps of the B-request rounds only (the 1-request rounds run 1 row).
+        let (mut batch_rows, mut batch_steps) = (0u64, 0u64);
         for round in 0..args.rounds {
             let before = loadavg();
-            e1.push(engine_round(&engine, 1, args.tokens, vocab));
-            eb.push(engine_round(&engine, args.batch, args.tokens, vocab));
+            e1.push(engine_round(
+                &engine,
+                1,
+                args.tokens,
+                vocab,
+                args.temperature,
+            ));
+            let before_b = engine.metrics();
+            eb.push(engine_round(
+                &engine,
+                args.batch,
+                args.tokens,
+                vocab,
+                args.temperature,
+            ));
+            let after_b = engine.metrics();
+            batch_rows += after_b.decode_rows_total - before_b.decode_rows_total;
+            batch_steps += after_b.decode_steps_total - before_b.decode_steps_total;
             m1.push(model_round(&model, 1, args.tokens)?);
             mb.push(model_round(&model, args.batch, args.tokens)?);
             let i = round;
@@ -192,23 +235,26 @@ fn main() -> Result<(), Box<dyn Error>> {
                 loadavg()
             );
         }
-        let med = |v: &mut Vec<f64>| {
+        let med = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let (e1, eb, m1, mb) = (med(&mut e1), med(&mut eb), med(&mut m1), med(&mut mb));
+        // Each round's own ratio pairs two measurements taken moments apart, under about the
+        // same background load; their median is the steadier figure on a shared machine.
+        let ratio = |b: &[f64], one: &[f64]| med(b.iter().zip(one).map(|(b, o)| b / o).collect());
+        let (re, rm) = (ratio(&eb, &e1), ratio(&mb, &m1));
+        let (e1, eb, m1, mb) = (med(e1), med(eb), med(m1), med(mb));
         println!(
             "  median: engine 1 request {e1:.1} tok/s, {} requests {eb:.1} tok/s aggregate: {:.2}x | model {m1:.1} vs {mb:.1} tok/s: {:.2}x",
             args.batch,
             eb / e1,
             mb / m1
         );
-        let m = engine.metrics();
+        println!("  median of the per-round ratios: engine {re:.2}x | model {rm:.2}x");
         println!(
-            "  engine: mean decode batch {:.2} ({} rows in {} steps)",
-            m.decode_rows_total as f64 / m.decode_steps_total.max(1) as f64,
-            m.decode_rows_total,
-            m.decode_steps_total
+            "  engine, {}-request rounds: mean decode batch {:.2} ({batch_rows} rows in {batch_steps} steps)",
+            args.batch,
+            batch_rows as f64 / batch_steps.max(1) as f64,
         );
     }
     Ok(())

@@ -8,7 +8,9 @@
 //! Every loop iteration (a "step") first runs at most one prefill chunk for
 //! each sequence still reading its prompt, then samples one token for every
 //! decoding sequence and runs them all through [`forward_batch`], the single
-//! batch-step function. Requests join and leave between steps.
+//! batch-step function. Requests join and leave between steps. Prefill chunks
+//! compute no logits: a prompt's last token is fed by the batched step, so the
+//! expensive unembedding of a new request is shared with the running ones.
 //!
 //! Prefix reuse: a finished sequence leaves its tokens in its slot's cache. A
 //! new request takes the free slot whose cached tokens share the longest
@@ -33,6 +35,7 @@ use gptoss_engine::language_model::DecodeRow;
 use gptoss_engine::{
     common_prefix_len, EngineError, KvState, LanguageModel, LogitsFor, Sampler, SamplingParams,
 };
+use rayon::prelude::*;
 use tokio::sync::mpsc;
 
 /// Prompt tokens per prefill forward call; other sequences decode one token
@@ -410,6 +413,19 @@ impl Sequence {
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) || self.events.is_closed()
     }
+
+    /// Masks the logits with the constraint (if any), samples the next token and tells the
+    /// constraint. Touches only this sequence, so sequences can sample in parallel.
+    fn sample(&mut self) -> Result<u32, EngineError> {
+        if let Some(constraint) = self.request.constraint.as_mut() {
+            constraint.mask(&mut self.logits);
+        }
+        let token = self.sampler.sample(&self.logits)?;
+        if let Some(constraint) = self.request.constraint.as_mut() {
+            constraint.accept(token);
+        }
+        Ok(token)
+    }
 }
 
 struct Worker<M: LanguageModel> {
@@ -605,8 +621,9 @@ impl<M: LanguageModel> Worker<M> {
         }
     }
 
-    /// One scheduler step: a prefill chunk for each prefilling sequence, then
-    /// sample + one batched decode forward for the decoding ones.
+    /// One scheduler step: a prefill chunk (without logits) for each prefilling
+    /// sequence, then sample + one batched decode forward for the decoding ones
+    /// (and for the last prompt token of sequences that just finished prefill).
     fn step(&mut self) {
         // 1. Prefill chunks.
         for seq in self.active.iter_mut() {
@@ -625,30 +642,39 @@ impl<M: LanguageModel> Worker<M> {
                 seq.finished = Some(FinishReason::Cancelled);
                 continue;
             };
+            // The last prompt token is not prefilled: it joins this step's batched decode
+            // forward (below), which computes its logits together with every other row's.
             let prompt = &seq.request.prompt;
-            let end = (next + PREFILL_CHUNK).min(prompt.len());
+            let last = prompt.len().saturating_sub(1);
+            let end = (next + PREFILL_CHUNK).min(last);
             let chunk = &prompt[next..end];
-            if let Err(e) = self
-                .model
-                .forward(chunk, cache, LogitsFor::Last, &mut seq.logits)
-            {
-                cache.clear();
-                slot.tokens.clear();
-                let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
-                seq.finished = Some(FinishReason::Cancelled);
-                seq.failed = true;
-                continue;
+            if !chunk.is_empty() {
+                if let Err(e) =
+                    self.model
+                        .forward(chunk, cache, LogitsFor::Nothing, &mut seq.logits)
+                {
+                    cache.clear();
+                    slot.tokens.clear();
+                    let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
+                    seq.finished = Some(FinishReason::Cancelled);
+                    seq.failed = true;
+                    continue;
+                }
+                slot.tokens.extend_from_slice(chunk);
             }
-            slot.tokens.extend_from_slice(chunk);
-            if end == prompt.len() {
+            if end == last {
                 cache.mark_snapshot();
                 seq.phase = Phase::Decode;
+                seq.pending = prompt.get(last).copied();
             } else {
                 seq.phase = Phase::Prefill { next: end };
             }
         }
 
-        // 2. Sample one token for every decoding sequence.
+        // 2. Sample one token for every decoding sequence: the checks, then the samplers
+        //    (each a pass over the whole vocabulary, a per-row cost batching does not share)
+        //    in parallel across sequences, then the bookkeeping in order.
+        let mut sampling: Vec<&mut Sequence> = Vec::new();
         for seq in self.active.iter_mut() {
             if seq.finished.is_some()
                 || !matches!(seq.phase, Phase::Decode)
@@ -668,10 +694,15 @@ impl<M: LanguageModel> Worker<M> {
                 seq.finished = Some(FinishReason::MaxTokens);
                 continue;
             }
-            if let Some(constraint) = seq.request.constraint.as_mut() {
-                constraint.mask(&mut seq.logits);
-            }
-            let token = match seq.sampler.sample(&seq.logits) {
+            sampling.push(seq);
+        }
+        let sampled: Vec<Result<u32, EngineError>> = if sampling.len() > 1 {
+            sampling.par_iter_mut().map(|seq| seq.sample()).collect()
+        } else {
+            sampling.iter_mut().map(|seq| seq.sample()).collect()
+        };
+        for (seq, result) in sampling.into_iter().zip(sampled) {
+            let token = match result {
                 Ok(t) => t,
                 Err(e) => {
                     let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
@@ -680,9 +711,6 @@ impl<M: LanguageModel> Worker<M> {
                     continue;
                 }
             };
-            if let Some(constraint) = seq.request.constraint.as_mut() {
-                constraint.accept(token);
-            }
             seq.usage.completion_tokens += 1;
             self.metrics
                 .generated_tokens_total

@@ -1,9 +1,11 @@
 //! Continuous batching through the scheduler with the real network (a tiny random
 //! `gptoss_model::Model`): concurrent requests are decoded together (the metrics show more than
-//! one row per decode step) and each gets exactly the tokens it gets when it runs alone.
+//! one row per decode step) and each gets exactly the tokens it gets when it runs alone, which
+//! are the tokens of a plain greedy loop over `Model::forward`.
 
+use gptoss_engine::sampler::argmax;
 use gptoss_engine::SamplingParams;
-use gptoss_model::{synth, Model};
+use gptoss_model::{synth, LogitsFor, Model};
 use gptoss_server::scheduler::{
     Engine, FinishReason, GenerationRequest, RequestHandle, SchedulerConfig, TokenEvent,
 };
@@ -58,6 +60,24 @@ fn concurrent_requests_are_batched_and_equal_solo_runs() {
             collect(engine.submit(request(i, MAX)).unwrap())
         })
         .collect();
+    // Solo runs are the model's own greedy continuation: a plain loop over `Model::forward`
+    // (whole prompt at once, then token by token) picks the same tokens.
+    let m = model();
+    for (i, solo_tokens) in solo.iter().enumerate() {
+        let prompt = request(i, MAX).prompt;
+        let mut cache = m.new_cache(64);
+        let mut logits = m.forward(&prompt, &mut cache, LogitsFor::Last).unwrap();
+        let mut greedy = vec![];
+        for _ in 0..MAX {
+            let token = argmax(&logits).unwrap();
+            greedy.push(token);
+            logits = m.forward(&[token], &mut cache, LogitsFor::Last).unwrap();
+        }
+        assert_eq!(
+            &greedy, solo_tokens,
+            "request {i}: scheduler vs plain greedy loop"
+        );
+    }
     // All together on one engine.
     let engine = Engine::spawn(model(), config).unwrap();
     let handles: Vec<RequestHandle> = (0..N)
