@@ -184,6 +184,11 @@ unsafe fn rows_all_tokens<const KIND: u8, const R: usize>(
 
 /// From this many tokens on, batched bf16 products widen each row block to f32 once.
 const WIDEN_MIN_TOKENS: usize = 3;
+
+thread_local! {
+    /// f32 copy of one block of R_BATCH widened bf16 weight rows (see `dense_rows`).
+    static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 /// How far ahead (bytes of weights) the widening path prefetches: a few KiB, well inside L1.
 const PREFETCH_BYTES: usize = 6 * 1024;
 
@@ -255,7 +260,12 @@ unsafe fn dense_rows<const KIND: u8>(
             // Widen each block of R_BATCH bf16 rows to f32 once (exact) and run every token
             // tile over the f32 copy: the widening is paid once per weight instead of once
             // per token tile (it competes with the FMAs for the FP units).
-            let mut wf = vec![0f32; R_BATCH * d_in];
+            // The f32 copy lives in a per-thread scratch buffer (rayon's workers persist), so a
+            // batched decode step allocates nothing once it has grown to R_BATCH * d_in.
+            let mut wf = WIDEN_SCRATCH.take();
+            if wf.len() < R_BATCH * d_in {
+                wf.resize(R_BATCH * d_in, 0.0);
+            }
             // The weights stream from memory in bursts (one block, then a long compute over
             // every token) that the hardware prefetcher does not run far enough ahead of:
             // request the block about PREFETCH_BYTES ahead while this one computes (measured
@@ -277,6 +287,7 @@ unsafe fn dense_rows<const KIND: u8>(
                 rows_all_tokens::<W_F32, R_BATCH>(wp, 4 * d_in, x, n, d_in, b, out, o0 + r);
                 r += R_BATCH;
             }
+            WIDEN_SCRATCH.set(wf);
         }
         while r + R_BATCH <= rows {
             let b = bias.map(|b| &b[r..]);

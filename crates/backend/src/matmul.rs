@@ -190,25 +190,37 @@ fn matmul_dense_fast<T: DenseWeight>(
     x: &[f32],
     w: &[T],
     bias: Option<&[f32]>,
-    outs: &mut [&mut [f32]],
+    mut outs: Outs<'_, '_>,
     d_in: usize,
     d_out: usize,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if fast_kernels() {
-        let n = outs.len();
+        let n = outs.n_tokens(d_out);
         assert!(d_in > 0 && d_out > 0, "matmul: zero dimension");
         assert_eq!(x.len(), n * d_in, "matmul: x is not [{n}, {d_in}]");
         assert_eq!(w.len(), d_in * d_out, "matmul: W is not [{d_out}, {d_in}]");
-        assert!(
-            outs.iter().all(|o| o.len() == d_out),
-            "matmul: an output row is not [{d_out}]"
-        );
+        if let Outs::Rows(rows) = &outs {
+            assert!(
+                rows.iter().all(|o| o.len() == d_out),
+                "matmul: an output row is not [{d_out}]"
+            );
+        }
         if let Some(b) = bias {
             assert_eq!(b.len(), d_out, "matmul: bias is not [{d_out}]");
         }
-        let ptrs: Vec<*mut f32> = outs.iter_mut().map(|o| o.as_mut_ptr()).collect();
-        let out = crate::avx2::OutRows { tok: &ptrs };
+        // The per-token output pointers: on the stack for decode-sized batches, so a decode
+        // step allocates nothing here.
+        let mut on_stack = [std::ptr::null_mut::<f32>(); PTRS_ON_STACK];
+        let mut on_heap = Vec::new();
+        let ptrs: &mut [*mut f32] = if n <= PTRS_ON_STACK {
+            &mut on_stack[..n]
+        } else {
+            on_heap.resize(n, std::ptr::null_mut());
+            &mut on_heap
+        };
+        outs.fill_pointers(ptrs, d_out);
+        let out = crate::avx2::OutRows { tok: ptrs };
         // Multiples of 12 rows keep the 4-row tiles whole.
         let threads = rayon::current_num_threads().max(1);
         let per_task = if n * d_in * d_out < PAR_MIN_WORK {
@@ -247,9 +259,41 @@ fn matmul_dense_fast<T: DenseWeight>(
     false
 }
 
-/// `y` [n, d_out] as one mutable row of `d_out` per token.
-fn rows_of(y: &mut [f32], d_out: usize) -> Vec<&mut [f32]> {
-    y.chunks_exact_mut(d_out.max(1)).collect()
+/// Batches up to this many tokens keep their output pointer table on the stack.
+const PTRS_ON_STACK: usize = 32;
+
+/// Where a dense product writes token t's `d_out` results.
+enum Outs<'a, 'b> {
+    /// One [n, d_out] matrix.
+    Matrix(&'a mut [f32]),
+    /// One buffer per token (each [d_out]).
+    Rows(&'a mut [&'b mut [f32]]),
+}
+
+impl Outs<'_, '_> {
+    fn n_tokens(&self, d_out: usize) -> usize {
+        match self {
+            Outs::Matrix(y) => y.len() / d_out.max(1),
+            Outs::Rows(rows) => rows.len(),
+        }
+    }
+
+    /// Token t's output pointer into `ptrs[t]` (`ptrs` has one slot per token).
+    #[cfg(target_arch = "x86_64")]
+    fn fill_pointers(&mut self, ptrs: &mut [*mut f32], d_out: usize) {
+        match self {
+            Outs::Matrix(y) => {
+                for (p, row) in ptrs.iter_mut().zip(y.chunks_exact_mut(d_out)) {
+                    *p = row.as_mut_ptr();
+                }
+            }
+            Outs::Rows(rows) => {
+                for (p, row) in ptrs.iter_mut().zip(rows.iter_mut()) {
+                    *p = row.as_mut_ptr();
+                }
+            }
+        }
+    }
 }
 
 /// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32: the AVX2+FMA kernel when available,
@@ -263,7 +307,7 @@ pub fn matmul_f32_f32w(
     d_out: usize,
 ) {
     check_dims(x, w.len(), bias, y, d_in, d_out);
-    if !matmul_dense_fast(x, w, bias, &mut rows_of(y, d_out), d_in, d_out) {
+    if !matmul_dense_fast(x, w, bias, Outs::Matrix(y), d_in, d_out) {
         matmul_f32_f32w_scalar(x, w, bias, y, d_in, d_out)
     }
 }
@@ -279,7 +323,7 @@ pub fn matmul_f32_bf16w(
     d_out: usize,
 ) {
     check_dims(x, w.len(), bias, y, d_in, d_out);
-    if !matmul_dense_fast(x, w, bias, &mut rows_of(y, d_out), d_in, d_out) {
+    if !matmul_dense_fast(x, w, bias, Outs::Matrix(y), d_in, d_out) {
         matmul_f32_bf16w_scalar(x, w, bias, y, d_in, d_out)
     }
 }
@@ -295,7 +339,7 @@ pub fn matmul_f32_bf16w_each(
     d_in: usize,
     d_out: usize,
 ) {
-    if !matmul_dense_fast(x, w, bias, outs, d_in, d_out) {
+    if !matmul_dense_fast(x, w, bias, Outs::Rows(outs), d_in, d_out) {
         for (t, y) in outs.iter_mut().enumerate() {
             matmul_f32_bf16w_scalar(&x[t * d_in..(t + 1) * d_in], w, bias, y, d_in, d_out)
         }
@@ -311,7 +355,7 @@ pub fn matmul_f32_f32w_each(
     d_in: usize,
     d_out: usize,
 ) {
-    if !matmul_dense_fast(x, w, bias, outs, d_in, d_out) {
+    if !matmul_dense_fast(x, w, bias, Outs::Rows(outs), d_in, d_out) {
         for (t, y) in outs.iter_mut().enumerate() {
             matmul_f32_f32w_scalar(&x[t * d_in..(t + 1) * d_in], w, bias, y, d_in, d_out)
         }
