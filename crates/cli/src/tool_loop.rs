@@ -11,7 +11,9 @@
 use std::sync::atomic::AtomicBool;
 
 use crate::tool_args::FunctionToolArgs;
-use gptoss_chat::{Chat, ChatError, ChatEvent, ChatOptions, ToolCall, TurnOutcome, TurnStop};
+use gptoss_chat::{
+    Chat, ChatError, ChatEvent, ChatOptions, ChatUsage, ToolCall, TurnOutcome, TurnStop,
+};
 use gptoss_engine::LanguageModel;
 use gptoss_harmony::{Message, Role, ToolDescription};
 use gptoss_tools::command::{run_shell_command, CommandEnd, CommandLimits};
@@ -114,10 +116,17 @@ impl ToolLoop {
             None => chat.generate(cancel, |e| ui.event(e))?,
         };
         let mut rounds = 0;
+        // Usage and timings of the whole turn: every generation of the loop.
+        let mut usage = outcome.summary.usage;
+        let mut timings = outcome.summary.timings;
         loop {
             let call = match (&outcome.summary.stop, &outcome.tool_call) {
                 (TurnStop::Call, Some(call)) => call.clone(),
-                _ => return Ok(LoopEnd::Done(outcome)),
+                _ => {
+                    outcome.summary.usage = usage;
+                    outcome.summary.timings = timings;
+                    return Ok(LoopEnd::Done(outcome));
+                }
             };
             if rounds >= self.max_rounds {
                 return Ok(LoopEnd::RoundsExceeded(call));
@@ -130,6 +139,9 @@ impl ToolLoop {
             ui.tool_result(&output);
             chat.push_message(output.to_message(call.channel.as_deref()));
             outcome = chat.generate(cancel, |e| ui.event(e))?;
+            add_usage(&mut usage, &outcome.summary.usage);
+            timings.prefill += outcome.summary.timings.prefill;
+            timings.decode += outcome.summary.timings.decode;
         }
     }
 
@@ -168,6 +180,16 @@ impl ToolLoop {
             ),
         ))
     }
+}
+
+/// Adds one generation's token counts to the turn's. Prompt tokens count once
+/// per generation, as the API counts each model call of a tool loop.
+fn add_usage(total: &mut ChatUsage, next: &ChatUsage) {
+    total.prompt_tokens += next.prompt_tokens;
+    total.reused_tokens += next.reused_tokens;
+    total.computed_tokens += next.computed_tokens;
+    total.completion_tokens += next.completion_tokens;
+    total.reasoning_tokens += next.reasoning_tokens;
 }
 
 /// Run `--tool-command` for one function call: `sh -c CMD`, the arguments

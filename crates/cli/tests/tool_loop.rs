@@ -118,6 +118,24 @@ fn function_call_is_answered_by_the_tool_command() {
     let last = messages.last().expect("messages");
     assert_eq!(last["channel"], "final");
     assert!(result_idx < messages.len() - 1);
+
+    // Usage covers both generations of the turn. The second one reuses the
+    // first one's prompt and call from the cache (reused R2 >= P1), so only
+    // a sum that includes the first prompt, computed in full, makes the
+    // computed tokens (P1 + the tool message) exceed half the reused ones;
+    // the second generation alone computes just the tool message.
+    let usage = &json["usage"];
+    let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+    assert_eq!(
+        n("prompt_tokens"),
+        n("reused_tokens") + n("computed_tokens"),
+        "{usage}"
+    );
+    assert!(
+        n("reused_tokens") > 0 && 2 * n("computed_tokens") > n("reused_tokens"),
+        "{usage}"
+    );
+    assert!(n("completion_tokens") > n("reasoning_tokens"), "{usage}");
 }
 
 #[test]

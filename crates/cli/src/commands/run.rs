@@ -26,7 +26,8 @@ pub struct Args {
     /// Print the chain of thought (analysis channel) on stderr.
     #[arg(long)]
     pub show_reasoning: bool,
-    /// Print the parsed messages, stop reason and usage as JSON on stdout.
+    /// Print the parsed messages, stop reason and usage as JSON on stdout
+    /// (usage sums every generation of the turn, tool rounds included).
     #[arg(long)]
     pub json: bool,
     /// The prompt; read from stdin when absent or `-`.
@@ -204,6 +205,7 @@ fn json_report(
         "usage": {
             "prompt_tokens": usage.prompt_tokens,
             "reused_tokens": usage.reused_tokens,
+            "computed_tokens": usage.computed_tokens,
             "completion_tokens": usage.completion_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
         },
