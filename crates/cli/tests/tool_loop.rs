@@ -19,6 +19,13 @@ fn bin() -> Command {
 
 const WEATHER_TOOLS: &str = r#"[{"type":"function","function":{"name":"get_weather","description":"Get the current weather for a location.","parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city name, e.g. Paris"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location"]}}}]"#;
 
+/// Writes the weather function definition into `dir`; the `--tools` argument.
+fn weather_tools_file(dir: &std::path::Path) -> String {
+    let tools = dir.join("tools.json");
+    std::fs::write(&tools, WEATHER_TOOLS).expect("write tools");
+    tools.to_string_lossy().into_owned()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -49,8 +56,6 @@ fn bwrap_available() -> bool {
 #[test]
 fn function_call_is_answered_by_the_tool_command() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tools = dir.path().join("tools.json");
-    std::fs::write(&tools, WEATHER_TOOLS).expect("write tools");
     let marker = dir.path().join("called.txt");
     // The command records its input and name, then answers with a reading
     // the model cannot know from training.
@@ -59,7 +64,7 @@ fn function_call_is_answered_by_the_tool_command() {
         marker.display(),
         marker.display()
     );
-    let tools_arg = tools.to_string_lossy().into_owned();
+    let tools_arg = weather_tools_file(dir.path());
     let out = run_demo(
         &[
             "--tools",
@@ -141,9 +146,7 @@ fn function_call_is_answered_by_the_tool_command() {
 #[test]
 fn function_calls_without_an_answer_or_beyond_the_round_limit_stop_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tools = dir.path().join("tools.json");
-    std::fs::write(&tools, WEATHER_TOOLS).expect("write tools");
-    let tools_arg = tools.to_string_lossy().into_owned();
+    let tools_arg = weather_tools_file(dir.path());
     let out = run_demo(&["--tools", &tools_arg, "Weather in Rome?"], &[]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -187,9 +190,7 @@ fn function_calls_without_an_answer_or_beyond_the_round_limit_stop_clearly() {
 #[test]
 fn a_hung_tool_command_is_stopped_at_its_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tools = dir.path().join("tools.json");
-    std::fs::write(&tools, WEATHER_TOOLS).expect("write tools");
-    let tools_arg = tools.to_string_lossy().into_owned();
+    let tools_arg = weather_tools_file(dir.path());
     // The command (and the background job it starts) would run for 5 minutes.
     let start = Instant::now();
     let out = run_demo(
@@ -580,8 +581,7 @@ fn serve_runs_code_interpreter_server_side() {
 #[test]
 fn chat_asks_for_function_results_and_handoff_consent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tools = dir.path().join("tools.json");
-    std::fs::write(&tools, WEATHER_TOOLS).expect("write tools");
+    let tools_arg = weather_tools_file(dir.path());
     let chat = |args: &[&str], input: &str| -> (String, String) {
         let mut child = bin()
             .args(["chat", "--temperature", "0"])
@@ -601,7 +601,7 @@ fn chat_asks_for_function_results_and_handoff_consent() {
     };
 
     let (stdout, _) = chat(
-        &["--tools", &tools.to_string_lossy()],
+        &["--tools", &tools_arg],
         "What's the weather in Oslo?\n{\"location\": \"Oslo\", \"temperature\": 4, \"unit\": \"celsius\", \"condition\": \"snowy\"}\n/quit\n",
     );
     assert!(stdout.contains("tools: functions.get_weather"), "{stdout}");
