@@ -342,6 +342,23 @@ impl Server {
         (status, body.to_string())
     }
 
+    /// POST a `/v1/responses` request expecting 200; (the response, its first output item of `item_type`).
+    fn respond(
+        &self,
+        body: serde_json::Value,
+        item_type: &str,
+    ) -> (serde_json::Value, serde_json::Value) {
+        let (status, response) = self.post("/v1/responses", &body.to_string());
+        assert_eq!(status, 200, "{response}");
+        let json: serde_json::Value = serde_json::from_str(&response).expect("response json");
+        let item = json["output"]
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["type"] == item_type))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {item_type} item: {json}"));
+        (json, item)
+    }
+
     /// Stop it and return everything it logged.
     fn stop(mut self) -> String {
         let _ = self.child.kill();
@@ -435,21 +452,15 @@ fn handoff_is_answered_by_a_second_server_and_the_key_never_leaks() {
         ],
         &[("OPENAI_API_KEY", KEY)],
     );
-    let body = serde_json::json!({
-        "input": "Write a short poem about the moon.",
-        "tools": [{"type": "handoff"}],
-        "temperature": 0,
-        "reasoning": {"effort": "medium"},
-    })
-    .to_string();
-    let (status, response) = local.post("/v1/responses", &body);
-    assert_eq!(status, 200, "{response}");
-    let json: serde_json::Value = serde_json::from_str(&response).expect("response json");
-    let output = json["output"].as_array().cloned().unwrap_or_default();
-    let call = output
-        .iter()
-        .find(|i| i["type"] == "handoff_call")
-        .unwrap_or_else(|| panic!("no handoff_call item: {json}"));
+    let (json, call) = local.respond(
+        serde_json::json!({
+            "input": "Write a short poem about the moon.",
+            "tools": [{"type": "handoff"}],
+            "temperature": 0,
+            "reasoning": {"effort": "medium"},
+        }),
+        "handoff_call",
+    );
     assert_eq!(call["status"], "completed", "{call}");
     assert!(
         call["output"]
@@ -458,11 +469,14 @@ fn handoff_is_answered_by_a_second_server_and_the_key_never_leaks() {
         "{call}"
     );
     assert_eq!(
-        output.last().map(|i| i["type"].clone()),
+        json["output"]
+            .as_array()
+            .and_then(|o| o.last())
+            .map(|i| i["type"].clone()),
         Some("message".into()),
         "{json}"
     );
-    assert!(!response.contains(KEY));
+    assert!(!json.to_string().contains(KEY));
 
     let local_log = local.stop();
     let cloud_log = cloud.stop();
@@ -543,25 +557,22 @@ fn serve_runs_code_interpreter_server_side() {
         return;
     }
     let server = Server::start(&["--python", "on"], &[]);
-    let body = serde_json::json!({
-        "input": "What is 48213 * 3917?",
-        "tools": [{"type": "code_interpreter"}],
-        "temperature": 0,
-        "reasoning": {"effort": "medium"},
-    })
-    .to_string();
-    let (status, response) = server.post("/v1/responses", &body);
-    assert_eq!(status, 200, "{response}");
-    let json: serde_json::Value = serde_json::from_str(&response).expect("json");
-    let output = json["output"].as_array().cloned().unwrap_or_default();
-    let call = output
-        .iter()
-        .find(|i| i["type"] == "code_interpreter_call")
-        .unwrap_or_else(|| panic!("no code_interpreter_call: {json}"));
+    let (json, call) = server.respond(
+        serde_json::json!({
+            "input": "What is 48213 * 3917?",
+            "tools": [{"type": "code_interpreter"}],
+            "temperature": 0,
+            "reasoning": {"effort": "medium"},
+        }),
+        "code_interpreter_call",
+    );
     assert_eq!(call["code"], "print(48213 * 3917)");
     assert_eq!(call["outputs"][0]["type"], "logs");
     assert_eq!(call["outputs"][0]["logs"], "188850321\n");
-    let answer = output.last().expect("items");
+    let answer = json["output"]
+        .as_array()
+        .and_then(|o| o.last())
+        .expect("items");
     assert_eq!(answer["type"], "message", "{json}");
     assert!(answer["content"][0]["text"]
         .as_str()

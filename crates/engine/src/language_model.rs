@@ -88,58 +88,37 @@ pub struct DecodeRow<'a, C> {
     pub logits: &'a mut Vec<f32>,
 }
 
-impl<M: LanguageModel + ?Sized> LanguageModel for &M {
-    type Cache = M::Cache;
-    fn vocab_size(&self) -> usize {
-        (**self).vocab_size()
-    }
-    fn max_context(&self) -> usize {
-        (**self).max_context()
-    }
-    fn new_cache(&self, max_tokens: usize) -> Self::Cache {
-        (**self).new_cache(max_tokens)
-    }
-    fn forward(
-        &self,
-        tokens: &[u32],
-        cache: &mut Self::Cache,
-        which: LogitsFor,
-        logits: &mut Vec<f32>,
-    ) -> Result<(), EngineError> {
-        (**self).forward(tokens, cache, which, logits)
-    }
-    fn forward_batch(
-        &self,
-        rows: &mut [DecodeRow<'_, Self::Cache>],
-    ) -> Vec<Result<(), EngineError>> {
-        (**self).forward_batch(rows)
-    }
+/// Forwards every method to the model behind a pointer, so sessions can hold `&M` or `Arc<M>`.
+macro_rules! forward_language_model {
+    ($($pointer:ty),+) => {$(
+        impl<M: LanguageModel + ?Sized> LanguageModel for $pointer {
+            type Cache = M::Cache;
+            fn vocab_size(&self) -> usize {
+                (**self).vocab_size()
+            }
+            fn max_context(&self) -> usize {
+                (**self).max_context()
+            }
+            fn new_cache(&self, max_tokens: usize) -> Self::Cache {
+                (**self).new_cache(max_tokens)
+            }
+            fn forward(
+                &self,
+                tokens: &[u32],
+                cache: &mut Self::Cache,
+                which: LogitsFor,
+                logits: &mut Vec<f32>,
+            ) -> Result<(), EngineError> {
+                (**self).forward(tokens, cache, which, logits)
+            }
+            fn forward_batch(
+                &self,
+                rows: &mut [DecodeRow<'_, Self::Cache>],
+            ) -> Vec<Result<(), EngineError>> {
+                (**self).forward_batch(rows)
+            }
+        }
+    )+};
 }
 
-impl<M: LanguageModel + ?Sized> LanguageModel for Arc<M> {
-    type Cache = M::Cache;
-    fn vocab_size(&self) -> usize {
-        (**self).vocab_size()
-    }
-    fn max_context(&self) -> usize {
-        (**self).max_context()
-    }
-    fn new_cache(&self, max_tokens: usize) -> Self::Cache {
-        (**self).new_cache(max_tokens)
-    }
-    fn forward(
-        &self,
-        tokens: &[u32],
-        cache: &mut Self::Cache,
-        which: LogitsFor,
-        logits: &mut Vec<f32>,
-    ) -> Result<(), EngineError> {
-        (**self).forward(tokens, cache, which, logits)
-    }
-    fn forward_batch(
-        &self,
-        rows: &mut [DecodeRow<'_, Self::Cache>],
-    ) -> Vec<Result<(), EngineError>> {
-        (**self).forward_batch(rows)
-    }
-}
+forward_language_model!(&M, Arc<M>);

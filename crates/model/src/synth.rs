@@ -328,31 +328,26 @@ pub fn checkpoint_tensors(c: &Config, seed: u64, layout: SynthLayout) -> Vec<Raw
         ];
         for (orig, hf, blocks, scales, d_out, d_in) in mats {
             match layout {
-                SynthLayout::Original => {
-                    let p = format!("block.{n}.mlp.{orig}");
+                SynthLayout::Original | SynthLayout::HuggingFace { .. } => {
+                    // Same packed bytes in both layouts; only the names differ.
+                    let (blocks_name, scales_name) = match layout {
+                        SynthLayout::Original => (
+                            format!("block.{n}.mlp.{orig}.blocks"),
+                            format!("block.{n}.mlp.{orig}.scales"),
+                        ),
+                        _ => (
+                            format!("model.layers.{n}.mlp.experts.{hf}_blocks"),
+                            format!("model.layers.{n}.mlp.experts.{hf}_scales"),
+                        ),
+                    };
                     out.push(RawTensor {
-                        name: format!("{p}.blocks"),
+                        name: blocks_name,
                         dtype: "U8",
                         shape: vec![e, d_out, d_in / 32, 16],
                         data: blocks.clone(),
                     });
                     out.push(RawTensor {
-                        name: format!("{p}.scales"),
-                        dtype: "U8",
-                        shape: vec![e, d_out, d_in / 32],
-                        data: scales.clone(),
-                    });
-                }
-                SynthLayout::HuggingFace { .. } => {
-                    let p = format!("model.layers.{n}.mlp.experts.{hf}");
-                    out.push(RawTensor {
-                        name: format!("{p}_blocks"),
-                        dtype: "U8",
-                        shape: vec![e, d_out, d_in / 32, 16],
-                        data: blocks.clone(),
-                    });
-                    out.push(RawTensor {
-                        name: format!("{p}_scales"),
+                        name: scales_name,
                         dtype: "U8",
                         shape: vec![e, d_out, d_in / 32],
                         data: scales.clone(),
