@@ -349,7 +349,7 @@ pub(crate) unsafe fn dense_rows_of<T: crate::matmul::DenseWeight>(
 const FP4_X2_I8: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
 /// Half of each E8M0 scale, 2^(s - 128), as f32 (s = 0 and 1 give subnormals, 255 gives +inf).
-static HALF_SCALE: [f32; 256] = half_scales();
+pub(crate) static HALF_SCALE: [f32; 256] = half_scales();
 
 const fn half_scales() -> [f32; 256] {
     let mut t = [0f32; 256];

@@ -10,11 +10,14 @@
 pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_q8;
 pub mod dtype;
 pub mod matmul;
 pub mod moe;
 pub mod norm;
 pub mod probe;
+pub mod q8;
 pub mod rope;
 #[cfg(test)]
 mod test_rng;
@@ -28,4 +31,5 @@ pub use matmul::{
 };
 pub use moe::{swiglu_clamp_f32, topk_softmax_f32, SWIGLU_ALPHA};
 pub use norm::rmsnorm_f32;
+pub use q8::{int8_kernels, matmul_q8_mxfp4w, matmul_q8_mxfp4w_scalar, Q8Rows};
 pub use rope::{rope_yarn_f32, YarnRope};

@@ -124,7 +124,7 @@ pub fn fast_kernels() -> bool {
 /// being f32 [rows, n] (row-major by output row). One token writes straight into `y`; many go
 /// through a transposed buffer copied into `y` [n, d_out] at the end.
 #[cfg(target_arch = "x86_64")]
-fn fast_par_rows<F>(y: &mut [f32], n: usize, d_out: usize, work: usize, rows_fn: F)
+pub(crate) fn fast_par_rows<F>(y: &mut [f32], n: usize, d_out: usize, work: usize, rows_fn: F)
 where
     F: Fn(usize, usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
 {

@@ -58,6 +58,9 @@ pub struct ChatArgs {
     /// Developer instructions (the "system prompt").
     #[arg(long, value_name = "TEXT")]
     pub system: Option<String>,
+    /// MXFP4 expert products: int8 (fast; the default where the CPU has AVX2) or exact (f32).
+    #[arg(long, value_enum)]
+    pub experts: Option<crate::model_source::Experts>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }

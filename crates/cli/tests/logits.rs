@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use gptoss_model::synth::{self, SynthLayout};
-use gptoss_model::{LogitsFor, Model};
+use gptoss_model::{ExpertPath, LogitsFor, Model};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gpt-oss"))
@@ -40,7 +40,9 @@ fn writes_npy_and_top_k() {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
         .collect();
-    let model = Model::load(&ckpt).unwrap();
+    // `logits` runs the exact expert path unless told otherwise (it is for comparing numerics).
+    let mut model = Model::load(&ckpt).unwrap();
+    model.set_expert_path(ExpertPath::Exact);
     let mut cache = model.new_cache(8);
     let want = model
         .forward(&[3, 1, 4, 1, 5], &mut cache, LogitsFor::All)
@@ -58,6 +60,32 @@ fn writes_npy_and_top_k() {
         .unwrap();
     assert_eq!(top[0]["token"].as_u64().unwrap() as usize, best);
     assert!(top[0]["logit"].as_f64().unwrap() >= top[1]["logit"].as_f64().unwrap());
+
+    // `--experts int8` writes the int8 path's logits instead (different numbers on this model).
+    let res = bin()
+        .args(["logits", "--experts", "int8", "--model"])
+        .arg(&ckpt)
+        .args(["--tokens", "3,1,4,1,5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    let int8_data: Vec<f32> = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    model.set_expert_path(ExpertPath::Int8);
+    let mut cache = model.new_cache(8);
+    let want_int8 = model
+        .forward(&[3, 1, 4, 1, 5], &mut cache, LogitsFor::All)
+        .unwrap();
+    assert_eq!(int8_data, want_int8);
+    assert_ne!(int8_data, data);
 }
 
 #[test]

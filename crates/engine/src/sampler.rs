@@ -215,11 +215,22 @@ impl Sampler {
         let inv_t = 1.0 / self.params.temperature;
         self.weights.clear();
         let mut total = 0.0f64;
+        // A logit equal (same bits) to the previous one gets the previous weight without a
+        // new `exp`: the same value, so the same bits, but runs of equal logits (the demo
+        // model's ~199k tokens whose logit is exactly 0.0) cost a compare instead of an `exp`.
+        let mut prev: Option<(u32, f32)> = None;
         self.weights.extend(logits.iter().map(|&l| {
-            let w = if l.is_finite() {
-                ((l - max) * inv_t).exp()
-            } else {
-                0.0
+            let w = match prev {
+                Some((bits, w)) if bits == l.to_bits() => w,
+                _ => {
+                    let w = if l.is_finite() {
+                        ((l - max) * inv_t).exp()
+                    } else {
+                        0.0
+                    };
+                    prev = Some((l.to_bits(), w));
+                    w
+                }
             };
             total += f64::from(w);
             w
@@ -393,5 +404,55 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN, f32::INFINITY]), None);
         assert_eq!(argmax(&[-0.0, 0.0]), Some(0));
         assert_eq!(argmax(&[0.0, -0.0]), Some(0));
+    }
+
+    /// `fill_weights` (which reuses the weight of a repeated logit) against one `exp` per
+    /// logit summed in order: the same bits for every weight and for the total, on logits with
+    /// long runs of equal values (as the demo model's exact zeros), signed zeros, infinities
+    /// and NaNs (so seeded draws, which read only these, are unchanged).
+    #[test]
+    fn fill_weights_matches_one_exp_per_logit() {
+        let mut rng = ChaCha12Rng::seed_from_u64(4);
+        for case in 0..300 {
+            let len = rng.random_range(1..3000);
+            let logits: Vec<f32> = (0..len)
+                .map(|i| match (i / 37 + case) % 5 {
+                    0 | 1 => 0.0, // runs of exact zeros
+                    2 => [-0.0, f32::NAN, f32::NEG_INFINITY, f32::INFINITY][i % 4],
+                    _ => rng.random_range(-8.0..8.0),
+                })
+                .collect();
+            let temperature = [0.3f32, 1.0, 1.7][case % 3];
+            let mut sampler = Sampler::new(SamplingParams {
+                temperature,
+                seed: Some(case as u64),
+                ..SamplingParams::default()
+            })
+            .unwrap();
+            let Ok(total) = sampler.fill_weights(&logits) else {
+                assert!(logits.iter().all(|l| !l.is_finite()));
+                continue;
+            };
+            let max = logits
+                .iter()
+                .copied()
+                .filter(|l| l.is_finite())
+                .fold(f32::NEG_INFINITY, f32::max);
+            let inv_t = 1.0 / temperature;
+            let want: Vec<f32> = logits
+                .iter()
+                .map(|&l| {
+                    if l.is_finite() {
+                        ((l - max) * inv_t).exp()
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let want_total = want.iter().fold(0.0f64, |t, &w| t + f64::from(w));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&sampler.weights), bits(&want), "case {case}");
+            assert_eq!(total.to_bits(), want_total.to_bits(), "case {case}");
+        }
     }
 }

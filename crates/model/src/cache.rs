@@ -93,6 +93,13 @@ pub(crate) struct Workspace {
     pub moe_acc: Vec<f32>,
     pub bias1: Vec<f32>,
     pub bias2: Vec<f32>,
+    /// f32 [n, nonzero rows]: logits of the unembedding's nonzero rows (unembed.rs)
+    pub logits_compact: Vec<f32>,
+    /// int8 expert path: the normed rows quantized once per layer for every expert, the rows
+    /// routed to one expert, and that expert's SwiGLU output
+    pub q8_in: gptoss_backend::Q8Rows,
+    pub q8_rows: gptoss_backend::Q8Rows,
+    pub q8_act: gptoss_backend::Q8Rows,
 }
 
 /// Resizes `v` to `n` elements without shrinking its capacity.

@@ -13,16 +13,16 @@
 use std::cell::RefCell;
 
 use gptoss_backend::{
-    embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_each, matmul_f32_bf16w_io,
-    matmul_f32_f32w, matmul_f32_f32w_each, matmul_f32_f32w_io, matmul_f32_mxfp4w, rmsnorm_f32,
-    rope_yarn_f32, sdpa_sinks_f32, swiglu_clamp_f32, topk_softmax_f32, KvPages, SdpaParams,
+    embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
+    matmul_f32_f32w_io, matmul_f32_mxfp4w, matmul_q8_mxfp4w, rmsnorm_f32, rope_yarn_f32,
+    sdpa_sinks_f32, swiglu_clamp_f32, topk_softmax_f32, KvPages, Q8Rows, SdpaParams,
 };
 
 use crate::cache::{sized, KvCache, LayerKv, Workspace};
 use crate::checkpoint::Store;
 use crate::error::ForwardError;
 use crate::weights::{DenseView, ExpertMatrix, ExpertWeights, Layer, Linear};
-use crate::{DecodeRow, LogitsFor, Model};
+use crate::{DecodeRow, ExpertPath, LogitsFor, Model};
 
 /// y f32 [n, d_out] = x f32 [n, d_in] · Wᵀ + b.
 fn linear(store: &Store, lin: &Linear, x: &[f32], y: &mut [f32]) {
@@ -61,6 +61,30 @@ fn expert_linear(
             DenseView::F32(w) => matmul_f32_f32w_io(x, w, Some(bias), y, d_in, d_out),
         },
     }
+}
+
+/// The int8 path of [`expert_linear`] (MXFP4 weights only): y f32 [n, d_out] =
+/// dequant(xq) [n, d_in] · W[expert]ᵀ + b[expert]. The caller checks that `m` is MXFP4 (a dense
+/// `m` writes nothing).
+fn expert_linear_q8(
+    store: &Store,
+    m: &ExpertMatrix,
+    expert: usize,
+    xq: &Q8Rows,
+    bias: &mut Vec<f32>,
+    y: &mut [f32],
+) {
+    let ExpertWeights::Mxfp4 { blocks, scales } = &m.w else {
+        debug_assert!(false, "expert_linear_q8 on dense experts");
+        return;
+    };
+    let (d_in, d_out) = (m.d_in, m.d_out);
+    let bias = sized(bias, d_out);
+    m.bias.read_f32(store, expert * d_out, bias);
+    let per_expert = d_in * d_out;
+    let blk = blocks.get(store, expert * per_expert / 2, per_expert / 2);
+    let sc = scales.get(store, expert * per_expert / 32, per_expert / 32);
+    matmul_q8_mxfp4w(xq, blk, sc, Some(bias), y, d_out);
 }
 
 /// Scratch of the batched decode step, kept per calling thread (the server's engine thread) so
@@ -171,10 +195,14 @@ impl Model {
         let x_rows = &ws.x[rows.start * h..rows.end * h];
         let hn = sized(&mut ws.h, rows.len() * h);
         rmsnorm_f32(x_rows, &self.weights.norm, c.rms_norm_eps, hn);
-        match self.weights.unembedding.view(&self.store) {
-            DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, logits, h, c.vocab_size),
-            DenseView::F32(w) => matmul_f32_f32w(hn, w, None, logits, h, c.vocab_size),
-        }
+        self.zero_rows.project(
+            &self.store,
+            &self.weights.unembedding,
+            hn,
+            logits,
+            &mut ws.logits_compact,
+            c.vocab_size,
+        );
     }
 
     /// One decode step for several sequences (see the file header). Rows that fail the input
@@ -271,10 +299,14 @@ impl Model {
                 outs.push(out);
             }
         }
-        match self.weights.unembedding.view(&self.store) {
-            DenseView::Bf16(w) => matmul_f32_bf16w_each(hn, w, None, &mut outs, h, v),
-            DenseView::F32(w) => matmul_f32_f32w_each(hn, w, None, &mut outs, h, v),
-        }
+        self.zero_rows.project_each(
+            &self.store,
+            &self.weights.unembedding,
+            hn,
+            &mut outs,
+            &mut ws.logits_compact,
+            v,
+        );
         for &i in run.iter() {
             rows[i].cache.len += 1;
         }
@@ -398,23 +430,50 @@ impl Model {
         }
         let acc = sized(&mut ws.moe_acc, n * h);
         acc.fill(0.0);
+        // The int8 path quantizes each normed row once here, for every expert it is routed to.
+        let int8 = self.expert_path == ExpertPath::Int8
+            && matches!(layer.mlp1.w, ExpertWeights::Mxfp4 { .. })
+            && matches!(layer.mlp2.w, ExpertWeights::Mxfp4 { .. });
+        if int8 {
+            ws.q8_in.quantize(hn, h);
+        }
         for expert in 0..e {
             let rows = &ws.expert_rows[expert];
             if rows.is_empty() {
                 continue;
             }
             let m = rows.len();
-            let xin = sized(&mut ws.moe_in, m * h);
-            for (r, &(t, _)) in rows.iter().enumerate() {
-                xin[r * h..(r + 1) * h].copy_from_slice(&hn[t * h..(t + 1) * h]);
-            }
             // u f32 [m, 2·inter] (gate/linear interleaved) -> act f32 [m, inter] -> y f32 [m, hidden]
             let u = sized(&mut ws.moe_u, m * 2 * inter);
-            expert_linear(s, &layer.mlp1, expert, xin, &mut ws.bias1, u);
+            if int8 {
+                // Every row in order (one-token decode): the quantized rows as they are.
+                let all_rows = m == n && rows.iter().enumerate().all(|(r, &(t, _))| r == t);
+                let xq = if all_rows {
+                    &ws.q8_in
+                } else {
+                    ws.q8_rows.reset(h);
+                    for &(t, _) in rows {
+                        ws.q8_rows.push_row_of(&ws.q8_in, t);
+                    }
+                    &ws.q8_rows
+                };
+                expert_linear_q8(s, &layer.mlp1, expert, xq, &mut ws.bias1, u);
+            } else {
+                let xin = sized(&mut ws.moe_in, m * h);
+                for (r, &(t, _)) in rows.iter().enumerate() {
+                    xin[r * h..(r + 1) * h].copy_from_slice(&hn[t * h..(t + 1) * h]);
+                }
+                expert_linear(s, &layer.mlp1, expert, xin, &mut ws.bias1, u);
+            }
             let act = sized(&mut ws.moe_act, m * inter);
             swiglu_clamp_f32(u, c.swiglu_limit, c.swiglu_alpha, act);
             let y = sized(&mut ws.moe_out, m * h);
-            expert_linear(s, &layer.mlp2, expert, act, &mut ws.bias2, y);
+            if int8 {
+                ws.q8_act.quantize(act, inter);
+                expert_linear_q8(s, &layer.mlp2, expert, &ws.q8_act, &mut ws.bias2, y);
+            } else {
+                expert_linear(s, &layer.mlp2, expert, act, &mut ws.bias2, y);
+            }
             for (r, &(t, w)) in rows.iter().enumerate() {
                 for (a, &yv) in acc[t * h..(t + 1) * h]
                     .iter_mut()

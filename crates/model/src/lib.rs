@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod forward;
 pub mod synth;
+mod unembed;
 mod weights;
 
 use std::path::Path;
@@ -53,6 +54,36 @@ pub struct Model {
     store: Store,
     weights: Weights,
     rope: YarnRope,
+    /// How the MXFP4 expert products run (see [`ExpertPath`]).
+    expert_path: ExpertPath,
+    /// The unembedding's nonzero rows, compact, when most rows are exactly zero (unembed.rs).
+    zero_rows: unembed::ZeroRowSkip,
+}
+
+/// The numerics of the MXFP4 expert matrix products (docs/numerics.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertPath {
+    /// f32 activations times the exactly decoded weights, f32 accumulation: the path that meets
+    /// the reference within 2e-3 on the golden fixtures.
+    Exact,
+    /// Activations quantized per 32-element block to int8 (one f32 scale per block, as
+    /// llama.cpp's q8_0), integer dot products with the FP4 codes, one f32 scale per block:
+    /// ~2x faster expert products on AVX2, at a small, documented accuracy cost.
+    Int8,
+}
+
+impl ExpertPath {
+    /// The default: [`ExpertPath::Int8`] where the CPU has the int8 kernels (AVX2+FMA), unless
+    /// the environment variable `GPT_OSS_EXACT` is set to anything but `0` or empty, which
+    /// selects [`ExpertPath::Exact`] (so does a CPU without the kernels).
+    pub fn from_env() -> ExpertPath {
+        let exact = std::env::var_os("GPT_OSS_EXACT").is_some_and(|v| !v.is_empty() && v != "0");
+        if exact || !gptoss_backend::int8_kernels() {
+            ExpertPath::Exact
+        } else {
+            ExpertPath::Int8
+        }
+    }
 }
 
 impl Model {
@@ -85,6 +116,12 @@ impl Model {
 
     fn assemble(config: Config, mut store: Store) -> Result<Model, LoadError> {
         let weights = weights::bind(&mut store, &config)?;
+        let zero_rows = unembed::ZeroRowSkip::detect(
+            &store,
+            &weights.unembedding,
+            config.vocab_size,
+            config.hidden_size,
+        );
         let rope = YarnRope::new(
             config.head_dim,
             config.rope_theta,
@@ -99,7 +136,34 @@ impl Model {
             store,
             weights,
             rope,
+            expert_path: ExpertPath::from_env(),
+            zero_rows,
         })
+    }
+
+    /// How many unembedding rows are multiplied when most rows are exactly zero (the demo model:
+    /// 2,084 of 201,088), in which case the others' logits are written as 0.0 without a product
+    /// (bit-identical: see `unembed.rs`); `None` when every product takes the dense path.
+    pub fn unembedding_nonzero_rows(&self) -> Option<usize> {
+        self.zero_rows.nonzero_rows()
+    }
+
+    /// Turns the zero-row skipping off for good: every unembedding runs the dense product (for
+    /// comparisons and benchmarks; the results are the same bits either way).
+    pub fn disable_zero_row_skipping(&mut self) {
+        self.zero_rows.disable();
+    }
+
+    /// How the MXFP4 expert products run; set at load from [`ExpertPath::from_env`].
+    pub fn expert_path(&self) -> ExpertPath {
+        self.expert_path
+    }
+
+    /// Chooses how the MXFP4 expert products run from now on (checkpoints with dense experts
+    /// always run exact). [`ExpertPath::Int8`] on a CPU without AVX2 runs its scalar oracle:
+    /// same results, slower than the exact path.
+    pub fn set_expert_path(&mut self, path: ExpertPath) {
+        self.expert_path = path;
     }
 
     pub fn config(&self) -> &Config {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{max_abs_diff, reference_forward};
 use gptoss_model::synth::{self, SynthLayout};
-use gptoss_model::{Config, ForwardError, Layout, LogitsFor, Model};
+use gptoss_model::{Config, ExpertPath, ForwardError, Layout, LogitsFor, Model};
 
 fn tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
     (0..n as u64)
@@ -32,7 +32,9 @@ fn matches_f64_reference_forward() {
     for (seed, n) in [(1u64, 5usize), (2, 20)] {
         let (cfg, st) = synth::original_bytes(&c, seed);
         let reference = reference_forward(&c, &st, &tokens(n, c.vocab_size, seed));
-        let m = Model::from_memory(&cfg, st).unwrap();
+        let mut m = Model::from_memory(&cfg, st).unwrap();
+        // 1e-3 holds on the exact expert path (the int8 one: golden.rs, golden_logits_int8).
+        m.set_expert_path(ExpertPath::Exact);
         let got = full(&m, &tokens(n, c.vocab_size, seed));
         let want: Vec<f32> = reference.iter().map(|&v| v as f32).collect();
         let d = max_abs_diff(&got, &want);
@@ -173,7 +175,9 @@ fn original_and_hf_layouts_are_bit_identical() {
     ] {
         let p = dir.path().join(name);
         synth::write_checkpoint(&p, &c, 5, layout).unwrap();
-        let m = Model::load(&p).unwrap();
+        let mut m = Model::load(&p).unwrap();
+        // Exact expert path: the dequantized layout (dense experts) always runs exact.
+        m.set_expert_path(ExpertPath::Exact);
         let expected_layout = match layout {
             SynthLayout::Original => Layout::Original,
             SynthLayout::HuggingFace { .. } => Layout::HuggingFace,
@@ -188,7 +192,8 @@ fn original_and_hf_layouts_are_bit_identical() {
     assert!(max_abs_diff(&results[0], &results[3]) < 1e-4);
     // from_memory equals load.
     let (cfg, st) = synth::original_bytes(&c, 5);
-    let m = Model::from_memory(&cfg, st).unwrap();
+    let mut m = Model::from_memory(&cfg, st).unwrap();
+    m.set_expert_path(ExpertPath::Exact);
     assert_eq!(full(&m, &toks), results[0]);
 }
 

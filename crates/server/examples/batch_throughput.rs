@@ -9,9 +9,11 @@
 //! ```text
 //! cargo run --release -p gptoss-server --example batch_throughput -- \
 //!     --model assets/demo-model [--model testdata/model/real-vocab/original] \
-//!     [--batch 8] [--tokens 64] [--rounds 3] [--temperature 1.0] [--profile 8]
+//!     [--batch 8] [--tokens 64] [--rounds 3] [--temperature 1.0] [--profile 8] [--dense-unembed]
 //! ```
 //! `--temperature` makes the engine requests sample (seeded) instead of greedy decoding;
+//! `--dense-unembed` turns off the unembedding's zero-row skipping (same logits, the dense
+//! product over every row: the before/after comparison for the demo model);
 //! `--profile B` runs only model-level steps of B rows (for `perf record`).
 //! A model folder holds config.json and model.safetensors (or model.safetensors.gz, inflated in
 //! memory), or is anything `Model::load` accepts. `--model synth20b:L` builds a random model in
@@ -37,6 +39,8 @@ struct Args {
     profile: Option<usize>,
     /// Engine sampling temperature; 0 = greedy (seeded sampling otherwise).
     temperature: f32,
+    /// `--dense-unembed`: `Model::disable_zero_row_skipping`.
+    dense_unembed: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -47,6 +51,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         rounds: 3,
         profile: None,
         temperature: 0.0,
+        dense_unembed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +63,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--rounds" => args.rounds = value()?.parse()?,
             "--profile" => args.profile = Some(value()?.parse()?),
             "--temperature" => args.temperature = value()?.parse()?,
+            "--dense-unembed" => args.dense_unembed = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -170,10 +176,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         rayon_threads()
     );
     for path in &args.models {
-        let model =
-            std::sync::Arc::new(load(path).map_err(|e| format!("{}: {e}", path.display()))?);
+        let mut model = load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if args.dense_unembed {
+            model.disable_zero_row_skipping();
+        }
+        let model = std::sync::Arc::new(model);
         let vocab = model.config().vocab_size;
-        println!("model {} (vocab {vocab})", path.display());
+        let unembed = match model.unembedding_nonzero_rows() {
+            Some(k) => format!("zero-row skipping: {k} nonzero rows"),
+            None => "dense unembedding".into(),
+        };
+        println!("model {} (vocab {vocab}, {unembed})", path.display());
         if let Some(rows) = args.profile {
             for _ in 0..args.rounds {
                 let tps = model_round(&model, rows, args.tokens)?;

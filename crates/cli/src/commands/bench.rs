@@ -41,6 +41,9 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// MXFP4 expert products: int8 (fast; the default where the CPU has AVX2) or exact (f32).
+    #[arg(long, value_enum)]
+    pub experts: Option<crate::model_source::Experts>,
 }
 
 /// Bytes one decode step reads at `depth` and FLOPs per prefill token, from the model's shapes
@@ -219,8 +222,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let t_load = Instant::now();
-    let model = Model::load(&args.model)
+    let mut model = Model::load(&args.model)
         .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
+    crate::model_source::apply_experts(&mut model, args.experts);
     let c = model.config().clone();
     let max_depth = args.depth.iter().copied().max().unwrap_or(0);
     let context = args
@@ -234,11 +238,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     say(format!(
-        "loaded {} in {:.1} s; {} threads; fast kernels: {}",
+        "loaded {} in {:.1} s; {} threads; fast kernels: {}; expert products: {:?}",
         args.model.display(),
         t_load.elapsed().as_secs_f64(),
         threads,
-        gptoss_backend::fast_kernels()
+        gptoss_backend::fast_kernels(),
+        model.expert_path()
     ));
     let cost = costs(&c);
 
@@ -328,6 +333,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "cpu": cpu_name(),
         "threads": threads,
         "fast_kernels": gptoss_backend::fast_kernels(),
+        "expert_path": format!("{:?}", model.expert_path()).to_lowercase(),
         "reps": args.reps,
         "prompt_tokens": args.prompt,
         "prefill_tps": if prefill_tps.is_empty() { serde_json::Value::Null } else { p_med.into() },
@@ -352,10 +358,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "model {}  commit {}  cpu {}  threads {threads}",
+        "model {}  commit {}  cpu {}  threads {threads}  expert products {}",
         args.model.display(),
         out["commit"].as_str().unwrap_or("unknown"),
-        cpu_name()
+        cpu_name(),
+        out["expert_path"].as_str().unwrap_or("?")
     );
     println!("machine: read bandwidth {bw:.1} GB/s, f32 FMA peak {fma:.0} GFLOP/s");
     if !prefill_tps.is_empty() {

@@ -88,7 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let kit = args.builtin.kit(confirm)?;
     let mut tools = ToolLoop::new(&kit, &args.functions)?;
-    let model = crate::model_source::load_model(args.chat.model.as_deref())?;
+    let mut model = crate::model_source::load_model(args.chat.model.as_deref())?;
+    crate::model_source::apply_experts(&mut model, args.chat.experts);
     let mut options = args.chat.options();
     tools.declare(&mut options);
     let mut chat = Chat::new(&model, options)?;

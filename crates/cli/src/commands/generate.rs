@@ -31,6 +31,10 @@ pub struct Args {
     /// Print the stop reason, counts and speed on stderr.
     #[arg(long)]
     pub verbose: bool,
+    /// MXFP4 expert products: exact (f32, the default here, for comparing with a reference)
+    /// or int8 (the fast path `run`/`chat`/`serve` use on AVX2 CPUs).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub experts: crate::model_source::Experts,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -44,7 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(s) => parse_token_list(s).context("--stop")?,
         None => Vec::new(),
     };
-    let model = crate::model_source::load_model(Some(&args.model))?;
+    let mut model = crate::model_source::load_model(Some(&args.model))?;
+    crate::model_source::apply_experts(&mut model, Some(args.experts));
     let max_context = model.max_context();
     let context = args
         .context

@@ -23,6 +23,10 @@ pub struct Args {
     /// Also print, per position, a JSON array of the K highest logits.
     #[arg(long, value_name = "K")]
     pub top: Option<usize>,
+    /// MXFP4 expert products: exact (f32, the default here, for comparing with a reference)
+    /// or int8 (the fast path `run`/`chat`/`serve` use on AVX2 CPUs).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub experts: crate::model_source::Experts,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -30,8 +34,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("nothing to do: give --out FILE.npy and/or --top K");
     }
     let tokens = parse_tokens(&args.tokens)?;
-    let model = Model::load(&args.model)
+    let mut model = Model::load(&args.model)
         .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
+    crate::model_source::apply_experts(&mut model, Some(args.experts));
     let vocab = model.config().vocab_size;
     let mut cache = model.new_cache(tokens.len());
     if tokens.len() > cache.max_tokens() {

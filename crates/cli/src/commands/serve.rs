@@ -19,6 +19,9 @@ pub struct Args {
     /// the built-in demo model when absent.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
+    /// MXFP4 expert products: int8 (fast; the default where the CPU has AVX2) or exact (f32).
+    #[arg(long, value_enum)]
+    pub experts: Option<model_source::Experts>,
     /// Address to bind. The default serves this machine only.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -86,7 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
     let tools = args.builtin.kit(None)?;
-    let model = model_source::load_model(args.model.as_deref())?;
+    let mut model = model_source::load_model(args.model.as_deref())?;
+    model_source::apply_experts(&mut model, args.experts);
     let max_context = model.config().max_context();
     if args.context > max_context {
         anyhow::bail!(
