@@ -46,7 +46,10 @@ class Server:
         self.log = open(self.log_path, "w")
         args = [os.environ["GPT_OSS_BIN"], "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--max-concurrency", "2", *extra_args]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        # The dense unembedding (bit-identical logits, ~8x slower on the demo model) keeps a
+        # ~300-token answer streaming long enough for the Stop test to click Stop mid-answer.
+        env = dict(os.environ, GPTOSS_DENSE_UNEMBED="1")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.api_key = None
         if "--api-key" in extra_args:
             self.api_key = extra_args[list(extra_args).index("--api-key") + 1]

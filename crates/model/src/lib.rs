@@ -116,12 +116,17 @@ impl Model {
 
     fn assemble(config: Config, mut store: Store) -> Result<Model, LoadError> {
         let weights = weights::bind(&mut store, &config)?;
-        let zero_rows = unembed::ZeroRowSkip::detect(
+        let mut zero_rows = unembed::ZeroRowSkip::detect(
             &store,
             &weights.unembedding,
             config.vocab_size,
             config.hidden_size,
         );
+        // `GPTOSS_DENSE_UNEMBED=1`: the plain dense product (same logits, slower), for comparisons
+        // and for tests that need a generation to last (the web page's Stop button).
+        if std::env::var_os("GPTOSS_DENSE_UNEMBED").is_some_and(|v| !v.is_empty() && v != "0") {
+            zero_rows.disable();
+        }
         let rope = YarnRope::new(
             config.head_dim,
             config.rope_theta,
