@@ -10,6 +10,20 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gpt-oss"))
 }
 
+/// A float32 .npy file written by `logits`: (its header text, its values).
+fn read_npy(path: &std::path::Path) -> (String, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + hlen])
+        .unwrap()
+        .to_string();
+    let data = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (header, data)
+}
+
 #[test]
 fn writes_npy_and_top_k() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,17 +43,11 @@ fn writes_npy_and_top_k() {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let bytes = std::fs::read(&out).unwrap();
-    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+    let (header, data) = read_npy(&out);
     assert!(
         header.contains(&format!("'shape': (5, {})", c.vocab_size)),
         "{header}"
     );
-    let data: Vec<f32> = bytes[10 + hlen..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
     // `logits` runs the exact expert path unless told otherwise (it is for comparing numerics).
     let mut model = Model::load(&ckpt).unwrap();
     model.set_expert_path(ExpertPath::Exact);
@@ -74,11 +82,7 @@ fn writes_npy_and_top_k() {
         "{}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let bytes = std::fs::read(&out).unwrap();
-    let int8_data: Vec<f32> = bytes[10 + hlen..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let (_, int8_data) = read_npy(&out);
     model.set_expert_path(ExpertPath::Int8);
     let mut cache = model.new_cache(8);
     let want_int8 = model
