@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use gptoss_model::{DecodeRow, LogitsFor, Model};
+use gptoss_model::{DecodeRow, KvCache, LogitsFor, Model};
 
 fn demo_model() -> Model {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo-model");
@@ -60,32 +60,32 @@ fn demo_model_zero_rows_give_the_dense_logits_bit_for_bit() {
     let (mut sl, mut dl) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
     for step in 0..3u32 {
         let token = |s: usize| [200005, 1428, 12, 200008, 17][(s + step as usize) % 5];
-        let mut rows: Vec<DecodeRow<'_>> = sc
-            .iter_mut()
-            .zip(sl.iter_mut())
-            .enumerate()
-            .map(|(s, (cache, logits))| DecodeRow {
-                token: token(s),
-                cache,
-                logits,
-            })
-            .collect();
-        assert!(sparse.forward_batch(&mut rows).iter().all(Result::is_ok));
-        let mut rows: Vec<DecodeRow<'_>> = dc
-            .iter_mut()
-            .zip(dl.iter_mut())
-            .enumerate()
-            .map(|(s, (cache, logits))| DecodeRow {
-                token: token(s),
-                cache,
-                logits,
-            })
-            .collect();
-        assert!(dense.forward_batch(&mut rows).iter().all(Result::is_ok));
+        batch_step(&sparse, &mut sc, &mut sl, token);
+        batch_step(&dense, &mut dc, &mut dl, token);
         for s in 0..3 {
             assert_eq!(bits(&sl[s]), bits(&dl[s]), "step {step}, row {s}");
         }
     }
+}
+
+/// One `forward_batch` step: row s feeds `token(s)` into `caches[s]`, logits into `logits[s]`.
+fn batch_step(
+    model: &Model,
+    caches: &mut [KvCache],
+    logits: &mut [Vec<f32>],
+    token: impl Fn(usize) -> u32,
+) {
+    let mut rows: Vec<DecodeRow<'_>> = caches
+        .iter_mut()
+        .zip(logits.iter_mut())
+        .enumerate()
+        .map(|(s, (cache, logits))| DecodeRow {
+            token: token(s),
+            cache,
+            logits,
+        })
+        .collect();
+    assert!(model.forward_batch(&mut rows).iter().all(Result::is_ok));
 }
 
 #[test]
