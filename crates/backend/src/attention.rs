@@ -62,62 +62,80 @@ impl<'a> KvPages<'a> {
     }
 }
 
-impl KvPages<'_> {
-    /// Positions `lo..hi` (all stored) as runs that are contiguous in memory:
-    /// `f(first position, k rows, v rows)`, rows f32 [run length, kv_dim]. Walking runs instead
-    /// of looking up every position keeps divisions out of the per-key loops.
+/// Positions of a [`KvPages`] as runs that are contiguous in memory (see [`KvPages::runs`]).
+struct PastRuns<'p, 'a> {
+    past: &'p KvPages<'a>,
+    pos: usize,
+    hi: usize,
+    kv_dim: usize,
+}
+
+impl<'a> Iterator for PastRuns<'_, 'a> {
+    /// (first position, k rows, v rows), rows f32 [run length, kv_dim].
+    type Item = (usize, &'a [f32], &'a [f32]);
+
     #[inline(always)]
-    fn for_each_run(
-        &self,
-        lo: usize,
-        hi: usize,
-        kv_dim: usize,
-        mut f: impl FnMut(usize, &[f32], &[f32]),
-    ) {
-        let mut pos = lo;
-        while pos < hi {
-            let slot = match self.ring_len {
-                Some(r) => pos % r,
-                None => pos,
-            };
-            let (page, r0) = (slot / self.page_len, slot % self.page_len);
-            let mut n = (self.page_len - r0).min(hi - pos);
-            if let Some(r) = self.ring_len {
-                n = n.min(r - slot);
-            }
-            f(
-                pos,
-                &self.k_pages[page][r0 * kv_dim..(r0 + n) * kv_dim],
-                &self.v_pages[page][r0 * kv_dim..(r0 + n) * kv_dim],
-            );
-            pos += n;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.hi {
+            return None;
+        }
+        let p = self.past;
+        let slot = match p.ring_len {
+            Some(r) => self.pos % r,
+            None => self.pos,
+        };
+        let (page, r0) = (slot / p.page_len, slot % p.page_len);
+        let mut n = (p.page_len - r0).min(self.hi - self.pos);
+        if let Some(r) = p.ring_len {
+            n = n.min(r - slot);
+        }
+        let rows = r0 * self.kv_dim..(r0 + n) * self.kv_dim;
+        let run = (
+            self.pos,
+            &p.k_pages[page][rows.clone()],
+            &p.v_pages[page][rows],
+        );
+        self.pos += n;
+        Some(run)
+    }
+}
+
+impl<'a> KvPages<'a> {
+    /// Positions `lo..hi` (all stored) as runs that are contiguous in memory. Walking runs
+    /// instead of looking up every position keeps divisions out of the per-key loops.
+    #[inline(always)]
+    fn runs<'p>(&'p self, lo: usize, hi: usize, kv_dim: usize) -> PastRuns<'p, 'a> {
+        PastRuns {
+            past: self,
+            pos: lo,
+            hi,
+            kv_dim,
         }
     }
 }
 
 /// Keys `lo..end` of one attention call, stored ones then the call's own new rows, as runs
-/// contiguous in memory: `f(first position, k rows, v rows)`, rows f32 [run length, kv_dim].
+/// contiguous in memory: (first position, k rows, v rows), rows f32 [run length, kv_dim].
+/// An iterator rather than a callback so that the loops over it are compiled inside
+/// `group_task_avx2` (a callback ends up as its own function, built for baseline SSE2).
 #[inline(always)]
-fn for_each_key_run(
-    a: &GroupArgs<'_, '_>,
+fn key_runs<'s>(
+    a: &'s GroupArgs<'s, '_>,
     lo: usize,
     end: usize,
     kv_dim: usize,
-    mut f: impl FnMut(usize, &[f32], &[f32]),
-) {
+) -> impl Iterator<Item = (usize, &'s [f32], &'s [f32])> {
     let past_end = end.min(a.n_past);
-    if lo < past_end {
-        a.past.for_each_run(lo, past_end, kv_dim, &mut f);
-    }
     let new_lo = lo.max(a.n_past);
-    if new_lo < end {
+    let new_rows = (new_lo < end).then(|| {
         let (r0, r1) = (new_lo - a.n_past, end - a.n_past);
-        f(
+        (
             new_lo,
             &a.k_new[r0 * kv_dim..r1 * kv_dim],
             &a.v_new[r0 * kv_dim..r1 * kv_dim],
-        );
-    }
+        )
+    });
+    a.past.runs(lo, past_end.max(lo), kv_dim).chain(new_rows)
 }
 
 /// Asserts the shapes both attention versions take; returns (new queries, query heads per KV head).
@@ -181,7 +199,7 @@ pub fn sdpa_sinks_f32(
             unsafe { group_task_avx2(&args, idx, o, scores) };
             return;
         }
-        group_task(&args, idx, o, scores);
+        group_task(&args, idx, o, scores, Kernels::Portable);
     };
     let keys = n_past + n;
     if n * p.n_heads * keys * d < (1 << 14) {
@@ -210,13 +228,33 @@ struct GroupArgs<'a, 'b> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn group_task_avx2(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut Vec<f32>) {
-    group_task(a, idx, out, scores)
+    let kernels = if a.p.head_dim == crate::avx2_attention::D {
+        Kernels::Avx2Head64
+    } else {
+        Kernels::Portable
+    };
+    group_task(a, idx, out, scores, kernels)
+}
+
+/// Which per-key loops [`group_task`] runs: the portable ones (auto-vectorized where the
+/// compiler manages) or the AVX2 ones for head_dim 64. Both give the same bits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Head64,
 }
 
 /// Query `idx / n_kv_heads`, KV head `idx % n_kv_heads`: writes that group's heads into `out`
 /// (f32 [group, head_dim]).
 #[inline(always)]
-fn group_task(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut Vec<f32>) {
+fn group_task(
+    a: &GroupArgs<'_, '_>,
+    idx: usize,
+    out: &mut [f32],
+    scores: &mut Vec<f32>,
+    kernels: Kernels,
+) {
     let p = a.p;
     let d = p.head_dim;
     let kv_dim = p.n_kv_heads * d;
@@ -232,7 +270,7 @@ fn group_task(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut V
     let qs = &a.q[q_base..q_base + a.group * d];
     // Up to four heads per pass over a key: independent accumulator chains instead of one
     // latency-bound chain per dot product; each head's sum is still dot8's, in dot8's order.
-    for_each_key_run(a, lo, pos + 1, kv_dim, |first, ks, _| {
+    for (first, ks, _) in key_runs(a, lo, pos + 1, kv_dim) {
         let n_run = ks.len() / kv_dim;
         for r in 0..n_run {
             let jj = first + r - lo;
@@ -243,6 +281,17 @@ fn group_task(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut V
             }
             let mut hh = 0;
             while hh + 4 <= a.group {
+                #[cfg(target_arch = "x86_64")]
+                if kernels == Kernels::Avx2Head64 {
+                    // SAFETY: this variant is only chosen inside `group_task_avx2`, whose
+                    // caller checked AVX2.
+                    let s4 = unsafe { crate::avx2_attention::dot64_x4(&qs[hh * d..], kh) };
+                    for (t, s) in s4.into_iter().enumerate() {
+                        scores[(hh + t) * n_keys + jj] = s * p.sm_scale;
+                    }
+                    hh += 4;
+                    continue;
+                }
                 let heads = [
                     &qs[hh * d..(hh + 1) * d],
                     &qs[(hh + 1) * d..(hh + 2) * d],
@@ -258,7 +307,7 @@ fn group_task(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut V
                 scores[hh * n_keys + jj] = dot8(&qs[hh * d..(hh + 1) * d], kh) * p.sm_scale;
             }
         }
-    });
+    }
     // Softmax over [scores, sink] per head; the sink only joins the denominator.
     let mut inv_l = [0f32; 64];
     let mut inv_l_vec;
@@ -271,32 +320,48 @@ fn group_task(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut V
     for (hh, inv_h) in inv.iter_mut().enumerate() {
         let sink = a.sinks[h0 + hh];
         let srow = &mut scores[hh * n_keys..(hh + 1) * n_keys];
-        let m = srow.iter().fold(sink, |m, &s| if s > m { s } else { m });
-        let mut l = (sink - m).exp();
-        for s in srow.iter_mut() {
-            *s = (*s - m).exp();
-            l += *s;
+        let m = match kernels {
+            // SAFETY (both arms below): AVX2 was checked before this variant was chosen.
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Head64 => unsafe { crate::avx2_attention::max8(sink, srow) },
+            Kernels::Portable => max8(sink, srow),
+        };
+        match kernels {
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Head64 => unsafe { crate::avx2_attention::exp_shifted(srow, m) },
+            Kernels::Portable => exp_shifted(srow, m),
         }
-        *inv_h = 1.0 / l;
+        *inv_h = 1.0 / (exp_f32(sink - m) + sum8(srow));
     }
     out.fill(0.0);
-    for_each_key_run(a, lo, pos + 1, kv_dim, |first, _, vs| {
+    // Values in blocks of keys: each head's output row stays in registers over a block (one
+    // load and store per head per block, not per key) while the block's value rows stay in
+    // L1 for the group's other heads. Every output element still adds its keys' terms one by
+    // one in increasing position, so the bits do not depend on the blocking.
+    for (first, _, vs) in key_runs(a, lo, pos + 1, kv_dim) {
         let n_run = vs.len() / kv_dim;
-        for r in 0..n_run {
-            let jj = first + r - lo;
-            let vh = &vs[r * kv_dim + g * d..r * kv_dim + (g + 1) * d];
-            if r + PREFETCH_KEYS < n_run {
-                let ahead = (r + PREFETCH_KEYS) * kv_dim + g * d;
-                prefetch_row(&vs[ahead..ahead + d]);
+        let mut r0 = 0;
+        while r0 < n_run {
+            let r1 = (r0 + VALUE_BLOCK).min(n_run);
+            for r in r1..(r1 + VALUE_BLOCK).min(n_run) {
+                prefetch_row(&vs[r * kv_dim + g * d..r * kv_dim + (g + 1) * d]);
             }
-            for hh in 0..a.group {
-                let w = scores[hh * n_keys + jj];
-                for (o, &v) in out[hh * d..(hh + 1) * d].iter_mut().zip(vh) {
-                    *o += w * v;
+            let (j0, j1) = (first + r0 - lo, first + r1 - lo);
+            let block = &vs[r0 * kv_dim + g * d..];
+            for (hh, o) in out.chunks_exact_mut(d).enumerate() {
+                let w = &scores[hh * n_keys + j0..hh * n_keys + j1];
+                match kernels {
+                    // SAFETY: AVX2 was checked before this variant was chosen.
+                    #[cfg(target_arch = "x86_64")]
+                    Kernels::Avx2Head64 => unsafe {
+                        crate::avx2_attention::add_weighted_values64(o, w, block, kv_dim)
+                    },
+                    Kernels::Portable => add_weighted_values(o, w, block, kv_dim),
                 }
             }
+            r0 = r1;
         }
-    });
+    }
     for (hh, &il) in inv.iter().enumerate() {
         for o in out[hh * d..(hh + 1) * d].iter_mut() {
             *o *= il;
@@ -304,10 +369,119 @@ fn group_task(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut V
     }
 }
 
+/// Keys per block of the values pass: a block's value rows of one KV head (32 × 256 bytes at
+/// gpt-oss's head_dim 64) stay in L1 while every head of the group reads them.
+const VALUE_BLOCK: usize = 32;
+
+/// `o[l] += w[j] · v[j · stride + l]` for j = 0, 1, … in order (`o` is one head's output row,
+/// `v` the block's value rows of its KV head at `stride` floats apart).
+#[inline(always)]
+fn add_weighted_values(o: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
+    let d = o.len();
+    for (j, &wj) in w.iter().enumerate() {
+        for (a, &x) in o.iter_mut().zip(&v[j * stride..j * stride + d]) {
+            *a += wj * x;
+        }
+    }
+}
+
+/// The largest of `init` and `xs`, NaNs skipped: 8 lanes each folding every 8th element with
+/// `x > m ? x : m`, then [`max8_finish`]. The max of numbers does not depend on the order
+/// (only ±0 may differ, and exp(x - (+0)) = exp(x - (-0))), but the lanes keep the AVX2 twin
+/// to the same steps.
+#[inline(always)]
+pub(crate) fn max8(init: f32, xs: &[f32]) -> f32 {
+    let mut lanes = [init; 8];
+    let n8 = xs.len() / 8 * 8;
+    for c in xs[..n8].chunks_exact(8) {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    max8_finish(lanes, &xs[n8..])
+}
+
+/// Folds the tail elements and then the lanes of [`max8`] in order.
+#[inline(always)]
+pub(crate) fn max8_finish(lanes: [f32; 8], tail: &[f32]) -> f32 {
+    let m = lanes[1..]
+        .iter()
+        .fold(lanes[0], |m, &x| if x > m { x } else { m });
+    tail.iter().fold(m, |m, &x| if x > m { x } else { m })
+}
+
+/// `s = exp_f32(s - m)` for every element.
+#[inline(always)]
+fn exp_shifted(xs: &mut [f32], m: f32) {
+    for s in xs.iter_mut() {
+        *s = exp_f32(*s - m);
+    }
+}
+
+/// Sum in 8 interleaved lanes (lane l adds elements 8c + l in order, the tail into lanes
+/// 0.., then ((0+1)+(2+3))+((4+5)+(6+7))): a fixed order that vectorizes.
+#[inline(always)]
+fn sum8(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let n8 = xs.len() / 8 * 8;
+    for c in xs[..n8].chunks_exact(8) {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(&xs[n8..]) {
+        *a += x;
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+}
+
+/// exp(x) for x <= 0 (softmax arguments after subtracting the max), inline and vectorizable
+/// instead of a libm call: x = n·ln 2 + r with n = round(x·log2 e) (ln 2 split in two so n·ln 2
+/// is exact), e^r by a degree-7 polynomial on |r| <= ln 2 / 2, times 2^n built in the exponent
+/// bits. Within 2 ulp of exp over [-87.3, 0] (tested); exactly 1 at 0; 0 below -87.3 (where
+/// exp is under 2^-126, nothing next to the softmax's largest term, which is 1); NaN stays NaN.
+/// Positive x is outside its domain.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    if x < EXP_LO {
+        return 0.0;
+    }
+    let t = x * EXP_LOG2_E + EXP_MAGIC;
+    let n = t - EXP_MAGIC;
+    let r = (x - n * EXP_LN2_HI) - n * EXP_LN2_LO;
+    let mut p = EXP_C[0];
+    for &k in &EXP_C[1..] {
+        p = p * r + k;
+    }
+    let y = (p * (r * r) + r) + 1.0;
+    // t = 1.5·2^23 + n in one binade: its low mantissa bits are n (two's complement).
+    let e = t.to_bits().wrapping_sub(EXP_MAGIC.to_bits()) as i32;
+    y * f32::from_bits(((e + 127) as u32) << 23)
+}
+
+/// Below this, [`exp_f32`] returns 0 (exp(-87.33) ≈ 2^-126).
+pub(crate) const EXP_LO: f32 = -87.33;
+pub(crate) const EXP_LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// 1.5 · 2^23: adding it rounds to an integer (round to nearest even).
+pub(crate) const EXP_MAGIC: f32 = 12_582_912.0;
+/// ln 2 = EXP_LN2_HI + EXP_LN2_LO, the high part short enough that n · EXP_LN2_HI is exact.
+pub(crate) const EXP_LN2_HI: f32 = 0.693_359_4;
+pub(crate) const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+/// e^r ≈ 1 + r + r² · (c0·r⁵ + c1·r⁴ + … + c5), Horner from c0 (the classic single-precision
+/// minimax coefficients, close to 1/7!, 1/6!, …, 1/2!).
+pub(crate) const EXP_C: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// How many keys ahead a pass over the cache asks for the next rows: a row of one KV head is
 /// a few cache lines at a stride of the whole KV row, too sparse for the hardware prefetcher
 /// to run far enough ahead at long depths.
-const PREFETCH_KEYS: usize = 8;
+const PREFETCH_KEYS: usize = 16;
 
 /// Hints the cache lines of `row` into L1 (no effect on results).
 #[inline(always)]
@@ -672,6 +846,119 @@ mod tests {
                     (a - b).abs() < 2e-5,
                     "{n_heads}/{n_kv}/{d} past {n_past}: {a} vs {b}"
                 );
+            }
+        }
+    }
+
+    /// `exp_f32` against f64 exp: within 2 ulp over its domain, exact at 0, 0 below the
+    /// cut-off and for -inf, NaN kept.
+    #[test]
+    fn exp_f32_within_two_ulp() {
+        let mut r = Rng(8);
+        let grid = (0..=87_300).map(|i| -(i as f32) * 1e-3);
+        let randoms = (0..200_000).map(|_| (r.f() - 1.0) * 43.65);
+        let mut worst = 0f64;
+        for x in grid.chain(randoms) {
+            let got = exp_f32(x) as f64;
+            let want = (x as f64).exp();
+            // ulp of the f32 nearest to `want`
+            let ulp = (want as f32).to_bits();
+            let ulp = (f32::from_bits(ulp + 1) - f32::from_bits(ulp)) as f64;
+            worst = worst.max((got - want).abs() / ulp);
+            assert!(
+                (got - want).abs() <= 2.0 * ulp,
+                "exp({x}) = {got}, want {want}"
+            );
+        }
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(-0.0), 1.0);
+        assert_eq!(exp_f32(-90.0), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+        println!("exp_f32: worst {worst:.2} ulp");
+    }
+
+    /// The AVX2 loops equal their portable twins bit for bit, piece by piece and for whole
+    /// attention calls at head_dim 64 (odd key counts, NaN among the scores, tails of every
+    /// length).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_head64_equals_portable_bitwise() {
+        use crate::avx2_attention as fast;
+        if !crate::matmul::fast_kernels() {
+            return;
+        }
+        let mut r = Rng(17);
+        for len in [0usize, 1, 7, 8, 9, 63, 130] {
+            let mut xs: Vec<f32> = (0..len).map(|_| 30.0 * r.f()).collect();
+            if len > 5 {
+                xs[5] = f32::NAN;
+            }
+            let init = r.f();
+            // SAFETY (all unsafe blocks of this test): fast_kernels() checked AVX2.
+            let m = unsafe { fast::max8(init, &xs) };
+            assert_eq!(m.to_bits(), max8(init, &xs).to_bits());
+            let mut a = xs.clone();
+            let mut b = xs.clone();
+            unsafe { fast::exp_shifted(&mut a, m) };
+            exp_shifted(&mut b, m);
+            for (x, y) in a.iter().zip(&b) {
+                assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+            }
+        }
+        let q: Vec<f32> = (0..4 * 64).map(|_| r.f()).collect();
+        let k: Vec<f32> = (0..64).map(|_| r.f()).collect();
+        let heads = [&q[..64], &q[64..128], &q[128..192], &q[192..]];
+        let want = dot8_x4(heads, &k).map(f32::to_bits);
+        assert_eq!(unsafe { fast::dot64_x4(&q, &k) }.map(f32::to_bits), want);
+        let stride = 3 * 64;
+        let v: Vec<f32> = (0..9 * stride).map(|_| r.f()).collect();
+        let w: Vec<f32> = (0..9).map(|_| r.f()).collect();
+        let mut a: Vec<f32> = (0..64).map(|_| r.f()).collect();
+        let mut b = a.clone();
+        unsafe { fast::add_weighted_values64(&mut a, &w, &v, stride) };
+        add_weighted_values(&mut b, &w, &v, stride);
+        assert_eq!(a, b);
+
+        // Whole calls: the AVX2 variant against the portable one.
+        for &(n_past, n, window) in &[(0usize, 5usize, None), (37, 3, Some(16)), (300, 1, None)] {
+            let p = SdpaParams {
+                n_heads: 16,
+                n_kv_heads: 2,
+                head_dim: 64,
+                sm_scale: 0.125,
+                window,
+            };
+            let (q, k, v, sinks) = inputs(n_past + n, &p, 3 + n_past as u64);
+            let kvd = p.n_kv_heads * p.head_dim;
+            let (k_past, k_new) = k.split_at(n_past * kvd);
+            let (v_past, v_new) = v.split_at(n_past * kvd);
+            let kp = vec![k_past.to_vec()];
+            let vp = vec![v_past.to_vec()];
+            let past = KvPages {
+                k_pages: &kp,
+                v_pages: &vp,
+                page_len: n_past.max(1),
+                ring_len: None,
+            };
+            let q = &q[n_past * p.n_heads * 64..];
+            let args = GroupArgs {
+                q,
+                k_new,
+                v_new,
+                past: &past,
+                n_past,
+                sinks: &sinks,
+                p: &p,
+                group: p.n_heads / p.n_kv_heads,
+            };
+            let len = args.group * 64;
+            for idx in 0..n * p.n_kv_heads {
+                let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+                let mut scores = Vec::new();
+                unsafe { group_task_avx2(&args, idx, &mut a, &mut scores) };
+                group_task(&args, idx, &mut b, &mut scores, Kernels::Portable);
+                assert_eq!(a, b, "past {n_past} n {n} task {idx}");
             }
         }
     }

@@ -11,6 +11,8 @@ pub mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_attention;
+#[cfg(target_arch = "x86_64")]
 mod avx2_q8;
 pub mod dtype;
 pub mod matmul;
