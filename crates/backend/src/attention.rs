@@ -202,7 +202,8 @@ pub fn sdpa_sinks_f32(
         group_task(&args, idx, o, scores, Kernels::Portable);
     };
     let keys = n_past + n;
-    if n * p.n_heads * keys * d < (1 << 14) {
+    // Scores and values: two multiply-adds per (query, head, key, dim).
+    if 2 * n * p.n_heads * keys * d < crate::matmul::TASK_MIN_WORK {
         let mut scores = Vec::new();
         out.chunks_exact_mut(group * d)
             .enumerate()
@@ -612,7 +613,8 @@ pub fn sdpa_sinks_f32_scalar(
     };
 
     let keys = n_past + n;
-    if n * p.n_heads * keys * d < (1 << 14) {
+    // Scores and values: two multiply-adds per (query, head, key, dim).
+    if 2 * n * p.n_heads * keys * d < crate::matmul::TASK_MIN_WORK {
         out.chunks_exact_mut(d)
             .enumerate()
             .for_each(|(idx, acc)| one(idx, acc));

@@ -19,6 +19,23 @@ const LANES: usize = 8;
 /// Below this many multiply-adds a call runs on the calling thread (rayon overhead dominates).
 const PAR_MIN_WORK: usize = 1 << 15;
 
+/// Multiply-adds a parallel task gets at least: below ~65 K (a few µs on these CPUs) handing
+/// the task to another thread costs about as much as doing it.
+pub(crate) const TASK_MIN_WORK: usize = 1 << 16;
+
+/// Output rows per parallel task, a multiple of `align` (so the kernels' row tiles stay
+/// whole): up to 8 tasks per thread for balance, but none under [`TASK_MIN_WORK`]; `d_out`
+/// (one task, run on the calling thread) when the whole call is that small, as every product
+/// of a small model's decode step is.
+pub(crate) fn rows_per_task(d_out: usize, work: usize, align: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let tasks = (work / TASK_MIN_WORK).clamp(1, threads * 8);
+    if tasks == 1 {
+        return d_out;
+    }
+    d_out.div_ceil(tasks).div_ceil(align).max(1) * align
+}
+
 #[inline(always)]
 fn reduce_lanes(acc: [f32; LANES]) -> f32 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
@@ -129,12 +146,7 @@ where
     F: Fn(usize, usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
 {
     // Multiples of 12 rows keep the 4-row (decode) and 2- and 3-row (batch) tiles whole.
-    let threads = rayon::current_num_threads().max(1);
-    let per_task = if work < PAR_MIN_WORK {
-        d_out
-    } else {
-        (d_out.div_ceil(threads * 8)).div_ceil(12).max(1) * 12
-    };
+    let per_task = rows_per_task(d_out, work, 12);
     let run = |out: &mut [f32]| {
         if per_task >= d_out {
             rows_fn(0, d_out, out, &mut Vec::new());
@@ -222,12 +234,7 @@ fn matmul_dense_fast<T: DenseWeight>(
         outs.fill_pointers(ptrs, d_out);
         let out = crate::avx2::OutRows { tok: ptrs };
         // Multiples of 12 rows keep the 4-row tiles whole.
-        let threads = rayon::current_num_threads().max(1);
-        let per_task = if n * d_in * d_out < PAR_MIN_WORK {
-            d_out
-        } else {
-            (d_out.div_ceil(threads * 8)).div_ceil(12).max(1) * 12
-        };
+        let per_task = rows_per_task(d_out, n * d_in * d_out, 12);
         let run = |o0: usize| {
             let rows = per_task.min(d_out - o0);
             // SAFETY: every task writes rows o0..o0 + rows of each output, disjoint from the
