@@ -66,6 +66,40 @@ fn bf16_matmul(c: &mut Criterion) {
     }
 }
 
+/// 8-bit weights (`--weights-q8`) next to the bf16 product they replace, at the 20b shapes of
+/// the matrices they quantize: fused qkv, attention out, and the whole unembedding (one row,
+/// the decode step's largest read). The q8 timing includes quantizing the activations.
+fn q8w_matmul(c: &mut Criterion) {
+    let mut r = Rng(5);
+    let mut g = configure(c);
+    for (name, d_in, d_out, ns) in [
+        ("qkv", HIDDEN, Q_DIM + 2 * KV_DIM, &[1usize, 64][..]),
+        ("attn_out", Q_DIM, HIDDEN, &[1, 64][..]),
+        ("unembed", HIDDEN, 201_088, &[1][..]),
+    ] {
+        let w = r.vb(d_in * d_out);
+        let Ok(wq) = Q8Weights::from_bf16(&w, d_in, d_out) else {
+            panic!("q8w bench: {d_in} is not a multiple of 32");
+        };
+        for &n in ns {
+            let x = r.vf(n * d_in);
+            let mut y = vec![0f32; n * d_out];
+            let mut xq = Q8Rows::new();
+            g.throughput(Throughput::Bytes((2 * d_in * d_out) as u64));
+            g.bench_function(BenchmarkId::new(format!("q8w_{name}_bf16"), n), |b| {
+                b.iter(|| matmul_f32_bf16w(&x, &w, None, &mut y, d_in, d_out))
+            });
+            g.throughput(Throughput::Bytes(wq.bytes() as u64));
+            g.bench_function(BenchmarkId::new(format!("q8w_{name}_q8"), n), |b| {
+                b.iter(|| {
+                    xq.quantize(&x, d_in);
+                    matmul_q8_q8w(&xq, &wq, None, &mut y)
+                })
+            });
+        }
+    }
+}
+
 fn mxfp4_matmul(c: &mut Criterion) {
     let mut r = Rng(2);
     let mut g = configure(c);
@@ -154,5 +188,12 @@ fn small_ops(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bf16_matmul, mxfp4_matmul, attention, small_ops);
+criterion_group!(
+    benches,
+    bf16_matmul,
+    q8w_matmul,
+    mxfp4_matmul,
+    attention,
+    small_ops
+);
 criterion_main!(benches);

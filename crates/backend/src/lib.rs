@@ -14,12 +14,15 @@ mod avx2;
 mod avx2_attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2_q8;
+#[cfg(target_arch = "x86_64")]
+mod avx2_q8w;
 pub mod dtype;
 pub mod matmul;
 pub mod moe;
 pub mod norm;
 pub mod probe;
 pub mod q8;
+pub mod q8w;
 pub mod rope;
 #[cfg(test)]
 mod test_rng;
@@ -34,4 +37,5 @@ pub use matmul::{
 pub use moe::{swiglu_clamp_f32, topk_softmax_f32, SWIGLU_ALPHA};
 pub use norm::rmsnorm_f32;
 pub use q8::{int8_kernels, matmul_q8_mxfp4w, matmul_q8_mxfp4w_scalar, Q8Rows};
+pub use q8w::{matmul_q8_q8w, matmul_q8_q8w_each, matmul_q8_q8w_scalar, Q8Weights, Q8WeightsError};
 pub use rope::{rope_yarn_f32, YarnRope};

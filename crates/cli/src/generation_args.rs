@@ -61,6 +61,10 @@ pub struct ChatArgs {
     /// MXFP4 expert products: int8 (fast; the default where the CPU has AVX2) or exact (f32).
     #[arg(long, value_enum)]
     pub experts: Option<crate::model_source::Experts>,
+    /// Quantize the attention and unembedding weights to 8 bits at load (Q8_0: ~1.1 GB less to
+    /// read per token on gpt-oss-20b, faster decode, slightly less accurate; docs/numerics.md).
+    #[arg(long)]
+    pub weights_q8: bool,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }

@@ -30,6 +30,14 @@ pub fn apply_experts(model: &mut Model, experts: Option<Experts>) {
     }
 }
 
+/// Applies `--weights-q8`: quantizes the attention projections and the unembedding to 8 bits
+/// once (docs/numerics.md, "Q8 weights"); off keeps the bf16 weights.
+pub fn apply_weights_q8(model: &mut Model, on: bool) -> anyhow::Result<()> {
+    model
+        .set_weights_q8(on)
+        .context("--weights-q8: cannot quantize this checkpoint's weights")
+}
+
 /// The embedded demo model (`assets/demo-model`, see its MODEL_CARD.md):
 /// original-layout `config.json` bytes and one gzip-compressed safetensors
 /// file. Mostly-zero embedding tables make it ~3 MB compressed, ~105 MB open.

@@ -100,6 +100,9 @@ pub(crate) struct Workspace {
     pub q8_in: gptoss_backend::Q8Rows,
     pub q8_rows: gptoss_backend::Q8Rows,
     pub q8_act: gptoss_backend::Q8Rows,
+    /// 8-bit weights (`--weights-q8`): the activations of one attention or unembedding
+    /// product, quantized once for it
+    pub q8_dense: gptoss_backend::Q8Rows,
 }
 
 /// Resizes `v` to `n` elements without shrinking its capacity.

@@ -152,6 +152,27 @@ impl Store {
     pub(crate) fn bytes(&self, blob: usize, start: usize, end: usize) -> &[u8] {
         &self.blobs[blob].bytes()[start..end]
     }
+
+    /// Drops `t`'s pages from this process's resident memory when its blob is a file mapping
+    /// (the whole pages inside its byte range); the next read of them faults them back in from
+    /// the file. Owned blobs are left as they are. Best effort: a failed advice changes nothing.
+    pub(crate) fn release(&self, t: &crate::weights::DenseRef) {
+        let Blob::Mapped(m) = &self.blobs[t.blob] else {
+            return;
+        };
+        const PAGE: usize = 4096;
+        let (start, end) = (t.start, t.start + t.byte_len());
+        let (first, last) = (start.div_ceil(PAGE) * PAGE, end / PAGE * PAGE);
+        if last > first {
+            // SAFETY: the map is a read-only MAP_SHARED file mapping (`map_file`), so after
+            // MADV_DONTNEED the next access reads the same bytes back from the file (the loader's
+            // standing assumption that the file is not rewritten while mapped); no reference
+            // into the range is written through, and nothing else depends on the pages staying.
+            let _ = unsafe {
+                m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, last - first)
+            };
+        }
+    }
 }
 
 fn describe(e: &SafeTensorError) -> String {

@@ -14,8 +14,8 @@ use std::cell::RefCell;
 
 use gptoss_backend::{
     embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
-    matmul_f32_f32w_io, matmul_f32_mxfp4w, matmul_q8_mxfp4w, rmsnorm_f32, rope_yarn_f32,
-    sdpa_sinks_f32, swiglu_clamp_f32, topk_softmax_f32, KvPages, Q8Rows, SdpaParams,
+    matmul_f32_f32w_io, matmul_f32_mxfp4w, matmul_q8_mxfp4w, matmul_q8_q8w, rmsnorm_f32,
+    rope_yarn_f32, sdpa_sinks_f32, swiglu_clamp_f32, topk_softmax_f32, KvPages, Q8Rows, SdpaParams,
 };
 
 use crate::cache::{sized, KvCache, LayerKv, Workspace};
@@ -24,9 +24,14 @@ use crate::error::ForwardError;
 use crate::weights::{DenseView, ExpertMatrix, ExpertWeights, Layer, Linear};
 use crate::{DecodeRow, ExpertPath, LogitsFor, Model};
 
-/// y f32 [n, d_out] = x f32 [n, d_in] · Wᵀ + b.
-fn linear(store: &Store, lin: &Linear, x: &[f32], y: &mut [f32]) {
+/// y f32 [n, d_out] = x f32 [n, d_in] · Wᵀ + b; with 8-bit weights (`lin.q8`), from `xq`, the
+/// caller's quantization of x (`Q8Rows` [n, d_in]).
+fn linear(store: &Store, lin: &Linear, x: &[f32], xq: Option<&Q8Rows>, y: &mut [f32]) {
     let b = lin.b.as_deref();
+    if let (Some(w), Some(xq)) = (&lin.q8, xq) {
+        matmul_q8_q8w(xq, w, b, y);
+        return;
+    }
     match lin.w.view(store) {
         DenseView::Bf16(w) => matmul_f32_bf16w(x, w, b, y, lin.d_in, lin.d_out),
         DenseView::F32(w) => matmul_f32_f32w(x, w, b, y, lin.d_in, lin.d_out),
@@ -195,6 +200,11 @@ impl Model {
         let x_rows = &ws.x[rows.start * h..rows.end * h];
         let hn = sized(&mut ws.h, rows.len() * h);
         rmsnorm_f32(x_rows, &self.weights.norm, c.rms_norm_eps, hn);
+        if let Some(u) = &self.q8_unembed {
+            let v = c.vocab_size;
+            u.project(hn, &mut ws.q8_dense, logits, &mut ws.logits_compact, v);
+            return;
+        }
         self.zero_rows.project(
             &self.store,
             &self.weights.unembedding,
@@ -299,14 +309,17 @@ impl Model {
                 outs.push(out);
             }
         }
-        self.zero_rows.project_each(
-            &self.store,
-            &self.weights.unembedding,
-            hn,
-            &mut outs,
-            &mut ws.logits_compact,
-            v,
-        );
+        match &self.q8_unembed {
+            Some(u) => u.project_each(hn, &mut ws.q8_dense, &mut outs, &mut ws.logits_compact),
+            None => self.zero_rows.project_each(
+                &self.store,
+                &self.weights.unembedding,
+                hn,
+                &mut outs,
+                &mut ws.logits_compact,
+                v,
+            ),
+        }
         for &i in run.iter() {
             rows[i].cache.len += 1;
         }
@@ -322,9 +335,16 @@ impl Model {
         let q = sized(&mut ws.q, n * qd);
         let k = sized(&mut ws.k, n * kvd);
         let v = sized(&mut ws.v, n * kvd);
-        linear(s, &layer.q, hn, q);
-        linear(s, &layer.k, hn, k);
-        linear(s, &layer.v, hn, v);
+        // 8-bit weights: the normed rows quantized once for the three products.
+        let xq = if layer.q.q8.is_some() {
+            ws.q8_dense.quantize(hn, h);
+            Some(&ws.q8_dense)
+        } else {
+            None
+        };
+        linear(s, &layer.q, hn, xq, q);
+        linear(s, &layer.k, hn, xq, k);
+        linear(s, &layer.v, hn, xq, v);
     }
 
     /// Rotates q and k by the per-row angles in ws.cos / ws.sin.
@@ -362,7 +382,13 @@ impl Model {
     fn attn_out(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
         let h = self.config.hidden_size;
         let proj = sized(&mut ws.proj, n * h);
-        linear(&self.store, &layer.out, &ws.attn, proj);
+        let xq = if layer.out.q8.is_some() {
+            ws.q8_dense.quantize(&ws.attn, self.config.q_dim());
+            Some(&ws.q8_dense)
+        } else {
+            None
+        };
+        linear(&self.store, &layer.out, &ws.attn, xq, proj);
         for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
             *xv += *pv;
         }
@@ -410,7 +436,7 @@ impl Model {
         rmsnorm_f32(&ws.x, &layer.mlp_norm, c.rms_norm_eps, hn);
         // Router: logits f32 [n, experts]; top-k, softmax over the selected.
         let router = sized(&mut ws.router, n * e);
-        linear(s, &layer.router, hn, router);
+        linear(s, &layer.router, hn, None, router);
         ws.topk_idx.resize(n * k, 0);
         let topk_w = sized(&mut ws.topk_w, n * k);
         for t in 0..n {

@@ -93,6 +93,11 @@ impl ZeroRowSkip {
         self.sparse.as_ref().map(|s| s.ids.len())
     }
 
+    /// Token ids of the nonzero rows (ascending) when the zero-row path is in use.
+    pub fn nonzero_ids(&self) -> Option<&[u32]> {
+        self.sparse.as_ref().map(|s| &s.ids[..])
+    }
+
     /// Drops the compact copy: every product takes the dense path.
     pub fn disable(&mut self) {
         self.sparse = None;

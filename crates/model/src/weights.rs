@@ -45,6 +45,11 @@ pub(crate) enum DenseView<'a> {
 }
 
 impl DenseRef {
+    /// Bytes the tensor (or slice) spans.
+    pub fn byte_len(&self) -> usize {
+        self.n_elems * self.elem_size()
+    }
+
     fn elem_size(&self) -> usize {
         match self.dtype {
             DenseDtype::F32 => 4,
@@ -109,6 +114,8 @@ pub(crate) struct Linear {
     pub b: Option<Vec<f32>>,
     pub d_in: usize,
     pub d_out: usize,
+    /// W quantized to 8 bits when `--weights-q8` is on (q8_weights.rs); then `w` is not read.
+    pub q8: Option<gptoss_backend::Q8Weights>,
 }
 
 /// One expert matrix for every expert.
@@ -260,7 +267,13 @@ impl Binder<'_> {
             Some(b) => Some(self.small(b, &[d_out])?),
             None => None,
         };
-        Ok(Linear { w, b, d_in, d_out })
+        Ok(Linear {
+            w,
+            b,
+            d_in,
+            d_out,
+            q8: None,
+        })
     }
 
     /// An expert matrix: MXFP4 (`{base}{sep}blocks` / `{base}{sep}scales`) if present, else dense
@@ -376,6 +389,7 @@ pub(crate) fn bind(store: &mut Store, c: &Config) -> Result<Weights, LoadError> 
                     b: Some(qkv_b[r0..r0 + rows].to_vec()),
                     d_in: h,
                     d_out: rows,
+                    q8: None,
                 };
                 let (mlp1, q1) = b.experts(
                     &format!("{p}mlp.mlp1_weight"),

@@ -12,6 +12,10 @@
 //! greedy continuation is reported, not asserted (these random tiny models have top-1 margins
 //! and router gaps of ~1e-2, which int8 activations, like bf16 ones, do flip), and batched
 //! decode must equal single-sequence decode bit for bit on it too.
+//!
+//! 8-bit weights (`Model::set_weights_q8`: attention projections and unembedding quantized to
+//! Q8_0, docs/numerics.md) are checked the same way on both expert paths, within
+//! `Q8W_VS_BF16` times the reference's bf16 deviation, batched decode bit for bit.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,9 @@ const GAP: f32 = 1e-3;
 /// many times the reference's own bf16-vs-f32 deviation (measured ratios in docs/numerics.md:
 /// 0.84-1.2 for the mean, 0.42-1.01 for the max).
 const INT8_VS_BF16: f64 = 2.0;
+/// The same bound with 8-bit weights on (either expert path); measured ratios in
+/// docs/numerics.md.
+const Q8W_VS_BF16: f64 = 3.0;
 
 /// The reference's own bf16-vs-f32 logit deviation of a case: (mean abs, max abs).
 fn reference_bf16_deviation(golden: &serde_json::Value) -> (f64, f64) {
@@ -113,7 +120,7 @@ fn top2(row: &[f32]) -> (usize, f32) {
     (best, row[best] - second)
 }
 
-fn run_case(case: &Path, path: ExpertPath) -> Vec<String> {
+fn run_case(case: &Path, path: ExpertPath, weights_q8: bool) -> Vec<String> {
     let tmp = tempfile::tempdir().unwrap();
     materialize(case, tmp.path());
     let dir = tmp.path();
@@ -139,6 +146,8 @@ fn run_case(case: &Path, path: ExpertPath) -> Vec<String> {
         let mut model =
             Model::load(&p).unwrap_or_else(|e| panic!("{}/{layout}: {e}", case.display()));
         model.set_expert_path(path);
+        model.set_weights_q8(weights_q8).unwrap();
+        assert_eq!(model.weights_q8(), weights_q8);
         assert_eq!(model.config().vocab_size, vocab);
         let mut cache = model.new_cache(tokens.len() + 256);
         let got = model.forward(&tokens, &mut cache, LogitsFor::All).unwrap();
@@ -156,16 +165,22 @@ fn run_case(case: &Path, path: ExpertPath) -> Vec<String> {
         let name = case.file_name().unwrap().to_string_lossy().to_string();
         let mut greedy_matched = 0;
         let expected = ids("greedy_f32");
-        if path == ExpertPath::Int8 {
+        if path == ExpertPath::Int8 || weights_q8 {
             let (bf16_mean, bf16_max) = reference_bf16_deviation(&golden);
+            let factor = if weights_q8 {
+                Q8W_VS_BF16
+            } else {
+                INT8_VS_BF16
+            };
+            let label = format!("{path:?}{}", if weights_q8 { ", q8 weights" } else { "" });
             assert!(
-                mean_diff <= INT8_VS_BF16 * bf16_mean && max_diff as f64 <= INT8_VS_BF16 * bf16_max,
-                "{}/{layout} (Int8): mean/max abs diff {mean_diff:.3e}/{max_diff:.3e} vs the \
+                mean_diff <= factor * bf16_mean && max_diff as f64 <= factor * bf16_max,
+                "{}/{layout} ({label}): mean/max abs diff {mean_diff:.3e}/{max_diff:.3e} vs the \
                  reference's bf16 deviation {bf16_mean:.3e}/{bf16_max:.3e}",
                 case.display()
             );
             report.push(format!(
-                "{name}/{layout} (Int8): max abs diff {max_diff:.3e}, mean abs diff \
+                "{name}/{layout} ({label}): max abs diff {max_diff:.3e}, mean abs diff \
                  {mean_diff:.3e} (reference bf16: {bf16_max:.3e}, {bf16_mean:.3e}), greedy {}/{} \
                  steps",
                 greedy_steps_int8(&model, &ids("greedy_prompt"), &expected),
@@ -281,7 +296,7 @@ fn cases() -> Vec<PathBuf> {
 #[test]
 fn golden_logits() {
     for case in &cases() {
-        for line in run_case(case, ExpertPath::Exact) {
+        for line in run_case(case, ExpertPath::Exact, false) {
             eprintln!("{line}");
         }
     }
@@ -292,8 +307,20 @@ fn golden_logits() {
 #[test]
 fn golden_logits_int8() {
     for case in &cases() {
-        for line in run_case(case, ExpertPath::Int8) {
+        for line in run_case(case, ExpertPath::Int8, false) {
             eprintln!("{line}");
+        }
+    }
+}
+
+/// 8-bit weights on both expert paths: within `Q8W_VS_BF16` of the reference's bf16 deviation.
+#[test]
+fn golden_logits_q8_weights() {
+    for case in &cases() {
+        for path in [ExpertPath::Exact, ExpertPath::Int8] {
+            for line in run_case(case, path, true) {
+                eprintln!("{line}");
+            }
         }
     }
 }
@@ -302,7 +329,7 @@ fn golden_logits_int8() {
 /// the golden tokens at different depths (past the sliding window where the case is long
 /// enough), a few steps each. Every row must equal the single-sequence `forward` of the same
 /// token on an identically filled cache bit for bit, and the reference logits within TOL.
-fn run_batch_case(case: &Path, path: ExpertPath) {
+fn run_batch_case(case: &Path, path: ExpertPath, weights_q8: bool) {
     let tmp = tempfile::tempdir().unwrap();
     materialize(case, tmp.path());
     let dir = tmp.path();
@@ -318,6 +345,7 @@ fn run_batch_case(case: &Path, path: ExpertPath) {
     let (n_tok, vocab) = (shape[0], shape[1]);
     let mut model = Model::load(&dir.join("original")).unwrap();
     model.set_expert_path(path);
+    model.set_weights_q8(weights_q8).unwrap();
     let window = model.config().sliding_window;
     const STEPS: usize = 3;
     for b in [1usize, 3, 8] {
@@ -369,9 +397,10 @@ fn run_batch_case(case: &Path, path: ExpertPath) {
                     .zip(reference)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0f32, f32::max);
-                // The int8 path's distance to the reference is checked by golden_logits_int8.
+                // The int8 and q8-weight paths' distance to the reference is checked by
+                // golden_logits_int8 and golden_logits_q8_weights.
                 assert!(
-                    path == ExpertPath::Int8 || diff <= TOL,
+                    path == ExpertPath::Int8 || weights_q8 || diff <= TOL,
                     "{}: B={b} row {r} at position {pos}: max abs diff {diff} vs reference",
                     case.display()
                 );
@@ -383,13 +412,20 @@ fn run_batch_case(case: &Path, path: ExpertPath) {
 #[test]
 fn golden_batched_decode() {
     for case in &cases() {
-        run_batch_case(case, ExpertPath::Exact);
+        run_batch_case(case, ExpertPath::Exact, false);
     }
 }
 
 #[test]
 fn golden_batched_decode_int8() {
     for case in &cases() {
-        run_batch_case(case, ExpertPath::Int8);
+        run_batch_case(case, ExpertPath::Int8, false);
+    }
+}
+
+#[test]
+fn golden_batched_decode_q8_weights() {
+    for case in &cases() {
+        run_batch_case(case, ExpertPath::Int8, true);
     }
 }

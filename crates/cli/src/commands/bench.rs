@@ -44,10 +44,16 @@ pub struct Args {
     /// MXFP4 expert products: int8 (fast; the default where the CPU has AVX2) or exact (f32).
     #[arg(long, value_enum)]
     pub experts: Option<crate::model_source::Experts>,
+    /// Quantize the attention and unembedding weights to 8 bits at load (as `run --weights-q8`);
+    /// the bytes per decode step are counted accordingly.
+    #[arg(long)]
+    pub weights_q8: bool,
 }
 
 /// Bytes one decode step reads at `depth` and FLOPs per prefill token, from the model's shapes
-/// (dense tensors taken as bf16 and experts as MXFP4, as in the released checkpoints).
+/// (dense tensors taken as bf16 and experts as MXFP4, as in the released checkpoints; with
+/// `weights_q8` the attention projections and the unembedding as Q8_0: 1 byte per weight plus
+/// an f32 scale per 32).
 struct Costs {
     weight_bytes: f64,
     kv_bytes_per_depth_pos: f64,
@@ -56,7 +62,7 @@ struct Costs {
     unembed_flops: f64,
 }
 
-fn costs(c: &Config) -> Costs {
+fn costs(c: &Config, weights_q8: bool) -> Costs {
     let (h, e, k, i, v) = (
         c.hidden_size as f64,
         c.num_experts as f64,
@@ -69,13 +75,15 @@ fn costs(c: &Config) -> Costs {
     // MXFP4: half a byte per weight plus one scale byte per 32.
     let mx = |n: f64| n / 2.0 + n / 32.0;
     let expert_params = 2.0 * i * h + h * i;
+    // Bytes per weight of the matrices `--weights-q8` quantizes.
+    let dense = if weights_q8 { 1.0 + 4.0 / 32.0 } else { 2.0 };
     let attn_params = (qd + 2.0 * kvd) * h + h * qd;
     let per_layer_bytes = k * mx(expert_params)
         + k * 4.0 * (2.0 * i + h) // expert biases (bf16 read as needed)
-        + 2.0 * attn_params
+        + dense * attn_params
         + 2.0 * e * h;
     Costs {
-        weight_bytes: layers * per_layer_bytes + 2.0 * v * h + 2.0 * h,
+        weight_bytes: layers * per_layer_bytes + dense * v * h + 2.0 * h,
         // f32 K and V per cached position, full-attention layers only (rings are capped).
         kv_bytes_per_depth_pos: 2.0 * 4.0 * kvd,
         flops_per_token_no_attn: layers * 2.0 * (attn_params + e * h + k * expert_params),
@@ -225,6 +233,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = Model::load(&args.model)
         .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
     crate::model_source::apply_experts(&mut model, args.experts);
+    let load_secs = t_load.elapsed().as_secs_f64();
+    let t_q8 = Instant::now();
+    crate::model_source::apply_weights_q8(&mut model, args.weights_q8)?;
+    let q8_secs = t_q8.elapsed().as_secs_f64();
     let c = model.config().clone();
     let max_depth = args.depth.iter().copied().max().unwrap_or(0);
     let context = args
@@ -238,14 +250,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     say(format!(
-        "loaded {} in {:.1} s; {} threads; fast kernels: {}; expert products: {:?}",
+        "loaded {} in {:.1} s{}; {} threads; fast kernels: {}; expert products: {:?}; 8-bit weights: {}",
         args.model.display(),
-        t_load.elapsed().as_secs_f64(),
+        load_secs,
+        if args.weights_q8 {
+            format!(", then quantized in {q8_secs:.1} s")
+        } else {
+            String::new()
+        },
         threads,
         gptoss_backend::fast_kernels(),
-        model.expert_path()
+        model.expert_path(),
+        model.weights_q8()
     ));
-    let cost = costs(&c);
+    let cost = costs(&c, model.weights_q8());
 
     // Prefill.
     let mut prefill_tps = vec![];
@@ -334,6 +352,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "threads": threads,
         "fast_kernels": gptoss_backend::fast_kernels(),
         "expert_path": format!("{:?}", model.expert_path()).to_lowercase(),
+        "weights_q8": model.weights_q8(),
         "reps": args.reps,
         "prompt_tokens": args.prompt,
         "prefill_tps": if prefill_tps.is_empty() { serde_json::Value::Null } else { p_med.into() },
@@ -358,11 +377,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "model {}  commit {}  cpu {}  threads {threads}  expert products {}",
+        "model {}  commit {}  cpu {}  threads {threads}  expert products {}  weights_q8 {}",
         args.model.display(),
         out["commit"].as_str().unwrap_or("unknown"),
         cpu_name(),
-        out["expert_path"].as_str().unwrap_or("?")
+        out["expert_path"].as_str().unwrap_or("?"),
+        model.weights_q8()
     );
     println!("machine: read bandwidth {bw:.1} GB/s, f32 FMA peak {fma:.0} GFLOP/s");
     if !prefill_tps.is_empty() {
