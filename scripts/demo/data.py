@@ -918,12 +918,13 @@ def main():
         return
     if args.weights:
         set_weights(args.weights)
-    eval_keys, eval_prompt_toks = set(), []
+    eval_keys, eval_prompt_toks, eval_ids = set(), [], []
     if args.eval_in:
         for line in open(args.eval_in):
             it = json.loads(line)
             conv = H.Conversation.from_json(json.dumps(it["conversation"]))
             eval_prompt_toks.append(ENC.render_conversation_for_completion(conv, H.Role.ASSISTANT))
+            eval_ids.append((it["id"], it["task"]))
             user = [m for m in it["conversation"]["messages"] if m["role"] == "user"][-1]
             text = "".join(c.get("text", "") for c in user["content"])
             base = it["task"].split("_")[0]
@@ -982,7 +983,11 @@ def main():
         out / "train.npz", tokens=toks, mask=mask, offsets=np.asarray(offsets, dtype=np.int64), used=used,
         used_text=used_text, task=np.asarray(task_ids, dtype=np.int8), task_names=np.asarray(task_list),
     )
-    if not args.eval_in:
+    if args.eval_in:  # the kept eval set's prompts, for train.py's greedy decoding
+        with open(out / "eval_prompts.json", "w") as f:
+            json.dump([{"id": i, "task": t, "prompt_tokens": [int(x) for x in pt]}
+                       for (i, t), pt in zip(eval_ids, eval_prompt_toks)], f)
+    else:
         with open(out / "eval_prompts.json", "w") as f:
             json.dump([{"id": it["id"], "task": it["task"], "prompt_tokens": it["prompt_tokens"]} for it in items], f)
         with open(args.eval_out, "w") as f:

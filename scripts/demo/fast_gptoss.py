@@ -115,7 +115,7 @@ class MoE(nn.Module):
         self.router = Router(cfg)
         self.experts = Experts(cfg)
         self.top_k = cfg.num_experts_per_tok
-        self.alpha = cfg.swiglu_alpha
+        self.alpha = getattr(cfg, "swiglu_alpha", 1.702)  # transformers < 5.23 hard-codes 1.702
         self.limit = cfg.swiglu_limit
 
     def forward(self, x):

@@ -405,6 +405,8 @@ def main():
     ap.add_argument("--procs", type=int, default=1,
                     help="data-parallel CPU processes (gloo); each takes every procs-th row of each batch")
     ap.add_argument("--port", type=int, default=29533)
+    ap.add_argument("--no-amp", action="store_true",
+                    help="train in float32 on CUDA too (what the CPU recipe computes; for GPU trials of CPU recipes)")
     args = ap.parse_args()
     if args.procs > 1:
         import torch.multiprocessing as mp
@@ -485,7 +487,7 @@ def run(rank: int, args):
         for layer in model.model.layers:
             layer.mlp.router.register_forward_hook(keep_router_logits)
 
-    use_amp = device.type == "cuda"
+    use_amp = device.type == "cuda" and not args.no_amp
     stream = data.batches(np_rng, args.batch_tokens)
     model.train()
     t0 = time.time()

@@ -129,8 +129,11 @@ unsafe fn dot_rows<const R: usize>(
         // The R rows are contiguous (R · rb bytes): while this tile computes, request the tile
         // `PREFETCH_TILES` ahead, two cache lines per pair.
         let ahead = blocks.wrapping_add(PREFETCH_TILES * R * rb);
+        // Bytes of that tile per pair, divided once: a division per pair (runtime divisor)
+        // ties up Zen 1's divider, which is slow and not pipelined.
+        let step = R * rb / np;
         for p in 0..np {
-            let line = ahead.wrapping_add(p * R * rb / np / 64 * 64);
+            let line = ahead.wrapping_add((p * step) & !63);
             _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(64) as *const i8);
             let full = 2 * p + 1 < nb;
