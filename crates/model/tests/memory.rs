@@ -1,14 +1,11 @@
 //! Loading memory-maps the checkpoint: resident memory must not grow by the size of the MXFP4
 //! experts. Builds a ~200 MB checkpoint (Linux only: reads VmRSS from /proc/self/status).
 
+mod helpers;
+
 use gptoss_model::synth::{self, SynthLayout};
 use gptoss_model::{LogitsFor, Model};
-
-fn vm_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+use helpers::vm_rss_kib;
 
 #[test]
 fn load_maps_experts_without_reading_them() {

@@ -5,14 +5,11 @@
 //! ~150 MB checkpoint (Linux only: reads VmRSS from /proc/self/status). One test per file: RSS
 //! is per process.
 
+mod helpers;
+
 use gptoss_model::synth::{self, SynthLayout};
 use gptoss_model::{LogitsFor, Model};
-
-fn vm_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+use helpers::vm_rss_kib;
 
 #[test]
 fn weights_q8_releases_the_bf16_pages() {

@@ -5,45 +5,11 @@
 //! accuracy against the reference is in golden.rs (`golden_logits_q8_weights`), resident memory
 //! in q8_memory.rs.
 
-use std::io::Read;
-use std::path::Path;
+mod helpers;
 
 use gptoss_model::synth;
-use gptoss_model::{DecodeRow, KvCache, LogitsFor, Model};
-
-fn demo_model() -> Model {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo-model");
-    let config = std::fs::read(dir.join("config.json")).unwrap();
-    let gz = std::fs::File::open(dir.join("model.safetensors.gz")).unwrap();
-    let mut bytes = vec![];
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut bytes)
-        .unwrap();
-    Model::from_memory(&config, bytes).unwrap()
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn batch_step(
-    model: &Model,
-    caches: &mut [KvCache],
-    logits: &mut [Vec<f32>],
-    token: impl Fn(usize) -> u32,
-) {
-    let mut rows: Vec<DecodeRow<'_>> = caches
-        .iter_mut()
-        .zip(logits.iter_mut())
-        .enumerate()
-        .map(|(s, (cache, logits))| DecodeRow {
-            token: token(s),
-            cache,
-            logits,
-        })
-        .collect();
-    assert!(model.forward_batch(&mut rows).iter().all(Result::is_ok));
-}
+use gptoss_model::{KvCache, LogitsFor, Model};
+use helpers::{batch_step, bits, demo_model, prefill_bitwise_equal, DEMO_PROMPT};
 
 #[test]
 fn demo_model_compact_q8_unembedding_equals_the_dense_one() {
@@ -54,16 +20,9 @@ fn demo_model_compact_q8_unembedding_equals_the_dense_one() {
     dense.disable_zero_row_skipping();
     dense.set_weights_q8(true).unwrap();
     assert!(sparse.weights_q8() && dense.weights_q8());
-    let v = sparse.config().vocab_size;
 
-    let prompt: Vec<u32> = vec![
-        200006, 1428, 200008, 23, 659, 220, 1, 19, 30, 200007, 200006,
-    ];
-    let (mut cs, mut cd) = (sparse.new_cache(64), dense.new_cache(64));
-    let ls = sparse.forward(&prompt, &mut cs, LogitsFor::All).unwrap();
-    let ld = dense.forward(&prompt, &mut cd, LogitsFor::All).unwrap();
-    assert_eq!(ls.len(), prompt.len() * v);
-    assert_eq!(bits(&ls), bits(&ld));
+    let prompt = DEMO_PROMPT;
+    let (mut cs, mut cd, _) = prefill_bitwise_equal(&sparse, &dense, &prompt);
     // Decode one token on each, then batched steps of 3 sequences at different depths; each
     // batched row also equals a single-sequence decode of the same token.
     let ls = sparse.forward(&[17], &mut cs, LogitsFor::Last).unwrap();

@@ -5,25 +5,10 @@
 //! all-negative and non-finite activations, f32 tables, dense tables) are unit tests in
 //! `src/unembed.rs`.
 
-use std::io::Read;
-use std::path::Path;
+mod helpers;
 
-use gptoss_model::{DecodeRow, KvCache, LogitsFor, Model};
-
-fn demo_model() -> Model {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo-model");
-    let config = std::fs::read(dir.join("config.json")).unwrap();
-    let gz = std::fs::File::open(dir.join("model.safetensors.gz")).unwrap();
-    let mut bytes = vec![];
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut bytes)
-        .unwrap();
-    Model::from_memory(&config, bytes).unwrap()
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
+use gptoss_model::{LogitsFor, Model};
+use helpers::{batch_step, bits, demo_model, prefill_bitwise_equal, DEMO_PROMPT};
 
 #[test]
 fn demo_model_zero_rows_give_the_dense_logits_bit_for_bit() {
@@ -34,15 +19,9 @@ fn demo_model_zero_rows_give_the_dense_logits_bit_for_bit() {
     assert_eq!(dense.unembedding_nonzero_rows(), None);
     let v = sparse.config().vocab_size;
 
-    // A harmony-shaped prompt (<|start|>user<|message|>...), all positions' logits.
-    let prompt: Vec<u32> = vec![
-        200006, 1428, 200008, 23, 659, 220, 1, 19, 30, 200007, 200006,
-    ];
-    let (mut cs, mut cd) = (sparse.new_cache(64), dense.new_cache(64));
-    let ls = sparse.forward(&prompt, &mut cs, LogitsFor::All).unwrap();
-    let ld = dense.forward(&prompt, &mut cd, LogitsFor::All).unwrap();
-    assert_eq!(ls.len(), prompt.len() * v);
-    assert_eq!(bits(&ls), bits(&ld));
+    // All positions' logits of a harmony-shaped prompt.
+    let prompt = DEMO_PROMPT;
+    let (_, _, ls) = prefill_bitwise_equal(&sparse, &dense, &prompt);
     // The skipped rows really are the zero logits; the used ones are not all zero.
     assert!(ls[..v].iter().filter(|&&l| l != 0.0).count() <= 2084);
     assert!(ls[..v].iter().any(|&l| l != 0.0));
@@ -66,26 +45,6 @@ fn demo_model_zero_rows_give_the_dense_logits_bit_for_bit() {
             assert_eq!(bits(&sl[s]), bits(&dl[s]), "step {step}, row {s}");
         }
     }
-}
-
-/// One `forward_batch` step: row s feeds `token(s)` into `caches[s]`, logits into `logits[s]`.
-fn batch_step(
-    model: &Model,
-    caches: &mut [KvCache],
-    logits: &mut [Vec<f32>],
-    token: impl Fn(usize) -> u32,
-) {
-    let mut rows: Vec<DecodeRow<'_>> = caches
-        .iter_mut()
-        .zip(logits.iter_mut())
-        .enumerate()
-        .map(|(s, (cache, logits))| DecodeRow {
-            token: token(s),
-            cache,
-            logits,
-        })
-        .collect();
-    assert!(model.forward_batch(&mut rows).iter().all(Result::is_ok));
 }
 
 #[test]
