@@ -38,6 +38,15 @@ fn linear(store: &Store, lin: &Linear, x: &[f32], xq: Option<&Q8Rows>, y: &mut [
     }
 }
 
+/// The input of `lin`'s product on the 8-bit path: x f32 [n, lin.d_in] quantized into `xq`
+/// when `lin` has 8-bit weights (one quantization can serve several products of that input),
+/// else None (the f32/bf16 path, which reads x itself).
+fn q8_input<'a>(lin: &Linear, x: &[f32], xq: &'a mut Q8Rows) -> Option<&'a Q8Rows> {
+    lin.q8.as_ref()?;
+    xq.quantize(x, lin.d_in);
+    Some(xq)
+}
+
 /// y f32 [n, d_out] = x f32 [n, d_in] · W[expert]ᵀ + b[expert], W in whatever form it is stored.
 fn expert_linear(
     store: &Store,
@@ -336,12 +345,7 @@ impl Model {
         let k = sized(&mut ws.k, n * kvd);
         let v = sized(&mut ws.v, n * kvd);
         // 8-bit weights: the normed rows quantized once for the three products.
-        let xq = if layer.q.q8.is_some() {
-            ws.q8_dense.quantize(hn, h);
-            Some(&ws.q8_dense)
-        } else {
-            None
-        };
+        let xq = q8_input(&layer.q, hn, &mut ws.q8_dense);
         linear(s, &layer.q, hn, xq, q);
         linear(s, &layer.k, hn, xq, k);
         linear(s, &layer.v, hn, xq, v);
@@ -382,12 +386,7 @@ impl Model {
     fn attn_out(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
         let h = self.config.hidden_size;
         let proj = sized(&mut ws.proj, n * h);
-        let xq = if layer.out.q8.is_some() {
-            ws.q8_dense.quantize(&ws.attn, self.config.q_dim());
-            Some(&ws.q8_dense)
-        } else {
-            None
-        };
+        let xq = q8_input(&layer.out, &ws.attn, &mut ws.q8_dense);
         linear(&self.store, &layer.out, &ws.attn, xq, proj);
         for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
             *xv += *pv;
