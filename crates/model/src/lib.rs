@@ -22,6 +22,7 @@ mod error;
 mod forward;
 mod q8_weights;
 pub mod synth;
+mod tensors;
 mod unembed;
 mod weights;
 
@@ -32,6 +33,9 @@ use gptoss_backend::YarnRope;
 pub use cache::{KvCache, MAX_SNAPSHOTS, PAGE_LEN};
 pub use config::Config;
 pub use error::{ForwardError, LoadError};
+pub use tensors::{
+    DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
+};
 pub use weights::Layout;
 
 use checkpoint::{Blob, Store};

@@ -1,0 +1,209 @@
+//! The KV cache of one sequence in device memory, with the CPU cache's semantics
+//! (`gptoss_model::KvCache`): full-attention layers hold every position and grow in
+//! 256-position steps as the sequence does (never `max_tokens` up front); sliding layers hold
+//! a ring of `min(sliding_window, max_tokens)` positions (position p in slot p % ring).
+//! Snapshots copy the rings on the device so `rollback_to` can restore them.
+
+use gptoss_model::{Config, MAX_SNAPSHOTS, PAGE_LEN};
+
+use crate::context::GpuContext;
+use crate::kernels::Recorder;
+
+pub(crate) struct LayerCache {
+    /// Some(ring_len) on sliding-window layers.
+    pub ring: Option<usize>,
+    /// f32 [capacity, kv_dim] each; None until first written.
+    pub k: Option<wgpu::Buffer>,
+    pub v: Option<wgpu::Buffer>,
+    /// Positions (slots) the buffers hold.
+    pub capacity: usize,
+}
+
+struct Snapshot {
+    len: usize,
+    /// (k, v) ring copies per sliding layer, in layer order (None if not yet allocated).
+    rings: Vec<Option<(wgpu::Buffer, wgpu::Buffer)>>,
+}
+
+/// One sequence's keys and values on the device. Made by [`crate::GpuModel::new_cache`].
+pub struct GpuCache {
+    pub(crate) model_id: u64,
+    pub(crate) layers: Vec<LayerCache>,
+    pub(crate) kv_dim: usize,
+    pub(crate) len: usize,
+    max_tokens: usize,
+    snapshots: Vec<Snapshot>,
+}
+
+impl GpuCache {
+    pub(crate) fn new(model_id: u64, c: &Config, max_tokens: usize) -> GpuCache {
+        let ring = max_tokens.min(c.sliding_window).max(1);
+        GpuCache {
+            model_id,
+            layers: (0..c.num_hidden_layers)
+                .map(|i| LayerCache {
+                    ring: (c.is_sliding(i) && c.sliding_window > 0).then_some(ring),
+                    k: None,
+                    v: None,
+                    capacity: 0,
+                })
+                .collect(),
+            kv_dim: c.kv_dim(),
+            len: 0,
+            max_tokens,
+            snapshots: Vec::new(),
+        }
+    }
+
+    /// Positions held (the next token's position).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Bytes of device memory held by the buffers and snapshots.
+    pub fn allocated_bytes(&self) -> u64 {
+        let row = (self.kv_dim * 4) as u64;
+        let live: u64 = self.layers.iter().map(|l| 2 * l.capacity as u64 * row).sum();
+        let snaps: u64 = self
+            .snapshots
+            .iter()
+            .flat_map(|s| s.rings.iter().flatten())
+            .map(|(k, v)| k.size() + v.size())
+            .sum();
+        live + snaps
+    }
+
+    /// Makes room for positions `[0, needed)`: allocates rings on first use and grows the
+    /// full layers (doubling, in whole pages, at most `max_tokens`), copying what they hold.
+    pub(crate) fn reserve(&mut self, ctx: &GpuContext, rec: &mut Recorder, needed: usize) {
+        let row = (self.kv_dim * 4) as u64;
+        let len = self.len;
+        for l in &mut self.layers {
+            let want = match l.ring {
+                Some(r) => r,
+                None if l.capacity >= needed => continue,
+                None => needed
+                    .max(2 * l.capacity)
+                    .div_ceil(PAGE_LEN)
+                    .saturating_mul(PAGE_LEN)
+                    .min(self.max_tokens)
+                    .max(needed),
+            };
+            if l.k.is_some() && l.capacity >= want {
+                continue;
+            }
+            let k = ctx.storage("kv cache k", want as u64 * row);
+            let v = ctx.storage("kv cache v", want as u64 * row);
+            if let (Some(ok), Some(ov)) = (&l.k, &l.v) {
+                let keep = (len.min(l.capacity) as u64) * row;
+                rec.copy(ok, 0, &k, 0, keep);
+                rec.copy(ov, 0, &v, 0, keep);
+            }
+            l.k = Some(k);
+            l.v = Some(v);
+            l.capacity = want;
+        }
+    }
+
+    /// Forgets everything and frees the buffers.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.snapshots.clear();
+        for l in &mut self.layers {
+            l.k = None;
+            l.v = None;
+            l.capacity = 0;
+        }
+    }
+
+    /// Remembers the rings' state at the current length (device copies, window × layers).
+    pub fn mark_snapshot(&mut self, ctx: &GpuContext) {
+        if self.snapshots.last().is_some_and(|s| s.len == self.len) {
+            return;
+        }
+        let mut rec = Recorder::new(ctx);
+        let rings = self
+            .layers
+            .iter()
+            .filter(|l| l.ring.is_some())
+            .map(|l| match (&l.k, &l.v) {
+                (Some(k), Some(v)) => {
+                    let (ck, cv) = (ctx.storage("snapshot k", k.size()), ctx.storage("snapshot v", v.size()));
+                    rec.copy(k, 0, &ck, 0, k.size());
+                    rec.copy(v, 0, &cv, 0, v.size());
+                    Some((ck, cv))
+                }
+                _ => None,
+            })
+            .collect();
+        rec.submit(ctx, &mut None);
+        if self.snapshots.len() >= MAX_SNAPSHOTS {
+            self.snapshots.remove(1.min(self.snapshots.len() - 1));
+        }
+        self.snapshots.push(Snapshot {
+            len: self.len,
+            rings,
+        });
+    }
+
+    /// As `gptoss_model::KvCache::rollback_to`: forget positions `>= n_tokens`, restoring the
+    /// rings from the newest usable snapshot; returns how many positions are really kept.
+    pub fn rollback_to(&mut self, ctx: &GpuContext, n_tokens: usize) -> usize {
+        if n_tokens >= self.len {
+            return self.len;
+        }
+        let ring = self.layers.iter().filter_map(|l| l.ring).max();
+        let keep = match ring {
+            None => n_tokens,
+            Some(r) if self.len <= r => n_tokens,
+            Some(r) => {
+                let lost_from = self.len - r;
+                match self.snapshots.iter().rposition(|s| s.len <= n_tokens) {
+                    None => 0,
+                    Some(si) => {
+                        let s_len = self.snapshots[si].len;
+                        let merge = s_len >= lost_from || s_len == n_tokens;
+                        let target = if merge { n_tokens } else { s_len };
+                        let (from, to) = (target.saturating_sub(r), target.min(lost_from));
+                        let row = (self.kv_dim * 4) as u64;
+                        let mut rec = Recorder::new(ctx);
+                        let snap = &self.snapshots[si];
+                        for (layer, saved) in self
+                            .layers
+                            .iter()
+                            .filter(|l| l.ring.is_some())
+                            .zip(&snap.rings)
+                        {
+                            let (Some(k), Some(v), Some((sk, sv))) = (&layer.k, &layer.v, saved)
+                            else {
+                                continue;
+                            };
+                            let lr = layer.capacity;
+                            for pos in from..to {
+                                let off = (pos % lr) as u64 * row;
+                                rec.copy(sk, off, k, off, row);
+                                rec.copy(sv, off, v, off, row);
+                            }
+                        }
+                        rec.submit(ctx, &mut None);
+                        target
+                    }
+                }
+            }
+        };
+        self.len = keep;
+        self.snapshots.retain(|s| s.len <= keep);
+        if keep == 0 {
+            self.clear();
+        }
+        keep
+    }
+}

@@ -1,0 +1,319 @@
+//! The model's weights in device memory, uploaded once from the checkpoint's mapping: MXFP4
+//! experts as their packed bytes (4.25 bits a weight), dense matrices in their stored dtype,
+//! q/k/v fused into one matrix so one product makes all three, and the small vectors (norms,
+//! sinks, biases) as f32.
+
+use gptoss_model::{
+    Config, DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
+};
+
+use crate::context::GpuContext;
+use crate::kernels::{ExpertFormat, WeightFormat};
+use crate::GpuError;
+
+/// A dense product's weights on the device.
+pub(crate) struct DeviceLinear {
+    pub w: wgpu::Buffer,
+    pub format: WeightFormat,
+    /// f32 [d_out]
+    pub bias: Option<wgpu::Buffer>,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// One expert matrix for every expert, laid out [E, d_out, d_in].
+pub(crate) struct DeviceExperts {
+    /// MXFP4 codes (u32 words) or the dense elements.
+    pub w: wgpu::Buffer,
+    /// E8M0 scale bytes (MXFP4); a placeholder for dense experts.
+    pub scales: wgpu::Buffer,
+    /// f32 [E, d_out]
+    pub bias: wgpu::Buffer,
+}
+
+pub(crate) struct DeviceLayer {
+    pub attn_norm: wgpu::Buffer,
+    /// q, k and v rows stacked: [q_dim + 2·kv_dim, hidden]
+    pub qkv: DeviceLinear,
+    pub out: DeviceLinear,
+    pub sinks: wgpu::Buffer,
+    pub mlp_norm: wgpu::Buffer,
+    pub router: DeviceLinear,
+    pub mlp1: DeviceExperts,
+    pub mlp2: DeviceExperts,
+}
+
+pub(crate) struct DeviceWeights {
+    pub embedding: wgpu::Buffer,
+    pub embed_format: WeightFormat,
+    /// The unembedding, or only its nonzero rows (then `unembed_ids` maps row -> token id).
+    pub unembedding: DeviceLinear,
+    pub unembed_ids: Option<wgpu::Buffer>,
+    pub norm: wgpu::Buffer,
+    pub layers: Vec<DeviceLayer>,
+    pub expert_format: ExpertFormat,
+    /// Bytes of weights on the device.
+    pub bytes: u64,
+}
+
+fn format_of(t: &DenseTensor<'_>) -> WeightFormat {
+    match t {
+        DenseTensor::Bf16(_) => WeightFormat::Bf16,
+        DenseTensor::F32(_) => WeightFormat::F32,
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+fn to_f32(t: &DenseTensor<'_>) -> Vec<f32> {
+    match t {
+        DenseTensor::Bf16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        DenseTensor::F32(v) => v.to_vec(),
+    }
+}
+
+/// The expert format of a model (every layer must agree).
+pub(crate) fn expert_format(t: &ModelTensors<'_>) -> Result<ExpertFormat, GpuError> {
+    let of = |e: &ExpertTensors<'_>| match e.weight {
+        ExpertTensor::Mxfp4 { .. } => ExpertFormat::Mxfp4,
+        ExpertTensor::OutIn(d) | ExpertTensor::InOut(d) => ExpertFormat::Dense(format_of(&d)),
+    };
+    let first = t
+        .layers
+        .first()
+        .map(|l| of(&l.mlp1))
+        .ok_or_else(|| GpuError::Unsupported("a model without layers".into()))?;
+    for (i, l) in t.layers.iter().enumerate() {
+        if of(&l.mlp1) != first || of(&l.mlp2) != first {
+            return Err(GpuError::Unsupported(format!(
+                "layer {i}'s experts are stored in another format than layer 0's"
+            )));
+        }
+    }
+    Ok(first)
+}
+
+/// Total bytes [`DeviceWeights::upload`] will place on the device (for the fit check and the
+/// progress bar).
+pub(crate) fn device_bytes(t: &ModelTensors<'_>, c: &Config) -> u64 {
+    let lin = |l: &LinearTensors<'_>| (l.weight.byte_len() + l.bias.map_or(0, |b| b.len() * 4)) as u64;
+    let exp = |e: &ExpertTensors<'_>| {
+        let w = match e.weight {
+            ExpertTensor::Mxfp4 { blocks, scales } => blocks.len() + scales.len(),
+            ExpertTensor::OutIn(d) | ExpertTensor::InOut(d) => d.byte_len(),
+        };
+        (w + e.bias.len() * 4) as u64
+    };
+    let unembed = match t.unembedding_nonzero_ids {
+        Some(ids) => {
+            (ids.len() * c.hidden_size * t.unembedding.byte_len() / t.unembedding.len().max(1)
+                + ids.len() * 4) as u64
+        }
+        None => t.unembedding.byte_len() as u64,
+    };
+    let layers: u64 = t
+        .layers
+        .iter()
+        .map(|l| {
+            lin(&l.q) + lin(&l.k) + lin(&l.v) + lin(&l.out) + lin(&l.router)
+                + exp(&l.mlp1)
+                + exp(&l.mlp2)
+                + ((l.attn_norm.len() + l.mlp_norm.len() + l.sinks.len()) * 4) as u64
+        })
+        .sum();
+    t.embedding.byte_len() as u64 + unembed + t.norm.len() as u64 * 4 + layers
+}
+
+/// Uploads with a running byte count for the progress callback and the out-of-memory message.
+struct Uploader<'a> {
+    ctx: &'a GpuContext,
+    done: u64,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+}
+
+impl Uploader<'_> {
+    fn put(&mut self, label: &str, data: &[u8]) -> Result<wgpu::Buffer, GpuError> {
+        let (done, total) = (&mut self.done, self.total);
+        let progress = &mut *self.progress;
+        let r = self.ctx.upload(label, data, &mut |n| {
+            *done += n;
+            progress(*done, total);
+        });
+        match r {
+            Err(GpuError::OutOfMemory { adapter, what, .. }) => Err(GpuError::OutOfMemory {
+                adapter,
+                needed: self.total,
+                allocated: self.done,
+                what,
+            }),
+            other => other,
+        }
+    }
+
+    fn vector(&mut self, label: &str, v: &[f32]) -> Result<wgpu::Buffer, GpuError> {
+        self.put(label, f32_bytes(v))
+    }
+
+    fn linear(&mut self, label: &str, l: &LinearTensors<'_>) -> Result<DeviceLinear, GpuError> {
+        Ok(DeviceLinear {
+            w: self.put(label, l.weight.bytes())?,
+            format: format_of(&l.weight),
+            bias: match l.bias {
+                Some(b) => Some(self.vector(&format!("{label} bias"), b)?),
+                None => None,
+            },
+            d_in: l.d_in,
+            d_out: l.d_out,
+        })
+    }
+
+    /// q, k, v stacked into one [q_dim + 2·kv_dim, hidden] product.
+    fn qkv(&mut self, label: &str, l: &LayerTensors<'_>) -> Result<DeviceLinear, GpuError> {
+        let parts = [&l.q, &l.k, &l.v];
+        let format = format_of(&l.q.weight);
+        if parts.iter().any(|p| format_of(&p.weight) != format) {
+            return Err(GpuError::Unsupported(format!(
+                "{label}: q, k and v are stored in different dtypes"
+            )));
+        }
+        let mut w = Vec::with_capacity(parts.iter().map(|p| p.weight.byte_len()).sum());
+        for p in parts {
+            w.extend_from_slice(p.weight.bytes());
+        }
+        let any_bias = parts.iter().any(|p| p.bias.is_some());
+        let mut bias = Vec::new();
+        for p in parts {
+            match p.bias {
+                Some(b) => bias.extend_from_slice(b),
+                None => bias.resize(bias.len() + p.d_out, 0.0),
+            }
+        }
+        Ok(DeviceLinear {
+            w: self.put(label, &w)?,
+            format,
+            bias: if any_bias {
+                Some(self.vector(&format!("{label} bias"), &bias)?)
+            } else {
+                None
+            },
+            d_in: l.q.d_in,
+            d_out: l.q.d_out + l.k.d_out + l.v.d_out,
+        })
+    }
+
+    fn experts(
+        &mut self,
+        label: &str,
+        e: &ExpertTensors<'_>,
+        n_experts: usize,
+    ) -> Result<DeviceExperts, GpuError> {
+        let (w, scales) = match e.weight {
+            ExpertTensor::Mxfp4 { blocks, scales } => (
+                self.put(label, blocks)?,
+                self.put(&format!("{label} scales"), scales)?,
+            ),
+            ExpertTensor::OutIn(d) => (self.put(label, d.bytes())?, self.put("placeholder", &[0; 4])?),
+            ExpertTensor::InOut(d) => {
+                // [E, d_in, d_out] -> [E, d_out, d_in], element by element in the stored dtype.
+                let size = d.byte_len() / d.len().max(1);
+                let src = d.bytes();
+                let mut t = vec![0u8; src.len()];
+                let (di, dout) = (e.d_in, e.d_out);
+                for x in 0..n_experts {
+                    for i in 0..di {
+                        for o in 0..dout {
+                            let from = ((x * di + i) * dout + o) * size;
+                            let to = ((x * dout + o) * di + i) * size;
+                            t[to..to + size].copy_from_slice(&src[from..from + size]);
+                        }
+                    }
+                }
+                (self.put(label, &t)?, self.put("placeholder", &[0; 4])?)
+            }
+        };
+        Ok(DeviceExperts {
+            w,
+            scales,
+            bias: self.vector(&format!("{label} bias"), &to_f32(&e.bias))?,
+        })
+    }
+}
+
+impl DeviceWeights {
+    /// Uploads every tensor of `t`; `progress(done, total)` in bytes.
+    pub(crate) fn upload(
+        ctx: &GpuContext,
+        c: &Config,
+        t: &ModelTensors<'_>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<DeviceWeights, GpuError> {
+        let expert_format = expert_format(t)?;
+        let total = device_bytes(t, c);
+        let mut up = Uploader {
+            ctx,
+            done: 0,
+            total,
+            progress,
+        };
+        let h = c.hidden_size;
+        let embedding = up.put("embedding", t.embedding.bytes())?;
+        let (unembedding, unembed_ids) = match t.unembedding_nonzero_ids {
+            Some(ids) => {
+                let size = t.unembedding.byte_len() / t.unembedding.len().max(1);
+                let src = t.unembedding.bytes();
+                let mut rows = Vec::with_capacity(ids.len() * h * size);
+                for &id in ids {
+                    let at = id as usize * h * size;
+                    rows.extend_from_slice(&src[at..at + h * size]);
+                }
+                let lin = DeviceLinear {
+                    w: up.put("unembedding (nonzero rows)", &rows)?,
+                    format: format_of(&t.unembedding),
+                    bias: None,
+                    d_in: h,
+                    d_out: ids.len(),
+                };
+                (lin, Some(up.put("unembedding ids", bytemuck::cast_slice(ids))?))
+            }
+            None => (
+                DeviceLinear {
+                    w: up.put("unembedding", t.unembedding.bytes())?,
+                    format: format_of(&t.unembedding),
+                    bias: None,
+                    d_in: h,
+                    d_out: c.vocab_size,
+                },
+                None,
+            ),
+        };
+        let norm = up.vector("norm", t.norm)?;
+        let mut layers = Vec::with_capacity(t.layers.len());
+        for (i, l) in t.layers.iter().enumerate() {
+            let name = |s: &str| format!("layer {i} {s}");
+            layers.push(DeviceLayer {
+                attn_norm: up.vector(&name("attention norm"), l.attn_norm)?,
+                qkv: up.qkv(&name("qkv"), l)?,
+                out: up.linear(&name("attention out"), &l.out)?,
+                sinks: up.vector(&name("sinks"), l.sinks)?,
+                mlp_norm: up.vector(&name("mlp norm"), l.mlp_norm)?,
+                router: up.linear(&name("router"), &l.router)?,
+                mlp1: up.experts(&name("mlp1"), &l.mlp1, c.num_experts)?,
+                mlp2: up.experts(&name("mlp2"), &l.mlp2, c.num_experts)?,
+            });
+        }
+        ctx.wait()?;
+        Ok(DeviceWeights {
+            embedding,
+            embed_format: format_of(&t.embedding),
+            unembedding,
+            unembed_ids,
+            norm,
+            layers,
+            expert_format,
+            bytes: up.done,
+        })
+    }
+}
