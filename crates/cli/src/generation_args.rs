@@ -66,6 +66,8 @@ pub struct ChatArgs {
     #[arg(long)]
     pub weights_q8: bool,
     #[command(flatten)]
+    pub device: crate::device::DeviceArg,
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 

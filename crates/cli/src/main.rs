@@ -2,6 +2,7 @@
 //! its module in `commands/`. Only this crate turns errors into exit codes.
 
 mod commands;
+mod device;
 mod generation_args;
 mod model_source;
 mod tool_args;
@@ -47,6 +48,8 @@ enum Command {
     Index(commands::index::Args),
     /// Write a random checkpoint with the real gpt-oss names, shapes and dtypes.
     Synth(commands::synth::Args),
+    /// List the GPU adapters `--device gpu:N` can use.
+    Devices(commands::devices::Args),
     /// Measure prefill/decode speed against this machine's bandwidth and FMA limits.
     Bench(commands::bench::Args),
 }
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         Command::Index(args) => commands::index::run(args),
         Command::Synth(args) => commands::synth::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Devices(args) => commands::devices::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

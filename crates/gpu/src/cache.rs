@@ -71,7 +71,11 @@ impl GpuCache {
     /// Bytes of device memory held by the buffers and snapshots.
     pub fn allocated_bytes(&self) -> u64 {
         let row = (self.kv_dim * 4) as u64;
-        let live: u64 = self.layers.iter().map(|l| 2 * l.capacity as u64 * row).sum();
+        let live: u64 = self
+            .layers
+            .iter()
+            .map(|l| 2 * l.capacity as u64 * row)
+            .sum();
         let snaps: u64 = self
             .snapshots
             .iter()
@@ -136,7 +140,10 @@ impl GpuCache {
             .filter(|l| l.ring.is_some())
             .map(|l| match (&l.k, &l.v) {
                 (Some(k), Some(v)) => {
-                    let (ck, cv) = (ctx.storage("snapshot k", k.size()), ctx.storage("snapshot v", v.size()));
+                    let (ck, cv) = (
+                        ctx.storage("snapshot k", k.size()),
+                        ctx.storage("snapshot v", v.size()),
+                    );
                     rec.copy(k, 0, &ck, 0, k.size());
                     rec.copy(v, 0, &cv, 0, v.size());
                     Some((ck, cv))

@@ -64,7 +64,9 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
             wgpu::DeviceType::Other => "other",
         },
         backend: format!("{:?}", info.backend).to_lowercase(),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
         max_buffer_size: limits.max_buffer_size,
         max_binding_size: limits.max_storage_buffer_binding_size as u64,
         is_software: info.device_type == wgpu::DeviceType::Cpu,
@@ -114,11 +116,12 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&desc)).map_err(|e| GpuError::OpenDevice {
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            GpuError::OpenDevice {
                 adapter: summary.name.clone(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -142,7 +145,10 @@ impl GpuContext {
 
     /// The first error wgpu reported since the last call, as a [`GpuError`].
     pub(crate) fn take_error(&self) -> Result<(), GpuError> {
-        let mut v = self.errors.lock().map_err(|_| GpuError::Device("poisoned".into()))?;
+        let mut v = self
+            .errors
+            .lock()
+            .map_err(|_| GpuError::Device("poisoned".into()))?;
         if v.is_empty() {
             return Ok(());
         }
@@ -221,7 +227,12 @@ impl GpuContext {
     }
 
     /// Copies `bytes` bytes from the start of `src` back to the host.
-    pub(crate) fn read_back(&self, src: &wgpu::Buffer, bytes: u64, out: &mut Vec<u8>) -> Result<(), GpuError> {
+    pub(crate) fn read_back(
+        &self,
+        src: &wgpu::Buffer,
+        bytes: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), GpuError> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read back"),
             size: bytes.max(4).div_ceil(4) * 4,

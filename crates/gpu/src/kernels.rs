@@ -270,7 +270,14 @@ impl Recorder {
     }
 
     /// Copies `bytes` bytes between buffers (offsets and size multiples of 4).
-    pub fn copy(&mut self, src: &wgpu::Buffer, src_off: u64, dst: &wgpu::Buffer, dst_off: u64, bytes: u64) {
+    pub fn copy(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_off: u64,
+        dst: &wgpu::Buffer,
+        dst_off: u64,
+        bytes: u64,
+    ) {
         if bytes > 0 {
             self.ops.push(Op::Copy {
                 src: src.clone(),
@@ -335,7 +342,8 @@ impl Recorder {
                         entries: &entries,
                     });
                     let p = pass.get_or_insert_with(|| {
-                        enc.begin_compute_pass(&Default::default()).forget_lifetime()
+                        enc.begin_compute_pass(&Default::default())
+                            .forget_lifetime()
                     });
                     p.set_pipeline(&pipeline);
                     p.set_bind_group(0, &group, &[]);

@@ -74,7 +74,13 @@ impl GpuModel {
         model: &Model,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GpuModel, GpuError> {
-        GpuModel::from_tensors(ctx, model.config(), model.rope(), &model.tensors(), progress)
+        GpuModel::from_tensors(
+            ctx,
+            model.config(),
+            model.rope(),
+            &model.tensors(),
+            progress,
+        )
     }
 
     /// Uploads the tensors `t` of a model with `config` (the weights need not come from a file:
@@ -122,7 +128,11 @@ impl GpuModel {
 
     /// A cache for up to `max_tokens` positions (clamped to the model's context).
     pub fn new_cache(&self, max_tokens: usize) -> GpuCache {
-        GpuCache::new(self.id, &self.config, max_tokens.min(self.config.max_context()))
+        GpuCache::new(
+            self.id,
+            &self.config,
+            max_tokens.min(self.config.max_context()),
+        )
     }
 
     /// The checks of one batched decode row (as `forward`'s for one token).
@@ -134,7 +144,11 @@ impl GpuModel {
         self.check_input(std::slice::from_ref(&token), cache)
     }
 
-    fn check_input(&self, tokens: &[u32], cache: &GpuCache) -> Result<(), gptoss_model::ForwardError> {
+    fn check_input(
+        &self,
+        tokens: &[u32],
+        cache: &GpuCache,
+    ) -> Result<(), gptoss_model::ForwardError> {
         use gptoss_model::ForwardError;
         if tokens.is_empty() {
             return Err(ForwardError::EmptyInput);
@@ -170,8 +184,7 @@ impl GpuModel {
         which: LogitsFor,
         logits: &mut Vec<f32>,
     ) -> Result<(), GpuError> {
-        self.check_input(tokens, cache)
-            ?;
+        self.check_input(tokens, cache)?;
         logits.clear();
         let n = tokens.len();
         let mut start = 0;
@@ -267,7 +280,8 @@ impl GpuModel {
         };
 
         // Inputs: token ids and each row's rotary angles (cos rows, then sin rows).
-        ctx.queue.write_buffer(&b.tokens, 0, bytemuck::cast_slice(tokens));
+        ctx.queue
+            .write_buffer(&b.tokens, 0, bytemuck::cast_slice(tokens));
         let dh = hd / 2;
         let mut cs = vec![0f32; 2 * n * dh];
         {
@@ -296,7 +310,9 @@ impl GpuModel {
         let eps = c.rms_norm_eps;
         for (li, l) in self.w.layers.iter().enumerate() {
             self.rmsnorm(&mut rec, n, &b.x, &l.attn_norm, &b.hn, eps)?;
-            self.linear(&mut rec, &l.qkv, &b.hn, 0, h, n, &b.qkv, stride, false, None, b)?;
+            self.linear(
+                &mut rec, &l.qkv, &b.hn, 0, h, n, &b.qkv, stride, false, None, b,
+            )?;
             rec.dispatch(
                 &kn.rope,
                 &[
@@ -308,9 +324,17 @@ impl GpuModel {
                     P::U(qd as u32),
                 ],
                 &[&b.cs, &b.qkv],
-                [(((heads + c.num_key_value_heads) * dh) as u32).div_ceil(64), nu, 1],
+                [
+                    (((heads + c.num_key_value_heads) * dh) as u32).div_ceil(64),
+                    nu,
+                    1,
+                ],
             )?;
-            let window = if c.is_sliding(li) { c.sliding_window } else { 0 };
+            let window = if c.is_sliding(li) {
+                c.sliding_window
+            } else {
+                0
+            };
             for (s, &(n_splits, kps)) in segs.iter().zip(&splits) {
                 let lc = &s.cache.layers[li];
                 let (Some(kc), Some(vc)) = (&lc.k, &lc.v) else {
@@ -370,7 +394,9 @@ impl GpuModel {
             // x += out(attn)
             self.linear(&mut rec, &l.out, &b.attn, 0, qd, n, &b.x, h, true, None, b)?;
             self.rmsnorm(&mut rec, n, &b.x, &l.mlp_norm, &b.hn, eps)?;
-            self.linear(&mut rec, &l.router, &b.hn, 0, h, n, &b.router, e, false, None, b)?;
+            self.linear(
+                &mut rec, &l.router, &b.hn, 0, h, n, &b.router, e, false, None, b,
+            )?;
             rec.dispatch(
                 &kn.topk,
                 &[P::U(nu), P::U(e as u32), P::U(k as u32)],
@@ -387,7 +413,14 @@ impl GpuModel {
                     P::F(c.swiglu_limit),
                     P::F(c.swiglu_alpha),
                 ],
-                &[&b.hn, &b.idx, &l.mlp1.w, &l.mlp1.scales, &l.mlp1.bias, &b.act],
+                &[
+                    &b.hn,
+                    &b.idx,
+                    &l.mlp1.w,
+                    &l.mlp1.scales,
+                    &l.mlp1.bias,
+                    &b.act,
+                ],
                 [(2 * inter as u32).div_ceil(4), nu * k as u32, 1],
             )?;
             rec.dispatch(
@@ -478,7 +511,9 @@ impl GpuModel {
         ids: Option<&wgpu::Buffer>,
         b: &Bufs,
     ) -> Result<(), GpuError> {
-        let flags = u32::from(l.bias.is_some()) | if accumulate { 2 } else { 0 } | if ids.is_some() { 4 } else { 0 };
+        let flags = u32::from(l.bias.is_some())
+            | if accumulate { 2 } else { 0 }
+            | if ids.is_some() { 4 } else { 0 };
         rec.dispatch(
             self.kernels.linear(l.format),
             &[
@@ -544,7 +579,10 @@ fn check_shapes(c: &Config) -> Result<(), GpuError> {
         return bad(format!("head_dim {} (even, at most 256)", c.head_dim));
     }
     if c.experts_per_token > 8 {
-        return bad(format!("{} experts per token (at most 8)", c.experts_per_token));
+        return bad(format!(
+            "{} experts per token (at most 8)",
+            c.experts_per_token
+        ));
     }
     if c.num_experts > 32 * 1024 || c.experts_per_token > c.num_experts {
         return bad(format!("{} experts", c.num_experts));

@@ -98,7 +98,8 @@ pub(crate) fn expert_format(t: &ModelTensors<'_>) -> Result<ExpertFormat, GpuErr
 /// Total bytes [`DeviceWeights::upload`] will place on the device (for the fit check and the
 /// progress bar).
 pub(crate) fn device_bytes(t: &ModelTensors<'_>, c: &Config) -> u64 {
-    let lin = |l: &LinearTensors<'_>| (l.weight.byte_len() + l.bias.map_or(0, |b| b.len() * 4)) as u64;
+    let lin =
+        |l: &LinearTensors<'_>| (l.weight.byte_len() + l.bias.map_or(0, |b| b.len() * 4)) as u64;
     let exp = |e: &ExpertTensors<'_>| {
         let w = match e.weight {
             ExpertTensor::Mxfp4 { blocks, scales } => blocks.len() + scales.len(),
@@ -117,7 +118,11 @@ pub(crate) fn device_bytes(t: &ModelTensors<'_>, c: &Config) -> u64 {
         .layers
         .iter()
         .map(|l| {
-            lin(&l.q) + lin(&l.k) + lin(&l.v) + lin(&l.out) + lin(&l.router)
+            lin(&l.q)
+                + lin(&l.k)
+                + lin(&l.v)
+                + lin(&l.out)
+                + lin(&l.router)
                 + exp(&l.mlp1)
                 + exp(&l.mlp2)
                 + ((l.attn_norm.len() + l.mlp_norm.len() + l.sinks.len()) * 4) as u64
@@ -215,7 +220,10 @@ impl Uploader<'_> {
                 self.put(label, blocks)?,
                 self.put(&format!("{label} scales"), scales)?,
             ),
-            ExpertTensor::OutIn(d) => (self.put(label, d.bytes())?, self.put("placeholder", &[0; 4])?),
+            ExpertTensor::OutIn(d) => (
+                self.put(label, d.bytes())?,
+                self.put("placeholder", &[0; 4])?,
+            ),
             ExpertTensor::InOut(d) => {
                 // [E, d_in, d_out] -> [E, d_out, d_in], element by element in the stored dtype.
                 let size = d.byte_len() / d.len().max(1);
@@ -276,7 +284,10 @@ impl DeviceWeights {
                     d_in: h,
                     d_out: ids.len(),
                 };
-                (lin, Some(up.put("unembedding ids", bytemuck::cast_slice(ids))?))
+                (
+                    lin,
+                    Some(up.put("unembedding ids", bytemuck::cast_slice(ids))?),
+                )
             }
             None => (
                 DeviceLinear {

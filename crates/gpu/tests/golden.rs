@@ -45,12 +45,14 @@ fn argmax(row: &[f32]) -> u32 {
 fn greedy<M: LanguageModel>(m: &M, prompt: &[u32], steps: usize) -> Vec<u32> {
     let mut cache = m.new_cache(prompt.len() + steps + 1);
     let mut logits = Vec::new();
-    m.forward(prompt, &mut cache, LogitsFor::Last, &mut logits).unwrap();
+    m.forward(prompt, &mut cache, LogitsFor::Last, &mut logits)
+        .unwrap();
     let mut out = vec![];
     for _ in 0..steps {
         let t = argmax(&logits);
         out.push(t);
-        m.forward(&[t], &mut cache, LogitsFor::Last, &mut logits).unwrap();
+        m.forward(&[t], &mut cache, LogitsFor::Last, &mut logits)
+            .unwrap();
     }
     out
 }
@@ -89,7 +91,8 @@ fn golden_logits_on_the_device() {
             let Some(gpu) = upload(&cpu) else { return };
             let mut cache = gpu.new_cache(tokens.len() + 64);
             let mut got = Vec::new();
-            gpu.forward(&tokens, &mut cache, LogitsFor::All, &mut got).unwrap();
+            gpu.forward(&tokens, &mut cache, LogitsFor::All, &mut got)
+                .unwrap();
             assert_eq!(got.len(), want.len(), "{name}");
             let max = got
                 .iter()
@@ -103,9 +106,15 @@ fn golden_logits_on_the_device() {
             let expected = ids("greedy_f32");
             if !prompt.is_empty() {
                 let on_gpu = greedy(&gpu, &prompt, expected.len());
-                assert_eq!(on_gpu, expected, "{name}: greedy continuation vs the reference");
+                assert_eq!(
+                    on_gpu, expected,
+                    "{name}: greedy continuation vs the reference"
+                );
                 let on_cpu = greedy(&cpu, &prompt, expected.len());
-                assert_eq!(on_gpu, on_cpu, "{name}: greedy continuation vs the CPU path");
+                assert_eq!(
+                    on_gpu, on_cpu,
+                    "{name}: greedy continuation vs the CPU path"
+                );
             }
         }
     }
@@ -115,7 +124,10 @@ fn golden_logits_on_the_device() {
 /// each sequence's own `forward`, and rollback + replay (prefix reuse) gives the same logits.
 #[test]
 fn batched_decode_and_rollback_match_single_sequences() {
-    let case = cases().into_iter().find(|c| c.ends_with("window128")).unwrap();
+    let case = cases()
+        .into_iter()
+        .find(|c| c.ends_with("window128"))
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     materialize(&case, tmp.path());
     let golden: serde_json::Value =
@@ -130,14 +142,20 @@ fn batched_decode_and_rollback_match_single_sequences() {
     cpu.set_expert_path(ExpertPath::Exact);
     let Some(gpu) = upload(&cpu) else { return };
     let depths = [1usize, 7, tokens.len() - 1];
-    let mut caches: Vec<_> = depths.iter().map(|_| gpu.new_cache(tokens.len() + 8)).collect();
+    let mut caches: Vec<_> = depths
+        .iter()
+        .map(|_| gpu.new_cache(tokens.len() + 8))
+        .collect();
     let mut singles = Vec::new();
     for (c, &d) in caches.iter_mut().zip(&depths) {
         let mut l = Vec::new();
-        gpu.forward(&tokens[..d], c, LogitsFor::Nothing, &mut l).unwrap();
+        gpu.forward(&tokens[..d], c, LogitsFor::Nothing, &mut l)
+            .unwrap();
         let mut solo = gpu.new_cache(tokens.len() + 8);
-        gpu.forward(&tokens[..d], &mut solo, LogitsFor::Nothing, &mut l).unwrap();
-        gpu.forward(&tokens[d..d + 1], &mut solo, LogitsFor::Last, &mut l).unwrap();
+        gpu.forward(&tokens[..d], &mut solo, LogitsFor::Nothing, &mut l)
+            .unwrap();
+        gpu.forward(&tokens[d..d + 1], &mut solo, LogitsFor::Last, &mut l)
+            .unwrap();
         singles.push(l);
     }
     let mut outs: Vec<Vec<f32>> = vec![Vec::new(); depths.len()];
@@ -156,20 +174,30 @@ fn batched_decode_and_rollback_match_single_sequences() {
     }
     drop(rows);
     for ((o, s), d) in outs.iter().zip(&singles).zip(&depths) {
-        let max = o.iter().zip(s).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(max <= 1e-5, "depth {d}: batched vs single max abs diff {max}");
+        let max = o
+            .iter()
+            .zip(s)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max <= 1e-5,
+            "depth {d}: batched vs single max abs diff {max}"
+        );
     }
 
     // Prefix reuse: snapshot, go on, roll back, replay: same logits as the first time.
     let mut cache = gpu.new_cache(tokens.len() + 8);
     let mut first = Vec::new();
     let half = tokens.len() / 2;
-    gpu.forward(&tokens[..half], &mut cache, LogitsFor::Nothing, &mut first).unwrap();
+    gpu.forward(&tokens[..half], &mut cache, LogitsFor::Nothing, &mut first)
+        .unwrap();
     cache.mark_snapshot();
-    gpu.forward(&tokens[half..], &mut cache, LogitsFor::Last, &mut first).unwrap();
+    gpu.forward(&tokens[half..], &mut cache, LogitsFor::Last, &mut first)
+        .unwrap();
     let kept = cache.rollback_to(half);
     assert_eq!(kept, half);
     let mut again = Vec::new();
-    gpu.forward(&tokens[half..], &mut cache, LogitsFor::Last, &mut again).unwrap();
+    gpu.forward(&tokens[half..], &mut cache, LogitsFor::Last, &mut again)
+        .unwrap();
     assert_eq!(first, again, "replay after rollback");
 }

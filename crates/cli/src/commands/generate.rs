@@ -36,6 +36,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "exact")]
     pub experts: crate::model_source::Experts,
     #[command(flatten)]
+    pub device: crate::device::DeviceArg,
+    #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 
@@ -50,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut model = crate::model_source::load_model(Some(&args.model))?;
     crate::model_source::apply_experts(&mut model, Some(args.experts));
+    let model = crate::device::place(model, args.device.device, &[])?;
     let max_context = model.max_context();
     let context = args
         .context

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use gptoss_engine::{KvState, LanguageModel};
 use gptoss_model::{LogitsFor, Model};
 
 #[derive(clap::Args)]
@@ -27,6 +28,8 @@ pub struct Args {
     /// or int8 (the fast path `run`/`chat`/`serve` use on AVX2 CPUs).
     #[arg(long, value_enum, default_value = "exact")]
     pub experts: crate::model_source::Experts,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -38,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
     crate::model_source::apply_experts(&mut model, Some(args.experts));
     let vocab = model.config().vocab_size;
+    let model = crate::device::place(model, args.device.device, &[])?;
     let mut cache = model.new_cache(tokens.len());
     if tokens.len() > cache.max_tokens() {
         bail!(
@@ -46,8 +50,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cache.max_tokens()
         );
     }
-    let logits = model
-        .forward(&tokens, &mut cache, LogitsFor::All)
+    let mut logits = Vec::new();
+    model
+        .forward(&tokens, &mut cache, LogitsFor::All, &mut logits)
         .context("forward pass failed")?;
     if let Some(out) = &args.out {
         write_npy_f32(out, &[tokens.len(), vocab], &logits)

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod chat;
 pub mod detokenize;
+pub mod devices;
 pub mod generate;
 pub mod index;
 pub mod logits;

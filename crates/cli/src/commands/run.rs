@@ -119,6 +119,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = crate::model_source::load_model(args.chat.model.as_deref())?;
     crate::model_source::apply_experts(&mut model, args.chat.experts);
     crate::model_source::apply_weights_q8(&mut model, args.chat.weights_q8)?;
+    let model = crate::device::place(
+        model,
+        args.chat.device.device,
+        &[("--weights-q8", args.chat.weights_q8)],
+    )?;
     let mut options = args.chat.options();
     tools.declare(&mut options);
     let mut chat = Chat::new(&model, options)?;

@@ -26,6 +26,8 @@ pub struct Args {
     /// read per token on gpt-oss-20b, faster decode, slightly less accurate; docs/numerics.md).
     #[arg(long)]
     pub weights_q8: bool,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArg,
     /// Address to bind. The default serves this machine only.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -96,6 +98,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = model_source::load_model(args.model.as_deref())?;
     model_source::apply_experts(&mut model, args.experts);
     model_source::apply_weights_q8(&mut model, args.weights_q8)?;
+    let model = crate::device::place(
+        model,
+        args.device.device,
+        &[("--weights-q8", args.weights_q8)],
+    )?;
     let max_context = model.config().max_context();
     if args.context > max_context {
         anyhow::bail!(

@@ -13,7 +13,10 @@ pub fn open(test: &str) -> Option<GpuContext> {
         }
         Err(e) => {
             let required = std::env::var("GPTOSS_REQUIRE_GPU").is_ok_and(|v| v == "1");
-            assert!(!required, "{test}: GPTOSS_REQUIRE_GPU=1 but no adapter: {e}");
+            assert!(
+                !required,
+                "{test}: GPTOSS_REQUIRE_GPU=1 but no adapter: {e}"
+            );
             eprintln!("{test}: SKIPPED, no GPU adapter: {e}");
             None
         }

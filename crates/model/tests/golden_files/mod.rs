@@ -57,4 +57,3 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     );
     (shape, data)
 }
-
