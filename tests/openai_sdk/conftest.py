@@ -27,7 +27,9 @@ def start_server(extra_args=()):
     port = free_port()
     args = [binary, "serve", "--model", model_dir, "--host", "127.0.0.1", "--port", str(port),
             "--api-key", API_KEY, "--max-concurrency", "8", "--context", "2048",
-            "--model-name", "gpt-oss-test", *extra_args]
+            "--model-name", "gpt-oss-test",
+            # GPT_OSS_SERVE_ARGS="--device gpu": the same suite against the GPU backend.
+            *os.environ.get("GPT_OSS_SERVE_ARGS", "").split(), *extra_args]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

@@ -10,6 +10,7 @@
 #   MODEL_DIR   checkpoint to serve (default: the committed real-vocabulary golden
 #               checkpoint testdata/model/real-vocab/original, unpacked to a temp dir;
 #               random weights, real tokenizer: tests check protocol, not answer quality)
+#   GPT_OSS_SERVE_ARGS  extra `serve` flags, e.g. "--device gpu" to run the suite on the GPU backend
 #   LOAD=1      also run the 32-client load test and the 8-vs-1 throughput benchmark
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
