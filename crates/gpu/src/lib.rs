@@ -22,6 +22,9 @@ mod model;
 mod seam;
 mod weights;
 
+#[cfg(test)]
+mod kernel_tests;
+
 pub use cache::GpuCache;
 pub use context::{list_adapters, AdapterSummary, GpuContext};
 pub use error::GpuError;
