@@ -48,12 +48,15 @@ pub struct DeviceArg {
 }
 
 /// A model on the CPU or on a GPU.
+// One per process (and one cache per sequence): the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum DeviceModel {
     Cpu(Model),
     Gpu(SharedGpuModel),
 }
 
 /// A KV cache of a [`DeviceModel`], on the model's device.
+#[allow(clippy::large_enum_variant)]
 pub enum DeviceCache {
     Cpu(KvCache),
     Gpu(GpuKv),

@@ -68,7 +68,7 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
             .trim()
             .to_string(),
         max_buffer_size: limits.max_buffer_size,
-        max_binding_size: limits.max_storage_buffer_binding_size as u64,
+        max_binding_size: limits.max_storage_buffer_binding_size,
         is_software: info.device_type == wgpu::DeviceType::Cpu,
     }
 }
@@ -187,7 +187,7 @@ impl GpuContext {
     ) -> Result<wgpu::Buffer, GpuError> {
         const PIECE: usize = 64 << 20;
         let size = (data.len() as u64).max(16).div_ceil(4) * 4;
-        let max = self.limits.max_storage_buffer_binding_size as u64;
+        let max = self.limits.max_storage_buffer_binding_size;
         if size > max.min(self.limits.max_buffer_size) {
             return Err(GpuError::TooLarge {
                 what: label.to_string(),

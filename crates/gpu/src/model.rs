@@ -219,7 +219,7 @@ impl GpuModel {
             .iter_mut()
             .enumerate()
             .map(|(i, c)| Segment {
-                cache: &mut **c,
+                cache: c,
                 row0: i,
                 n: 1,
             })
@@ -575,7 +575,7 @@ impl GpuModel {
 /// Shapes the shaders handle (checked once at upload).
 fn check_shapes(c: &Config) -> Result<(), GpuError> {
     let bad = |m: String| Err(GpuError::Unsupported(m));
-    if c.head_dim > 256 || c.head_dim % 2 != 0 {
+    if c.head_dim > 256 || !c.head_dim.is_multiple_of(2) {
         return bad(format!("head_dim {} (even, at most 256)", c.head_dim));
     }
     if c.experts_per_token > 8 {
@@ -587,7 +587,10 @@ fn check_shapes(c: &Config) -> Result<(), GpuError> {
     if c.num_experts > 32 * 1024 || c.experts_per_token > c.num_experts {
         return bad(format!("{} experts", c.num_experts));
     }
-    if c.num_attention_heads % c.num_key_value_heads.max(1) != 0 {
+    if !c
+        .num_attention_heads
+        .is_multiple_of(c.num_key_value_heads.max(1))
+    {
         return bad("query heads not a multiple of key/value heads".into());
     }
     Ok(())
