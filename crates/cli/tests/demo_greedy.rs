@@ -28,6 +28,28 @@ fn unpack_demo_model(dir: &Path) {
 
 #[test]
 fn demo_model_greedy_matches_transformers() {
+    greedy_matches_transformers("cpu");
+}
+
+/// The same cases through the GPU backend (`--device gpu`; lavapipe in CI). Without an adapter
+/// the test says it was skipped, unless `GPTOSS_REQUIRE_GPU=1` (then it fails).
+#[test]
+fn demo_model_greedy_matches_transformers_on_the_gpu() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gpt-oss"))
+        .args(["devices", "--json"])
+        .output()
+        .expect("run gpt-oss devices");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("devices --json");
+    if list.as_array().is_none_or(|a| a.is_empty()) {
+        let required = std::env::var("GPTOSS_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        assert!(!required, "GPTOSS_REQUIRE_GPU=1 but `gpt-oss devices` lists no adapter");
+        eprintln!("demo greedy on the GPU: SKIPPED, no GPU adapter found");
+        return;
+    }
+    greedy_matches_transformers("gpu");
+}
+
+fn greedy_matches_transformers(device: &str) {
     let golden: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo_root().join("testdata/demo/hf_greedy.json"))
             .expect("read hf_greedy.json"),
@@ -50,7 +72,7 @@ fn demo_model_greedy_matches_transformers() {
         let output = Command::new(env!("CARGO_BIN_EXE_gpt-oss"))
             .args(["generate", "--model"])
             .arg(model_dir.path())
-            .args(["--tokens", &prompt_arg, "--temperature", "0"])
+            .args(["--tokens", &prompt_arg, "--temperature", "0", "--device", device])
             .args([
                 "--max-tokens",
                 &max_new.to_string(),
@@ -73,7 +95,7 @@ fn demo_model_greedy_matches_transformers() {
                 .take_while(|(a, b)| a == b)
                 .count();
             mismatches.push(format!(
-                "{id}: differs at token {first_diff} (ours {} tokens, transformers {})",
+                "{device} {id}: differs at token {first_diff} (ours {} tokens, transformers {})",
                 ours.len(),
                 expected.len()
             ));
