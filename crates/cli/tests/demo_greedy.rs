@@ -42,7 +42,10 @@ fn demo_model_greedy_matches_transformers_on_the_gpu() {
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("devices --json");
     if list.as_array().is_none_or(|a| a.is_empty()) {
         let required = std::env::var("GPTOSS_REQUIRE_GPU").is_ok_and(|v| v == "1");
-        assert!(!required, "GPTOSS_REQUIRE_GPU=1 but `gpt-oss devices` lists no adapter");
+        assert!(
+            !required,
+            "GPTOSS_REQUIRE_GPU=1 but `gpt-oss devices` lists no adapter"
+        );
         eprintln!("demo greedy on the GPU: SKIPPED, no GPU adapter found");
         return;
     }
@@ -72,7 +75,14 @@ fn greedy_matches_transformers(device: &str) {
         let output = Command::new(env!("CARGO_BIN_EXE_gpt-oss"))
             .args(["generate", "--model"])
             .arg(model_dir.path())
-            .args(["--tokens", &prompt_arg, "--temperature", "0", "--device", device])
+            .args([
+                "--tokens",
+                &prompt_arg,
+                "--temperature",
+                "0",
+                "--device",
+                device,
+            ])
             .args([
                 "--max-tokens",
                 &max_new.to_string(),

@@ -162,7 +162,12 @@ fn linear_matches_the_scalar_oracle() {
         let b = randn(&mut r, d_out, 1.0);
         let wb = bf16s(&mut r, d_in * d_out);
         let wf = randn(&mut r, d_in * d_out, 1.0);
-        for fmt in [WeightFormat::Bf16, WeightFormat::F32] {
+        for (fmt, narrow) in [
+            (WeightFormat::Bf16, false),
+            (WeightFormat::F32, false),
+            (WeightFormat::Bf16, true),
+            (WeightFormat::F32, true),
+        ] {
             let mut want = vec![0f32; n * d_out];
             let wbuf = match fmt {
                 WeightFormat::Bf16 => {
@@ -199,7 +204,14 @@ fn linear_matches_the_scalar_oracle() {
                         P::U(ys as u32),
                     ]
                 };
-                let lin = k.linear(fmt);
+                let (lin, g) = if narrow {
+                    (
+                        k.linear_narrow(fmt),
+                        [(d_out as u32).div_ceil(64), n as u32, 1],
+                    )
+                } else {
+                    (k.linear(fmt), g)
+                };
                 rec.dispatch(lin, &pr(1, d_out), &[&xb, &wbuf, &bb, &dummy, &yb], g)
                     .unwrap();
                 rec.dispatch(lin, &pr(3, d_out), &[&xb, &wbuf, &bb, &dummy, &acc], g)
@@ -213,7 +225,7 @@ fn linear_matches_the_scalar_oracle() {
                 .unwrap();
             });
             let e = rel_err(&read(&ctx, &yb, n * d_out), &want);
-            assert!(e < 1e-5, "{fmt:?} {n}x{d_in}->{d_out}: {e}");
+            assert!(e < 1e-5, "{fmt:?} narrow {narrow} {n}x{d_in}->{d_out}: {e}");
             let want_acc: Vec<f32> = y0.iter().zip(&want).map(|(a, b)| a + b).collect();
             assert!(rel_err(&read(&ctx, &acc, n * d_out), &want_acc) < 1e-5);
             let got = read(&ctx, &wide, n * (2 * d_out + 1));

@@ -98,6 +98,8 @@ pub struct Kernels {
     pub rmsnorm: wgpu::ComputePipeline,
     pub linear_bf16: wgpu::ComputePipeline,
     pub linear_f32: wgpu::ComputePipeline,
+    pub linear_narrow_bf16: wgpu::ComputePipeline,
+    pub linear_narrow_f32: wgpu::ComputePipeline,
     pub rope: wgpu::ComputePipeline,
     pub attention: wgpu::ComputePipeline,
     pub attention_merge: wgpu::ComputePipeline,
@@ -156,6 +158,22 @@ impl Kernels {
                     include_str!("shaders/linear.wgsl"),
                 ),
             ),
+            linear_narrow_bf16: pipeline(
+                ctx,
+                "linear narrow bf16",
+                &with(
+                    dense_prelude(WeightFormat::Bf16),
+                    include_str!("shaders/linear_narrow.wgsl"),
+                ),
+            ),
+            linear_narrow_f32: pipeline(
+                ctx,
+                "linear narrow f32",
+                &with(
+                    dense_prelude(WeightFormat::F32),
+                    include_str!("shaders/linear_narrow.wgsl"),
+                ),
+            ),
             rope: pipeline(ctx, "rope", include_str!("shaders/rope.wgsl")),
             attention: pipeline(ctx, "attention", include_str!("shaders/attention.wgsl")),
             attention_merge: pipeline(
@@ -178,14 +196,46 @@ impl Kernels {
         }
     }
 
-    /// The dense product pipeline for weights in `f`.
+    /// The dense product pipeline for weights in `f` (4×4 tiles).
     pub fn linear(&self, f: WeightFormat) -> &wgpu::ComputePipeline {
         match f {
             WeightFormat::Bf16 => &self.linear_bf16,
             WeightFormat::F32 => &self.linear_f32,
         }
     }
+
+    /// The thread-per-output variant for rows of at most [`NARROW_MAX_D_IN`] elements.
+    pub fn linear_narrow(&self, f: WeightFormat) -> &wgpu::ComputePipeline {
+        match f {
+            WeightFormat::Bf16 => &self.linear_narrow_bf16,
+            WeightFormat::F32 => &self.linear_narrow_f32,
+        }
+    }
+
+    /// The pipeline and workgroup grid of a product with `d_in` inputs, `d_out` rows, n tokens.
+    pub fn linear_for(
+        &self,
+        f: WeightFormat,
+        d_in: usize,
+        d_out: usize,
+        n: usize,
+    ) -> (&wgpu::ComputePipeline, [u32; 3]) {
+        if d_in <= NARROW_MAX_D_IN {
+            (
+                self.linear_narrow(f),
+                [(d_out as u32).div_ceil(64), n as u32, 1],
+            )
+        } else {
+            (
+                self.linear(f),
+                [(d_out as u32).div_ceil(4), (n as u32).div_ceil(4), 1],
+            )
+        }
+    }
 }
+
+/// Rows up to this long take the thread-per-output product (`linear_narrow.wgsl`).
+pub const NARROW_MAX_D_IN: usize = 256;
 
 /// Bytes per dispatch in the parameter arena (the uniform offset alignment WebGPU guarantees).
 const PARAM_SLOT: usize = 256;

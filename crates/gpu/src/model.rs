@@ -514,8 +514,9 @@ impl GpuModel {
         let flags = u32::from(l.bias.is_some())
             | if accumulate { 2 } else { 0 }
             | if ids.is_some() { 4 } else { 0 };
+        let (pipeline, groups) = self.kernels.linear_for(l.format, l.d_in, l.d_out, n);
         rec.dispatch(
-            self.kernels.linear(l.format),
+            pipeline,
             &[
                 P::U(n as u32),
                 P::U(l.d_in as u32),
@@ -532,7 +533,7 @@ impl GpuModel {
                 ids.unwrap_or(&b.dummy),
                 y,
             ],
-            [(l.d_out as u32).div_ceil(4), (n as u32).div_ceil(4), 1],
+            groups,
         )
     }
 
