@@ -30,3 +30,4 @@ pub use context::{list_adapters, AdapterSummary, GpuContext};
 pub use error::GpuError;
 pub use model::{expert_format_name, GpuModel};
 pub use seam::{GpuKv, SharedGpuModel};
+pub use weights::{Globals, ModelSource, WeightSource};

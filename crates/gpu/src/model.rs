@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use gptoss_backend::YarnRope;
-use gptoss_model::{Config, LogitsFor, Model, ModelTensors};
+use gptoss_model::{Config, LogitsFor, Model};
 
 use crate::cache::GpuCache;
 use crate::context::GpuContext;
 use crate::kernels::{ExpertFormat, Kernels, Recorder, P};
-use crate::weights::{device_bytes, DeviceLinear, DeviceWeights};
+use crate::weights::{device_bytes, DeviceLinear, DeviceWeights, ModelSource, WeightSource};
 use crate::GpuError;
 
 /// Tokens per recorded pass: a longer prompt runs in chunks of this many (bounds scratch).
@@ -74,26 +74,24 @@ impl GpuModel {
         model: &Model,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GpuModel, GpuError> {
-        GpuModel::from_tensors(
-            ctx,
-            model.config(),
-            model.rope(),
-            &model.tensors(),
-            progress,
-        )
+        let src = ModelSource {
+            config: model.config(),
+            tensors: model.tensors(),
+        };
+        GpuModel::from_source(ctx, &src, model.rope(), progress)
     }
 
-    /// Uploads the tensors `t` of a model with `config` (the weights need not come from a file:
-    /// `bench --synth` makes them in memory).
-    pub fn from_tensors(
+    /// Uploads the weights of `src` (they need not come from a file: `bench --synth` makes
+    /// them in memory, a layer at a time).
+    pub fn from_source(
         ctx: GpuContext,
-        config: &Config,
+        src: &dyn WeightSource,
         rope: &YarnRope,
-        t: &ModelTensors<'_>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<GpuModel, GpuError> {
+        let config = src.config();
         check_shapes(config)?;
-        let w = DeviceWeights::upload(&ctx, config, t, progress)?;
+        let w = DeviceWeights::upload(&ctx, src, progress)?;
         let kernels = Kernels::new(&ctx, w.embed_format, w.expert_format);
         ctx.wait()?;
         Ok(GpuModel {

@@ -74,27 +74,6 @@ fn to_f32(t: &DenseTensor<'_>) -> Vec<f32> {
     }
 }
 
-/// The expert format of a model (every layer must agree).
-pub(crate) fn expert_format(t: &ModelTensors<'_>) -> Result<ExpertFormat, GpuError> {
-    let of = |e: &ExpertTensors<'_>| match e.weight {
-        ExpertTensor::Mxfp4 { .. } => ExpertFormat::Mxfp4,
-        ExpertTensor::OutIn(d) | ExpertTensor::InOut(d) => ExpertFormat::Dense(format_of(&d)),
-    };
-    let first = t
-        .layers
-        .first()
-        .map(|l| of(&l.mlp1))
-        .ok_or_else(|| GpuError::Unsupported("a model without layers".into()))?;
-    for (i, l) in t.layers.iter().enumerate() {
-        if of(&l.mlp1) != first || of(&l.mlp2) != first {
-            return Err(GpuError::Unsupported(format!(
-                "layer {i}'s experts are stored in another format than layer 0's"
-            )));
-        }
-    }
-    Ok(first)
-}
-
 /// Total bytes [`DeviceWeights::upload`] will place on the device (for the fit check and the
 /// progress bar).
 pub(crate) fn device_bytes(t: &ModelTensors<'_>, c: &Config) -> u64 {
@@ -250,16 +229,118 @@ impl Uploader<'_> {
     }
 }
 
+/// The tensors outside the layers.
+pub struct Globals<'a> {
+    pub embedding: DenseTensor<'a>,
+    pub unembedding: DenseTensor<'a>,
+    /// The unembedding's nonzero rows, when most are zero (see `ModelTensors`).
+    pub unembedding_nonzero_ids: Option<&'a [u32]>,
+    pub norm: &'a [f32],
+}
+
+/// Where weights come from: a loaded checkpoint or a generator. Handed out a piece at a time,
+/// so a generator never holds more than one layer on the host.
+pub trait WeightSource {
+    fn config(&self) -> &Config;
+    /// Bytes the device copy takes (for the fit check and the progress bar).
+    fn device_bytes(&self) -> u64;
+    fn globals(
+        &self,
+        f: &mut dyn FnMut(Globals<'_>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError>;
+    fn layer(
+        &self,
+        i: usize,
+        f: &mut dyn FnMut(&LayerTensors<'_>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError>;
+}
+
+/// A loaded model's tensors as a [`WeightSource`].
+pub struct ModelSource<'a> {
+    pub config: &'a Config,
+    pub tensors: ModelTensors<'a>,
+}
+
+impl WeightSource for ModelSource<'_> {
+    fn config(&self) -> &Config {
+        self.config
+    }
+    fn device_bytes(&self) -> u64 {
+        device_bytes(&self.tensors, self.config)
+    }
+    fn globals(
+        &self,
+        f: &mut dyn FnMut(Globals<'_>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        let t = &self.tensors;
+        f(Globals {
+            embedding: t.embedding,
+            unembedding: t.unembedding,
+            unembedding_nonzero_ids: t.unembedding_nonzero_ids,
+            norm: t.norm,
+        })
+    }
+    fn layer(
+        &self,
+        i: usize,
+        f: &mut dyn FnMut(&LayerTensors<'_>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        f(&self.tensors.layers[i])
+    }
+}
+
+impl WeightSource for gptoss_model::synth::InMemorySynth {
+    fn config(&self) -> &Config {
+        gptoss_model::synth::InMemorySynth::config(self)
+    }
+    fn device_bytes(&self) -> u64 {
+        // Biases and norms go up as f32 (twice their bf16 size); the rest as stored.
+        self.total_bytes()
+    }
+    fn globals(
+        &self,
+        f: &mut dyn FnMut(Globals<'_>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        self.with_globals(|embedding, unembedding, norm| {
+            f(Globals {
+                embedding,
+                unembedding,
+                unembedding_nonzero_ids: None,
+                norm,
+            })
+        })
+    }
+    fn layer(
+        &self,
+        i: usize,
+        f: &mut dyn FnMut(&LayerTensors<'_>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        self.with_layer(i, |l| f(l))
+    }
+}
+
+fn layer_expert_format(l: &LayerTensors<'_>) -> Result<ExpertFormat, GpuError> {
+    let of = |e: &ExpertTensors<'_>| match e.weight {
+        ExpertTensor::Mxfp4 { .. } => ExpertFormat::Mxfp4,
+        ExpertTensor::OutIn(d) | ExpertTensor::InOut(d) => ExpertFormat::Dense(format_of(&d)),
+    };
+    if of(&l.mlp1) != of(&l.mlp2) {
+        return Err(GpuError::Unsupported(
+            "mlp1 and mlp2 experts are stored in different formats".into(),
+        ));
+    }
+    Ok(of(&l.mlp1))
+}
+
 impl DeviceWeights {
-    /// Uploads every tensor of `t`; `progress(done, total)` in bytes.
+    /// Uploads every tensor of `src`, a piece at a time; `progress(done, total)` in bytes.
     pub(crate) fn upload(
         ctx: &GpuContext,
-        c: &Config,
-        t: &ModelTensors<'_>,
+        src: &dyn WeightSource,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<DeviceWeights, GpuError> {
-        let expert_format = expert_format(t)?;
-        let total = device_bytes(t, c);
+        let c = src.config().clone();
+        let total = src.device_bytes();
         let mut up = Uploader {
             ctx,
             done: 0,
@@ -267,58 +348,87 @@ impl DeviceWeights {
             progress,
         };
         let h = c.hidden_size;
-        let embedding = up.put("embedding", t.embedding.bytes())?;
-        let (unembedding, unembed_ids) = match t.unembedding_nonzero_ids {
-            Some(ids) => {
-                let size = t.unembedding.byte_len() / t.unembedding.len().max(1);
-                let src = t.unembedding.bytes();
-                let mut rows = Vec::with_capacity(ids.len() * h * size);
-                for &id in ids {
-                    let at = id as usize * h * size;
-                    rows.extend_from_slice(&src[at..at + h * size]);
+        let mut globals = None;
+        src.globals(&mut |t| {
+            let embedding = up.put("embedding", t.embedding.bytes())?;
+            let (unembedding, unembed_ids) = match t.unembedding_nonzero_ids {
+                Some(ids) => {
+                    let size = t.unembedding.byte_len() / t.unembedding.len().max(1);
+                    let src = t.unembedding.bytes();
+                    let mut rows = Vec::with_capacity(ids.len() * h * size);
+                    for &id in ids {
+                        let at = id as usize * h * size;
+                        rows.extend_from_slice(&src[at..at + h * size]);
+                    }
+                    let lin = DeviceLinear {
+                        w: up.put("unembedding (nonzero rows)", &rows)?,
+                        format: format_of(&t.unembedding),
+                        bias: None,
+                        d_in: h,
+                        d_out: ids.len(),
+                    };
+                    (
+                        lin,
+                        Some(up.put("unembedding ids", bytemuck::cast_slice(ids))?),
+                    )
                 }
-                let lin = DeviceLinear {
-                    w: up.put("unembedding (nonzero rows)", &rows)?,
-                    format: format_of(&t.unembedding),
-                    bias: None,
-                    d_in: h,
-                    d_out: ids.len(),
-                };
-                (
-                    lin,
-                    Some(up.put("unembedding ids", bytemuck::cast_slice(ids))?),
-                )
-            }
-            None => (
-                DeviceLinear {
-                    w: up.put("unembedding", t.unembedding.bytes())?,
-                    format: format_of(&t.unembedding),
-                    bias: None,
-                    d_in: h,
-                    d_out: c.vocab_size,
-                },
-                None,
-            ),
-        };
-        let norm = up.vector("norm", t.norm)?;
-        let mut layers = Vec::with_capacity(t.layers.len());
-        for (i, l) in t.layers.iter().enumerate() {
-            let name = |s: &str| format!("layer {i} {s}");
-            layers.push(DeviceLayer {
-                attn_norm: up.vector(&name("attention norm"), l.attn_norm)?,
-                qkv: up.qkv(&name("qkv"), l)?,
-                out: up.linear(&name("attention out"), &l.out)?,
-                sinks: up.vector(&name("sinks"), l.sinks)?,
-                mlp_norm: up.vector(&name("mlp norm"), l.mlp_norm)?,
-                router: up.linear(&name("router"), &l.router)?,
-                mlp1: up.experts(&name("mlp1"), &l.mlp1, c.num_experts)?,
-                mlp2: up.experts(&name("mlp2"), &l.mlp2, c.num_experts)?,
-            });
+                None => (
+                    DeviceLinear {
+                        w: up.put("unembedding", t.unembedding.bytes())?,
+                        format: format_of(&t.unembedding),
+                        bias: None,
+                        d_in: h,
+                        d_out: c.vocab_size,
+                    },
+                    None,
+                ),
+            };
+            let norm = up.vector("norm", t.norm)?;
+            globals = Some((
+                embedding,
+                format_of(&t.embedding),
+                unembedding,
+                unembed_ids,
+                norm,
+            ));
+            Ok(())
+        })?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let mut formats = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            src.layer(i, &mut |l| {
+                let name = |s: &str| format!("layer {i} {s}");
+                formats.push(layer_expert_format(l)?);
+                layers.push(DeviceLayer {
+                    attn_norm: up.vector(&name("attention norm"), l.attn_norm)?,
+                    qkv: up.qkv(&name("qkv"), l)?,
+                    out: up.linear(&name("attention out"), &l.out)?,
+                    sinks: up.vector(&name("sinks"), l.sinks)?,
+                    mlp_norm: up.vector(&name("mlp norm"), l.mlp_norm)?,
+                    router: up.linear(&name("router"), &l.router)?,
+                    mlp1: up.experts(&name("mlp1"), &l.mlp1, c.num_experts)?,
+                    mlp2: up.experts(&name("mlp2"), &l.mlp2, c.num_experts)?,
+                });
+                Ok(())
+            })?;
         }
+        let expert_format = *formats
+            .first()
+            .ok_or_else(|| GpuError::Unsupported("a model without layers".into()))?;
+        if formats.iter().any(|&f| f != expert_format) {
+            return Err(GpuError::Unsupported(
+                "the layers' experts are stored in different formats".into(),
+            ));
+        }
+        let Some((embedding, embed_format, unembedding, unembed_ids, norm)) = globals else {
+            return Err(GpuError::Unsupported(
+                "the weights have no embedding".into(),
+            ));
+        };
         ctx.wait()?;
         Ok(DeviceWeights {
             embedding,
-            embed_format: format_of(&t.embedding),
+            embed_format,
             unembedding,
             unembed_ids,
             norm,

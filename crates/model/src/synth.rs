@@ -10,6 +10,7 @@ use std::path::Path;
 use gptoss_backend::{bf16, e8m0_to_f32, fp4_e2m1_to_f32};
 
 use crate::config::Config;
+use crate::tensors::{DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors};
 
 /// Which files to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -744,5 +745,144 @@ mod stream_tests {
         fill_chunk(s, 0, &mut buf);
         assert!(buf.iter().all(|&b| (120..=122).contains(&b)));
         assert!(buf.contains(&120) && buf.contains(&122));
+    }
+}
+
+/// The tensors of a full-size random checkpoint made in memory, one layer at a time (the same
+/// numbers `write_checkpoint_streaming` writes), for backends that upload weights and must
+/// never hold a whole checkpoint on the host: `bench --synth 20b --device gpu` measures a
+/// device without any file.
+pub struct InMemorySynth {
+    config: Config,
+    by_name: std::collections::HashMap<String, StreamTensor>,
+}
+
+/// One generated tensor's bytes, 8-byte aligned so they can be viewed as bf16/f32.
+struct Generated(Vec<u64>, usize);
+
+impl Generated {
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.0)[..self.1]
+    }
+    fn bf16(&self) -> &[bf16] {
+        bytemuck::cast_slice(self.bytes())
+    }
+    fn f32(&self) -> Vec<f32> {
+        self.bf16().iter().map(|v| v.to_f32()).collect()
+    }
+}
+
+impl InMemorySynth {
+    pub fn new(c: &Config, seed: u64) -> InMemorySynth {
+        InMemorySynth {
+            config: c.clone(),
+            by_name: stream_tensors(c, seed, StreamLayout::Original)
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes of all tensors.
+    pub fn total_bytes(&self) -> u64 {
+        self.by_name.values().map(|t| t.n_bytes() as u64).sum()
+    }
+
+    fn make(&self, name: &str) -> Generated {
+        use rayon::prelude::*;
+        const PIECE: usize = 1 << 20;
+        let t = &self.by_name[name];
+        let len = t.n_bytes();
+        let mut words = vec![0u64; len.div_ceil(8)];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        bytes
+            .par_chunks_mut(PIECE)
+            .enumerate()
+            .for_each(|(i, piece)| fill_chunk(t, i * PIECE, piece));
+        Generated(words, len)
+    }
+
+    /// Calls `f` with the embedding, the unembedding and the final norm.
+    pub fn with_globals<R>(
+        &self,
+        f: impl FnOnce(DenseTensor<'_>, DenseTensor<'_>, &[f32]) -> R,
+    ) -> R {
+        let emb = self.make("embedding.weight");
+        let unemb = self.make("unembedding.weight");
+        let norm = self.make("norm.scale").f32();
+        f(
+            DenseTensor::Bf16(emb.bf16()),
+            DenseTensor::Bf16(unemb.bf16()),
+            &norm,
+        )
+    }
+
+    /// Generates layer `i` and calls `f` with its tensors (freed when `f` returns).
+    pub fn with_layer<R>(&self, i: usize, f: impl FnOnce(&LayerTensors<'_>) -> R) -> R {
+        let c = &self.config;
+        let (h, e, inter) = (c.hidden_size, c.num_experts, c.intermediate_size);
+        let (qd, kvd) = (c.q_dim(), c.kv_dim());
+        let p = format!("block.{i}.");
+        let g = |s: &str| self.make(&format!("{p}{s}"));
+        let (qkv_w, qkv_b) = (g("attn.qkv.weight"), g("attn.qkv.bias").f32());
+        let (out_w, out_b) = (g("attn.out.weight"), g("attn.out.bias").f32());
+        let (gate_w, gate_b) = (g("mlp.gate.weight"), g("mlp.gate.bias").f32());
+        let (attn_norm, mlp_norm, sinks) = (
+            g("attn.norm.scale").f32(),
+            g("mlp.norm.scale").f32(),
+            g("attn.sinks").f32(),
+        );
+        let (b1, s1, bias1) = (
+            g("mlp.mlp1_weight.blocks"),
+            g("mlp.mlp1_weight.scales"),
+            g("mlp.mlp1_bias"),
+        );
+        let (b2, s2, bias2) = (
+            g("mlp.mlp2_weight.blocks"),
+            g("mlp.mlp2_weight.scales"),
+            g("mlp.mlp2_bias"),
+        );
+        let w = qkv_w.bf16();
+        fn lin<'a>(w: &'a [bf16], b: &'a [f32], d_in: usize, d_out: usize) -> LinearTensors<'a> {
+            LinearTensors {
+                weight: DenseTensor::Bf16(w),
+                bias: Some(b),
+                d_in,
+                d_out,
+            }
+        }
+        let layer = LayerTensors {
+            attn_norm: &attn_norm,
+            q: lin(&w[..qd * h], &qkv_b[..qd], h, qd),
+            k: lin(&w[qd * h..(qd + kvd) * h], &qkv_b[qd..qd + kvd], h, kvd),
+            v: lin(&w[(qd + kvd) * h..], &qkv_b[qd + kvd..], h, kvd),
+            out: lin(out_w.bf16(), &out_b, qd, h),
+            sinks: &sinks,
+            mlp_norm: &mlp_norm,
+            router: lin(gate_w.bf16(), &gate_b, h, e),
+            mlp1: ExpertTensors {
+                weight: ExpertTensor::Mxfp4 {
+                    blocks: b1.bytes(),
+                    scales: s1.bytes(),
+                },
+                bias: DenseTensor::Bf16(bias1.bf16()),
+                d_in: h,
+                d_out: 2 * inter,
+            },
+            mlp2: ExpertTensors {
+                weight: ExpertTensor::Mxfp4 {
+                    blocks: b2.bytes(),
+                    scales: s2.bytes(),
+                },
+                bias: DenseTensor::Bf16(bias2.bf16()),
+                d_in: inter,
+                d_out: h,
+            },
+        };
+        f(&layer)
     }
 }
