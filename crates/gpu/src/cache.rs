@@ -117,6 +117,63 @@ impl GpuCache {
         }
     }
 
+    /// Extends the cache to `n_tokens` positions (clamped to `max_tokens`) with the made-up keys
+    /// and values of `gptoss_model::KvCache::fill_synthetic`, so decoding at depth costs what it
+    /// costs after a real prefill (benchmarks). Returns the new length.
+    pub fn fill_synthetic(&mut self, ctx: &GpuContext, n_tokens: usize) -> usize {
+        let n_tokens = n_tokens.min(self.max_tokens);
+        if n_tokens <= self.len {
+            return self.len;
+        }
+        let mut rec = Recorder::new(ctx);
+        self.reserve(ctx, &mut rec, n_tokens);
+        rec.submit(ctx, &mut None);
+        let kv_dim = self.kv_dim;
+        let row = |pos: usize| -> (Vec<f32>, Vec<f32>) {
+            (0..kv_dim)
+                .map(|i| {
+                    let h =
+                        (pos as u32).wrapping_mul(2_654_435_761) ^ (i as u32).wrapping_mul(40_503);
+                    (
+                        ((h % 2001) as f32 / 1000.0 - 1.0) * 0.5,
+                        (((h >> 11) % 2001) as f32 / 1000.0 - 1.0) * 0.5,
+                    )
+                })
+                .unzip()
+        };
+        for l in &self.layers {
+            let (Some(kb), Some(vb)) = (&l.k, &l.v) else {
+                continue;
+            };
+            let first = l
+                .ring
+                .map_or(self.len, |r| n_tokens.saturating_sub(r).max(self.len));
+            let mut k_all = vec![0f32; l.capacity * kv_dim];
+            let mut v_all = vec![0f32; l.capacity * kv_dim];
+            let mut lo = usize::MAX;
+            let mut hi = 0;
+            for pos in first..n_tokens {
+                let slot = l.ring.map_or(pos, |r| pos % r);
+                let (k, v) = row(pos);
+                k_all[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&k);
+                v_all[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&v);
+                lo = lo.min(slot);
+                hi = hi.max(slot + 1);
+            }
+            if lo < hi {
+                let r = lo * kv_dim..hi * kv_dim;
+                let off = (lo * kv_dim * 4) as u64;
+                ctx.queue
+                    .write_buffer(kb, off, bytemuck::cast_slice(&k_all[r.clone()]));
+                ctx.queue
+                    .write_buffer(vb, off, bytemuck::cast_slice(&v_all[r]));
+            }
+        }
+        ctx.queue.submit([]);
+        self.len = n_tokens;
+        self.len
+    }
+
     /// Forgets everything and frees the buffers.
     pub fn clear(&mut self) {
         self.len = 0;

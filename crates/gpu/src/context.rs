@@ -226,6 +226,28 @@ impl GpuContext {
         Ok(buf)
     }
 
+    /// Read + write bandwidth of a device-to-device copy of `bytes` (best of `reps`), GB/s:
+    /// the limit decode is measured against (a decode step streams its weights once).
+    pub fn copy_bandwidth_gbs(&self, bytes: u64, reps: usize) -> Result<f64, GpuError> {
+        let bytes = bytes.min(self.limits.max_buffer_size) / 4 * 4;
+        let (a, b) = (
+            self.storage("probe a", bytes),
+            self.storage("probe b", bytes),
+        );
+        let mut best = f64::INFINITY;
+        for rep in 0..=reps {
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            enc.copy_buffer_to_buffer(&a, 0, &b, 0, bytes);
+            let t = std::time::Instant::now();
+            self.queue.submit([enc.finish()]);
+            self.wait()?;
+            if rep > 0 {
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+        }
+        Ok(2.0 * bytes as f64 / best / 1e9)
+    }
+
     /// Copies `bytes` bytes from the start of `src` back to the host.
     pub(crate) fn read_back(
         &self,

@@ -124,6 +124,20 @@ impl GpuModel {
         self.w.bytes
     }
 
+    /// Bytes of the activation buffers (grown to the largest call so far).
+    pub fn scratch_bytes(&self) -> u64 {
+        let Ok(s) = self.scratch.lock() else { return 0 };
+        s.bufs.as_ref().map_or(0, |b| {
+            [
+                &b.tokens, &b.cs, &b.x, &b.hn, &b.qkv, &b.attn, &b.part, &b.router, &b.idx, &b.wts,
+                &b.act, &b.logits,
+            ]
+            .iter()
+            .map(|x| x.size())
+            .sum()
+        })
+    }
+
     /// A cache for up to `max_tokens` positions (clamped to the model's context).
     pub fn new_cache(&self, max_tokens: usize) -> GpuCache {
         GpuCache::new(
@@ -206,7 +220,7 @@ impl GpuModel {
 
     /// One decode step for several sequences: `tokens[i]` at the next position of
     /// `caches[i]`; row i of the result (f32 [vocab] each) goes to `outs[i]`.
-    pub(crate) fn decode_batch(
+    pub fn decode_batch(
         &self,
         tokens: &[u32],
         caches: &mut [&mut GpuCache],

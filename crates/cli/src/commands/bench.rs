@@ -12,8 +12,17 @@ use gptoss_model::{Config, LogitsFor, Model};
 #[derive(clap::Args)]
 pub struct Args {
     /// Checkpoint folder (e.g. one written by `gpt-oss synth`).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "synth")]
+    pub model: Option<PathBuf>,
+    /// Random full-size weights made in memory instead of a checkpoint (GPU only: the weights
+    /// are generated a layer at a time and uploaded, no file is written).
+    #[arg(long, value_enum, conflicts_with = "model")]
+    pub synth: Option<crate::commands::synth::Shape>,
+    #[command(flatten)]
+    pub device: crate::device::DeviceArg,
+    /// Concurrent sequences for the batched decode measurement (GPU; 0 skips it).
+    #[arg(long, default_value_t = 8)]
+    pub streams: usize,
     /// Prompt length for the prefill measurement.
     #[arg(long, default_value_t = 512)]
     pub prompt: usize,
@@ -54,7 +63,7 @@ pub struct Args {
 /// (dense tensors taken as bf16 and experts as MXFP4, as in the released checkpoints; with
 /// `weights_q8` the attention projections and the unembedding as Q8_0: 1 byte per weight plus
 /// an f32 scale per 32).
-struct Costs {
+pub(crate) struct Costs {
     weight_bytes: f64,
     kv_bytes_per_depth_pos: f64,
     flops_per_token_no_attn: f64,
@@ -62,7 +71,7 @@ struct Costs {
     unembed_flops: f64,
 }
 
-fn costs(c: &Config, weights_q8: bool) -> Costs {
+pub(crate) fn costs(c: &Config, weights_q8: bool) -> Costs {
     let (h, e, k, i, v) = (
         c.hidden_size as f64,
         c.num_experts as f64,
@@ -93,7 +102,7 @@ fn costs(c: &Config, weights_q8: bool) -> Costs {
 }
 
 impl Costs {
-    fn decode_bytes(&self, c: &Config, depth: usize) -> f64 {
+    pub(crate) fn decode_bytes(&self, c: &Config, depth: usize) -> f64 {
         let full = (0..c.num_hidden_layers)
             .filter(|&l| !c.is_sliding(l))
             .count() as f64;
@@ -104,7 +113,7 @@ impl Costs {
 
     /// Average FLOPs per token of a `n`-token prefill from an empty cache (logits of the last
     /// position only, as generation does).
-    fn prefill_flops_per_token(&self, c: &Config, n: usize) -> f64 {
+    pub(crate) fn prefill_flops_per_token(&self, c: &Config, n: usize) -> f64 {
         let mut attn_ctx = 0f64;
         for l in 0..c.num_hidden_layers {
             for t in 0..n {
@@ -123,7 +132,7 @@ impl Costs {
 }
 
 /// Median, min and max.
-fn stats(v: &[f64]) -> (f64, f64, f64) {
+pub(crate) fn stats(v: &[f64]) -> (f64, f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let med = if s.is_empty() {
@@ -140,7 +149,7 @@ fn stats(v: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-fn argmax(v: &[f32]) -> u32 {
+pub(crate) fn argmax(v: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {
@@ -158,7 +167,7 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     if let Some(c) = option_env!("GPTOSS_COMMIT") {
         return c.to_string();
     }
@@ -195,7 +204,7 @@ fn cpu_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+pub(crate) fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
     let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
     (0..n)
         .map(|_| {
@@ -223,6 +232,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .build_global()
             .context("cannot set up the thread pool")?;
     }
+    let on_gpu = match args.device.device {
+        crate::device::Device::Gpu(_) => true,
+        crate::device::Device::Cpu => false,
+        crate::device::Device::Auto => gptoss_gpu::list_adapters().iter().any(|a| !a.is_software),
+    };
+    if on_gpu {
+        return super::bench_gpu::run(&args);
+    }
+    if args.synth.is_some() {
+        bail!(
+            "--synth makes its weights on a GPU (--device gpu); for the CPU, write a checkpoint \
+             with `gpt-oss synth` and pass --model"
+        );
+    }
+    let Some(model_dir) = args.model.clone() else {
+        bail!("--model DIR is required");
+    };
     let threads = rayon::current_num_threads();
     let say = |s: String| {
         if !args.json {
@@ -230,8 +256,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let t_load = Instant::now();
-    let mut model = Model::load(&args.model)
-        .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
+    let mut model = Model::load(&model_dir)
+        .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
     crate::model_source::apply_experts(&mut model, args.experts);
     let load_secs = t_load.elapsed().as_secs_f64();
     let t_q8 = Instant::now();
@@ -251,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     say(format!(
         "loaded {} in {:.1} s{}; {} threads; fast kernels: {}; expert products: {:?}; 8-bit weights: {}",
-        args.model.display(),
+        model_dir.display(),
         load_secs,
         if args.weights_q8 {
             format!(", then quantized in {q8_secs:.1} s")
@@ -346,7 +372,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     let out = serde_json::json!({
-        "model": args.model.display().to_string(),
+        "model": model_dir.display().to_string(),
         "commit": commit(),
         "cpu": cpu_name(),
         "threads": threads,
@@ -378,7 +404,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!(
         "model {}  commit {}  cpu {}  threads {threads}  expert products {}  weights_q8 {}",
-        args.model.display(),
+        model_dir.display(),
         out["commit"].as_str().unwrap_or("unknown"),
         cpu_name(),
         out["expert_path"].as_str().unwrap_or("?"),

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and a `run` function.
 
 pub mod bench;
+mod bench_gpu;
 pub mod chat;
 pub mod detokenize;
 pub mod devices;
