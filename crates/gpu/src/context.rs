@@ -21,6 +21,8 @@ pub struct AdapterSummary {
     pub max_buffer_size: u64,
     /// Largest storage-buffer binding, bytes (one tensor must fit in it).
     pub max_binding_size: u64,
+    /// Device-local memory in bytes, where the backend tells (Vulkan: the device-local heaps).
+    pub memory_bytes: Option<u64>,
     /// Whether this is a software rasterizer (lavapipe, llvmpipe, WARP): usable, but slow.
     pub is_software: bool,
 }
@@ -70,7 +72,33 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
         max_buffer_size: limits.max_buffer_size,
         max_binding_size: limits.max_storage_buffer_binding_size,
         is_software: info.device_type == wgpu::DeviceType::Cpu,
+        memory_bytes: device_memory_bytes(a),
     }
+}
+
+/// The sum of the device-local memory heaps (Vulkan only: wgpu itself does not say).
+fn device_memory_bytes(a: &wgpu::Adapter) -> Option<u64> {
+    #[cfg(all(not(target_vendor = "apple"), not(target_arch = "wasm32")))]
+    {
+        // SAFETY: reads the physical device's memory properties; nothing is created or freed,
+        // and the guard outlives every use of the handles it lends.
+        let hal = unsafe { a.as_hal::<wgpu::hal::api::Vulkan>() }?;
+        let instance = hal.shared_instance().raw_instance();
+        let props =
+            unsafe { instance.get_physical_device_memory_properties(hal.raw_physical_device()) };
+        let heaps = &props.memory_heaps[..(props.memory_heap_count as usize).min(16)];
+        // VK_MEMORY_HEAP_DEVICE_LOCAL_BIT = 1
+        let total: u64 = heaps
+            .iter()
+            .filter(|h| h.flags.as_raw() & 1 != 0)
+            .map(|h| h.size)
+            .sum();
+        if total > 0 {
+            return Some(total);
+        }
+    }
+    #[allow(unreachable_code)]
+    None
 }
 
 /// Every adapter wgpu finds, best first (discrete, integrated, ..., software).
@@ -197,6 +225,7 @@ impl GpuContext {
             });
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        // (The fit of the whole model is checked before uploading: GpuModel::from_source.)
         let buf = self.storage(label, size);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::OutOfMemory {

@@ -91,6 +91,17 @@ impl GpuModel {
     ) -> Result<GpuModel, GpuError> {
         let config = src.config();
         check_shapes(config)?;
+        if let Some(mem) = ctx.adapter().memory_bytes {
+            let needed = src.device_bytes();
+            if needed > mem {
+                return Err(GpuError::OutOfMemory {
+                    adapter: ctx.adapter().name.clone(),
+                    needed,
+                    allocated: 0,
+                    what: format!("{mem} bytes of device memory in all"),
+                });
+            }
+        }
         let w = DeviceWeights::upload(&ctx, src, progress)?;
         let kernels = Kernels::new(&ctx, w.embed_format, w.expert_format);
         ctx.wait()?;

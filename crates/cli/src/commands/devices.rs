@@ -20,6 +20,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     "kind": a.kind,
                     "backend": a.backend,
                     "driver": a.driver,
+                    "memory_bytes": a.memory_bytes,
                     "max_buffer_size": a.max_buffer_size,
                     "max_binding_size": a.max_binding_size,
                     "software": a.is_software,
@@ -38,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     for a in &list {
         println!(
-            "gpu:{}  {}  ({}, {}{})  driver {}  largest buffer {:.2} GB, largest binding {:.2} GB",
+            "gpu:{}  {}  ({}, {}{})  memory {}  driver {}  largest buffer {:.2} GB, largest binding {:.2} GB",
             a.index,
             a.name,
             a.kind,
@@ -48,6 +49,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 ""
             },
+            a.memory_bytes
+                .map_or("unknown".to_string(), |b| format!("{:.1} GB", b as f64 / 1e9)),
             if a.driver.is_empty() { "?" } else { &a.driver },
             a.max_buffer_size as f64 / 1e9,
             a.max_binding_size as f64 / 1e9,
