@@ -171,6 +171,13 @@ impl GpuContext {
         &self.summary
     }
 
+    /// The largest storage binding (and buffer) this device allows, bytes.
+    pub(crate) fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
     /// The first error wgpu reported since the last call, as a [`GpuError`].
     pub(crate) fn take_error(&self) -> Result<(), GpuError> {
         let mut v = self

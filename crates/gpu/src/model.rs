@@ -210,9 +210,15 @@ impl GpuModel {
         self.check_input(tokens, cache)?;
         logits.clear();
         let n = tokens.len();
+        // Every row's logits at once must fit in one binding: fewer rows a chunk for `All`.
+        let row_bytes = (self.config.vocab_size * 4) as u64;
+        let chunk = match which {
+            LogitsFor::All => CHUNK.min((self.ctx.max_binding() / row_bytes).max(1) as usize),
+            _ => CHUNK,
+        };
         let mut start = 0;
         while start < n {
-            let end = (start + CHUNK).min(n);
+            let end = (start + chunk).min(n);
             let rows = match which {
                 LogitsFor::All => 0..end - start,
                 LogitsFor::Last if end == n => end - start - 1..end - start,
