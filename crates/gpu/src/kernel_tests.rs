@@ -508,7 +508,13 @@ fn mxfp4(r: &mut ChaCha8Rng, n_experts: usize, d_out: usize, d_in: usize) -> (Ve
 fn expert_products_match_the_scalar_oracle() {
     let Some(ctx) = open("experts") else { return };
     let mut r = rng(7);
-    for (n, e, kk, h, inter) in [(1, 4, 2, 64, 32), (3, 8, 4, 96, 64), (5, 32, 4, 128, 96)] {
+    for (n, e, kk, h, inter) in [
+        (1, 4, 2, 64, 32),
+        (3, 8, 4, 96, 64),
+        (5, 32, 4, 128, 96),
+        (40, 8, 4, 64, 32),
+        (9, 128, 4, 64, 64),
+    ] {
         let (limit, alpha) = (7.0f32, 1.702f32);
         let x = randn(&mut r, n * h, 1.0);
         let (b1, b2) = (randn(&mut r, e * 2 * inter, 0.5), randn(&mut r, e * h, 0.5));
@@ -658,6 +664,56 @@ fn expert_products_match_the_scalar_oracle() {
             assert!(ea < 1e-5, "{fmt:?} swiglu activations: {ea}");
             let e2 = rel_err(&read(&ctx, &xo, n * h), &want);
             assert!(e2 < 1e-5, "{fmt:?} n {n} experts {e} k {kk}: {e2}");
+
+            // The grouped path on the same inputs: route, grouped products, combine.
+            let pairs = n * kk;
+            let max_tiles = pairs.div_ceil(crate::kernels::GROUP_TILE) + e.min(pairs);
+            let sorted = ctx.storage("sorted", (pairs * 4) as u64);
+            let tiles = ctx.storage("tiles", ((4 + 4 * max_tiles) * 4) as u64);
+            let act_g = ctx.storage("act", (pairs * inter * 4) as u64);
+            let y_g = ctx.storage("y", (pairs * h * 4) as u64);
+            let xg = upf(&ctx, &x);
+            run(&ctx, |rec| {
+                rec.dispatch(
+                    &k.moe_route,
+                    &[P::U(pairs as u32), P::U(e as u32), P::U(8)],
+                    &[&ib, &sorted, &tiles],
+                    [1, 1, 1],
+                )
+                .unwrap();
+                rec.dispatch(
+                    &k.moe_grouped,
+                    &[
+                        P::U(h as u32),
+                        P::U(2 * inter as u32),
+                        P::U(kk as u32),
+                        P::U(1),
+                        P::F(limit),
+                        P::F(alpha),
+                    ],
+                    &[&xb, &sorted, &w1, &s1, &b1b, &tiles, &act_g],
+                    [(2 * inter as u32).div_ceil(4), max_tiles as u32, 1],
+                )
+                .unwrap();
+                rec.dispatch(
+                    &k.moe_grouped,
+                    &[P::U(inter as u32), P::U(h as u32), P::U(1), P::U(0)],
+                    &[&act_g, &sorted, &w2, &s2, &b2b, &tiles, &y_g],
+                    [(h as u32).div_ceil(4), max_tiles as u32, 1],
+                )
+                .unwrap();
+                rec.dispatch(
+                    &k.moe_combine,
+                    &[P::U(n as u32), P::U(kk as u32), P::U(h as u32)],
+                    &[&y_g, &ib, &wb, &xg],
+                    [(h as u32).div_ceil(64), n as u32, 1],
+                )
+                .unwrap();
+            });
+            let ga = rel_err(&read(&ctx, &act_g, pairs * inter), &acts);
+            assert!(ga < 1e-5, "{fmt:?} grouped swiglu activations: {ga}");
+            let g2 = rel_err(&read(&ctx, &xg, n * h), &want);
+            assert!(g2 < 1e-5, "{fmt:?} grouped n {n} experts {e} k {kk}: {g2}");
         }
     }
 }

@@ -66,6 +66,30 @@ fn row_dot(row: u32, d_in: u32, xb: u32, tid: u32) -> f32 {
     }
     return acc;
 }
+// row_dot for the (up to 8) rows xb[0..cnt] at once: each weight word decoded once for all.
+fn row_dot_tile(row: u32, d_in: u32, xb: array<u32, 8>, cnt: u32, tid: u32) -> array<f32, 8> {
+    let words = d_in / 8u;
+    let wbase = row * words;
+    let sbase = row * (d_in / 32u);
+    var acc: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) { acc[j] = 0.0; }
+    for (var k = tid; k < words; k += 64u) {
+        let word = wq[wbase + k];
+        let si = sbase + k / 4u;
+        let scale = e8m0((wsc[si >> 2u] >> (8u * (si & 3u))) & 0xffu);
+        var wv: array<f32, 8>;
+        for (var b = 0u; b < 8u; b++) { wv[b] = FP4[(word >> (4u * b)) & 0xfu]; }
+        for (var j = 0u; j < 8u; j++) {
+            if (j < cnt) {
+                let x0 = xb[j] + 8u * k;
+                var part = 0.0;
+                for (var b = 0u; b < 8u; b++) { part += wv[b] * xin[x0 + b]; }
+                acc[j] += part * scale;
+            }
+        }
+    }
+    return acc;
+}
 ";
 
 /// `row_dot` for dense expert weights (bf16 or f32) laid out [E, d_out, d_in].
@@ -78,6 +102,18 @@ fn row_dot(row: u32, d_in: u32, xb: u32, tid: u32) -> f32 {{
     if (arrayLength(&wsc) == 0u) {{ return 0.0; }}
     var acc = 0.0;
     for (var i = tid; i < d_in; i += 64u) {{ acc += wload(row * d_in + i) * xin[xb + i]; }}
+    return acc;
+}}
+fn row_dot_tile(row: u32, d_in: u32, xb: array<u32, 8>, cnt: u32, tid: u32) -> array<f32, 8> {{
+    var acc: array<f32, 8>;
+    for (var j = 0u; j < 8u; j++) {{ acc[j] = 0.0; }}
+    if (arrayLength(&wsc) == 0u) {{ return acc; }}
+    for (var i = tid; i < d_in; i += 64u) {{
+        let wv = wload(row * d_in + i);
+        for (var j = 0u; j < 8u; j++) {{
+            if (j < cnt) {{ acc[j] += wv * xin[xb[j] + i]; }}
+        }}
+    }}
     return acc;
 }}
 ",
@@ -107,7 +143,15 @@ pub struct Kernels {
     pub topk: wgpu::ComputePipeline,
     pub mlp1: wgpu::ComputePipeline,
     pub mlp2: wgpu::ComputePipeline,
+    /// The grouped expert path (prefill, batched decode): pairs bucketed by expert, products
+    /// over tiles of one expert's pairs, then the routed sum.
+    pub moe_route: wgpu::ComputePipeline,
+    pub moe_grouped: wgpu::ComputePipeline,
+    pub moe_combine: wgpu::ComputePipeline,
 }
+
+/// Pairs per tile of the grouped expert products (`moe_grouped.wgsl`).
+pub const GROUP_TILE: usize = 8;
 
 fn pipeline(ctx: &GpuContext, label: &str, source: &str) -> wgpu::ComputePipeline {
     let module = ctx
@@ -193,6 +237,13 @@ impl Kernels {
                 "moe mlp2",
                 &with(&expert_prelude, include_str!("shaders/moe_mlp2.wgsl")),
             ),
+            moe_route: pipeline(ctx, "moe route", include_str!("shaders/moe_route.wgsl")),
+            moe_grouped: pipeline(
+                ctx,
+                "moe grouped",
+                &with(&expert_prelude, include_str!("shaders/moe_grouped.wgsl")),
+            ),
+            moe_combine: pipeline(ctx, "moe combine", include_str!("shaders/moe_combine.wgsl")),
         }
     }
 

@@ -11,12 +11,15 @@ use gptoss_model::{Config, LogitsFor, Model};
 
 use crate::cache::GpuCache;
 use crate::context::GpuContext;
-use crate::kernels::{ExpertFormat, Kernels, Recorder, P};
+use crate::kernels::{ExpertFormat, Kernels, Recorder, GROUP_TILE, P};
 use crate::weights::{device_bytes, DeviceLinear, DeviceWeights, ModelSource, WeightSource};
 use crate::GpuError;
 
 /// Tokens per recorded pass: a longer prompt runs in chunks of this many (bounds scratch).
 const CHUNK: usize = 256;
+/// From this many tokens in a pass on, expert products run grouped by expert (each routed
+/// expert's weights read once per tile of 8 pairs instead of once per pair).
+const GROUPED_MIN_TOKENS: usize = 4;
 /// Most key splits of one query's attention (flash decoding over a long cache).
 const MAX_SPLITS: usize = 32;
 
@@ -45,6 +48,10 @@ struct Bufs {
     idx: wgpu::Buffer,
     wts: wgpu::Buffer,
     act: wgpu::Buffer,
+    /// grouped expert path: pair ids by expert, the tile list, the second product's rows
+    sorted: wgpu::Buffer,
+    tiles: wgpu::Buffer,
+    moe_y: wgpu::Buffer,
     logits: wgpu::Buffer,
     dummy: wgpu::Buffer,
 }
@@ -141,7 +148,7 @@ impl GpuModel {
         s.bufs.as_ref().map_or(0, |b| {
             [
                 &b.tokens, &b.cs, &b.x, &b.hn, &b.qkv, &b.attn, &b.part, &b.router, &b.idx, &b.wts,
-                &b.act, &b.logits,
+                &b.act, &b.sorted, &b.tiles, &b.moe_y, &b.logits,
             ]
             .iter()
             .map(|x| x.size())
@@ -276,7 +283,7 @@ impl GpuModel {
         let ctx = &self.ctx;
         let n = tokens.len();
         let (h, qd, kvd, hd) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.head_dim);
-        let (e, k, inter) = (c.num_experts, c.experts_per_token, c.intermediate_size);
+        let (e, k) = (c.num_experts, c.experts_per_token);
         let stride = qd + 2 * kvd;
         let heads = c.num_attention_heads;
         let mut scratch = self
@@ -432,40 +439,7 @@ impl GpuModel {
                 &[&b.router, &b.idx, &b.wts],
                 [nu.div_ceil(64), 1, 1],
             )?;
-            rec.dispatch(
-                &kn.mlp1,
-                &[
-                    P::U(nu),
-                    P::U(k as u32),
-                    P::U(h as u32),
-                    P::U(2 * inter as u32),
-                    P::F(c.swiglu_limit),
-                    P::F(c.swiglu_alpha),
-                ],
-                &[
-                    &b.hn,
-                    &b.idx,
-                    &l.mlp1.w,
-                    &l.mlp1.scales,
-                    &l.mlp1.bias,
-                    &b.act,
-                ],
-                [(2 * inter as u32).div_ceil(4), nu * k as u32, 1],
-            )?;
-            rec.dispatch(
-                &kn.mlp2,
-                &[P::U(nu), P::U(k as u32), P::U(inter as u32), P::U(h as u32)],
-                &[
-                    &b.act,
-                    &b.idx,
-                    &l.mlp2.w,
-                    &l.mlp2.scales,
-                    &l.mlp2.bias,
-                    &b.wts,
-                    &b.x,
-                ],
-                [(h as u32).div_ceil(4), nu, 1],
-            )?;
+            self.experts(&mut rec, l, n, b)?;
         }
         let m = out_rows.len();
         if m > 0 {
@@ -502,6 +476,112 @@ impl GpuModel {
         for s in segs.iter_mut() {
             s.cache.len += s.n;
         }
+        Ok(())
+    }
+
+    /// The mixture-of-experts products of one layer, after top-k: per (token, expert) pair for
+    /// a few tokens (decode), grouped by expert when enough pairs share the weights.
+    fn experts(
+        &self,
+        rec: &mut Recorder,
+        l: &crate::weights::DeviceLayer,
+        n: usize,
+        b: &Bufs,
+    ) -> Result<(), GpuError> {
+        let c = &self.config;
+        let kn = &self.kernels;
+        let (h, e, k, inter) = (
+            c.hidden_size,
+            c.num_experts,
+            c.experts_per_token,
+            c.intermediate_size,
+        );
+        let nu = n as u32;
+        if n >= GROUPED_MIN_TOKENS {
+            let pairs = n * k;
+            let max_tiles = pairs.div_ceil(GROUP_TILE) + e.min(pairs);
+            rec.dispatch(
+                &kn.moe_route,
+                &[P::U(pairs as u32), P::U(e as u32), P::U(GROUP_TILE as u32)],
+                &[&b.idx, &b.sorted, &b.tiles],
+                [1, 1, 1],
+            )?;
+            rec.dispatch(
+                &kn.moe_grouped,
+                &[
+                    P::U(h as u32),
+                    P::U(2 * inter as u32),
+                    P::U(k as u32),
+                    P::U(1),
+                    P::F(c.swiglu_limit),
+                    P::F(c.swiglu_alpha),
+                ],
+                &[
+                    &b.hn,
+                    &b.sorted,
+                    &l.mlp1.w,
+                    &l.mlp1.scales,
+                    &l.mlp1.bias,
+                    &b.tiles,
+                    &b.act,
+                ],
+                [(2 * inter as u32).div_ceil(4), max_tiles as u32, 1],
+            )?;
+            rec.dispatch(
+                &kn.moe_grouped,
+                &[P::U(inter as u32), P::U(h as u32), P::U(1), P::U(0)],
+                &[
+                    &b.act,
+                    &b.sorted,
+                    &l.mlp2.w,
+                    &l.mlp2.scales,
+                    &l.mlp2.bias,
+                    &b.tiles,
+                    &b.moe_y,
+                ],
+                [(h as u32).div_ceil(4), max_tiles as u32, 1],
+            )?;
+            return rec.dispatch(
+                &kn.moe_combine,
+                &[P::U(nu), P::U(k as u32), P::U(h as u32)],
+                &[&b.moe_y, &b.idx, &b.wts, &b.x],
+                [(h as u32).div_ceil(64), nu, 1],
+            );
+        }
+        rec.dispatch(
+            &kn.mlp1,
+            &[
+                P::U(nu),
+                P::U(k as u32),
+                P::U(h as u32),
+                P::U(2 * inter as u32),
+                P::F(c.swiglu_limit),
+                P::F(c.swiglu_alpha),
+            ],
+            &[
+                &b.hn,
+                &b.idx,
+                &l.mlp1.w,
+                &l.mlp1.scales,
+                &l.mlp1.bias,
+                &b.act,
+            ],
+            [(2 * inter as u32).div_ceil(4), nu * k as u32, 1],
+        )?;
+        rec.dispatch(
+            &kn.mlp2,
+            &[P::U(nu), P::U(k as u32), P::U(inter as u32), P::U(h as u32)],
+            &[
+                &b.act,
+                &b.idx,
+                &l.mlp2.w,
+                &l.mlp2.scales,
+                &l.mlp2.bias,
+                &b.wts,
+                &b.x,
+            ],
+            [(h as u32).div_ceil(4), nu, 1],
+        )?;
         Ok(())
     }
 
@@ -593,6 +673,12 @@ impl GpuModel {
             idx: ctx.storage("expert ids", f(rows * k)),
             wts: ctx.storage("expert weights", f(rows * k)),
             act: ctx.storage("swiglu", f(rows * k * c.intermediate_size)),
+            sorted: ctx.storage("pairs by expert", f(rows * k)),
+            tiles: ctx.storage(
+                "expert tiles",
+                f(4 + 4 * ((rows * k).div_ceil(GROUP_TILE) + c.num_experts.min(rows * k))),
+            ),
+            moe_y: ctx.storage("expert outputs", f(rows * k * h)),
             logits: ctx.storage("logits", f(logits_rows * c.vocab_size)),
             dummy: ctx.storage("unused binding", 16),
         });
