@@ -85,11 +85,19 @@ pub fn place(
         Device::Gpu(i) => i,
         Device::Auto => {
             // Only a real GPU is worth it; lavapipe and friends are slower than our CPU kernels.
-            let best = gptoss_gpu::list_adapters()
-                .into_iter()
-                .find(|a| !a.is_software);
+            let all = gptoss_gpu::list_adapters();
+            let best = all.iter().find(|a| !a.is_software).cloned();
             match best {
-                None => return Ok(DeviceModel::Cpu(model)),
+                None => {
+                    match all.first() {
+                        Some(a) => eprintln!(
+                            "device: cpu (only a software GPU adapter, {}; --device gpu uses it anyway)",
+                            a.name
+                        ),
+                        None => eprintln!("device: cpu (no GPU adapter found)"),
+                    }
+                    return Ok(DeviceModel::Cpu(model));
+                }
                 Some(a) if cpu_only.iter().any(|(_, on)| *on) => {
                     eprintln!(
                         "device: cpu ({} found, but a CPU-only option is set)",
