@@ -307,6 +307,8 @@ fn attention_and_kv_store_match_the_scalar_oracle() {
         (2, 2, 16, 20, 6, Some(8), 2),
         (4, 4, 32, 129, 3, None, 3),
         (2, 1, 64, 70, 100, Some(16), 1),
+        (4, 2, 64, 0, 37, None, 1),
+        (4, 2, 16, 300, 40, Some(128), 1),
     ];
     for (heads, kvh, hd, n_past, n, window, n_splits) in cases {
         let (qd, kvd) = (heads * hd, kvh * hd);
@@ -402,6 +404,36 @@ fn attention_and_kv_store_match_the_scalar_oracle() {
             e < 1e-5,
             "heads {heads}/{kvh} hd {hd} past {n_past} n {n} window {window:?}: {e}"
         );
+        // The prefill kernel (blocks of 16 queries) on the same inputs.
+        if hd <= 64 {
+            let out2 = ctx.storage("out", (n * qd * 4) as u64);
+            run(&ctx, |rec| {
+                rec.dispatch(
+                    &k.attention_prefill,
+                    &[
+                        P::U(n as u32),
+                        P::U(n_past as u32),
+                        P::U(heads as u32),
+                        P::U(kvh as u32),
+                        P::U(hd as u32),
+                        P::U(stride as u32),
+                        P::U(qd as u32),
+                        P::U((qd + kvd) as u32),
+                        P::U(ring_u),
+                        P::U(window.unwrap_or(0) as u32),
+                        P::U(0),
+                        P::U(1),
+                        P::F(p.sm_scale),
+                        P::U(0),
+                    ],
+                    &[&qb, &kb, &vb, &sb, &out2],
+                    [(n as u32).div_ceil(16), heads as u32, 1],
+                )
+                .unwrap();
+            });
+            let e = rel_err(&read(&ctx, &out2, n * qd), &want);
+            assert!(e < 1e-5, "prefill kernel: heads {heads}/{kvh} hd {hd} past {n_past} n {n} window {window:?}: {e}");
+        }
 
         // Append: positions n_past.. land in their slots (a ring keeps the call's last `ring`).
         let (kb2, vb2) = (

@@ -139,6 +139,8 @@ pub struct Kernels {
     pub rope: wgpu::ComputePipeline,
     pub attention: wgpu::ComputePipeline,
     pub attention_merge: wgpu::ComputePipeline,
+    /// Blocks of 16 queries sharing each key/value tile (prefill; head_dim <= 64).
+    pub attention_prefill: wgpu::ComputePipeline,
     pub kv_store: wgpu::ComputePipeline,
     pub topk: wgpu::ComputePipeline,
     pub mlp1: wgpu::ComputePipeline,
@@ -224,6 +226,11 @@ impl Kernels {
                 ctx,
                 "attention merge",
                 include_str!("shaders/attention_merge.wgsl"),
+            ),
+            attention_prefill: pipeline(
+                ctx,
+                "attention prefill",
+                include_str!("shaders/attention_prefill.wgsl"),
             ),
             kv_store: pipeline(ctx, "kv store", include_str!("shaders/kv_store.wgsl")),
             topk: pipeline(ctx, "topk", include_str!("shaders/topk.wgsl")),

@@ -20,6 +20,9 @@ const CHUNK: usize = 256;
 /// From this many tokens in a pass on, expert products run grouped by expert (each routed
 /// expert's weights read once per tile of 8 pairs instead of once per pair).
 const GROUPED_MIN_TOKENS: usize = 4;
+/// From this many queries of one sequence in a pass on, attention runs the tiled prefill
+/// kernel (16 queries a workgroup sharing each key/value tile) instead of split-K.
+const PREFILL_ATTENTION_MIN: usize = 16;
 /// Most key splits of one query's attention (flash decoding over a long cache).
 const MAX_SPLITS: usize = 32;
 
@@ -378,39 +381,50 @@ impl GpuModel {
                 };
                 let ring = lc.ring.unwrap_or(0) as u32;
                 let (sn, past, row0) = (s.n as u32, s.cache.len as u32, s.row0 as u32);
-                rec.dispatch(
-                    &kn.attention,
-                    &[
-                        P::U(sn),
-                        P::U(past),
-                        P::U(heads as u32),
-                        P::U(c.num_key_value_heads as u32),
-                        P::U(hd as u32),
-                        P::U(stride as u32),
-                        P::U(qd as u32),
-                        P::U((qd + kvd) as u32),
-                        P::U(ring),
-                        P::U(window as u32),
-                        P::U(kps as u32),
-                        P::U(n_splits as u32),
-                        P::F(1.0 / (hd as f32).sqrt()),
-                        P::U(row0),
-                    ],
-                    &[&b.qkv, kc, vc, &b.part],
-                    [n_splits as u32, heads as u32, sn],
-                )?;
-                rec.dispatch(
-                    &kn.attention_merge,
-                    &[
-                        P::U(sn),
-                        P::U(heads as u32),
-                        P::U(hd as u32),
-                        P::U(n_splits as u32),
-                        P::U(row0),
-                    ],
-                    &[&b.part, &l.sinks, &b.attn],
-                    [heads as u32, sn, 1],
-                )?;
+                let params = [
+                    P::U(sn),
+                    P::U(past),
+                    P::U(heads as u32),
+                    P::U(c.num_key_value_heads as u32),
+                    P::U(hd as u32),
+                    P::U(stride as u32),
+                    P::U(qd as u32),
+                    P::U((qd + kvd) as u32),
+                    P::U(ring),
+                    P::U(window as u32),
+                    P::U(kps as u32),
+                    P::U(n_splits as u32),
+                    P::F(1.0 / (hd as f32).sqrt()),
+                    P::U(row0),
+                ];
+                if s.n >= PREFILL_ATTENTION_MIN && hd <= 64 {
+                    // Blocks of 16 queries share each key/value tile.
+                    rec.dispatch(
+                        &kn.attention_prefill,
+                        &params,
+                        &[&b.qkv, kc, vc, &l.sinks, &b.attn],
+                        [sn.div_ceil(16), heads as u32, 1],
+                    )?;
+                } else {
+                    rec.dispatch(
+                        &kn.attention,
+                        &params,
+                        &[&b.qkv, kc, vc, &b.part],
+                        [n_splits as u32, heads as u32, sn],
+                    )?;
+                    rec.dispatch(
+                        &kn.attention_merge,
+                        &[
+                            P::U(sn),
+                            P::U(heads as u32),
+                            P::U(hd as u32),
+                            P::U(n_splits as u32),
+                            P::U(row0),
+                        ],
+                        &[&b.part, &l.sinks, &b.attn],
+                        [heads as u32, sn, 1],
+                    )?;
+                }
                 rec.dispatch(
                     &kn.kv_store,
                     &[
