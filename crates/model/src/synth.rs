@@ -709,45 +709,6 @@ pub fn write_checkpoint_streaming(
     Ok(())
 }
 
-#[cfg(test)]
-mod stream_tests {
-    use super::*;
-
-    #[test]
-    fn streamed_layouts_load_and_agree() {
-        let c = tiny_config();
-        let d = tempfile::tempdir().unwrap();
-        let (po, ph) = (d.path().join("o"), d.path().join("h"));
-        let mut calls = 0;
-        write_checkpoint_streaming(&po, &c, 5, StreamLayout::Original, &mut |_, _| calls += 1)
-            .unwrap();
-        assert!(calls >= 2);
-        write_checkpoint_streaming(&ph, &c, 5, StreamLayout::HuggingFace, &mut |_, _| {}).unwrap();
-        let mo = crate::Model::load(&po).unwrap();
-        let mh = crate::Model::load(&ph).unwrap();
-        assert_eq!(mh.layout(), crate::Layout::HuggingFace);
-        let toks = [1u32, 5, 9, 96];
-        let lo = mo
-            .forward(&toks, &mut mo.new_cache(8), crate::LogitsFor::All)
-            .unwrap();
-        let lh = mh
-            .forward(&toks, &mut mh.new_cache(8), crate::LogitsFor::All)
-            .unwrap();
-        assert!(lo.iter().all(|v| v.is_finite()));
-        assert_eq!(lo, lh, "same seed, same weights in both layouts");
-        // Scales lie in 2^-7..2^-5.
-        let t = stream_tensors(&c, 5, StreamLayout::Original);
-        let s = t
-            .iter()
-            .find(|t| t.name.ends_with("mlp1_weight.scales"))
-            .unwrap();
-        let mut buf = vec![0u8; s.n_bytes().div_ceil(8) * 8];
-        fill_chunk(s, 0, &mut buf);
-        assert!(buf.iter().all(|&b| (120..=122).contains(&b)));
-        assert!(buf.contains(&120) && buf.contains(&122));
-    }
-}
-
 /// The tensors of a full-size random checkpoint made in memory, one layer at a time (the same
 /// numbers `write_checkpoint_streaming` writes), for backends that upload weights and must
 /// never hold a whole checkpoint on the host: `bench --synth 20b --device gpu` measures a
@@ -884,5 +845,44 @@ impl InMemorySynth {
             },
         };
         f(&layer)
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn streamed_layouts_load_and_agree() {
+        let c = tiny_config();
+        let d = tempfile::tempdir().unwrap();
+        let (po, ph) = (d.path().join("o"), d.path().join("h"));
+        let mut calls = 0;
+        write_checkpoint_streaming(&po, &c, 5, StreamLayout::Original, &mut |_, _| calls += 1)
+            .unwrap();
+        assert!(calls >= 2);
+        write_checkpoint_streaming(&ph, &c, 5, StreamLayout::HuggingFace, &mut |_, _| {}).unwrap();
+        let mo = crate::Model::load(&po).unwrap();
+        let mh = crate::Model::load(&ph).unwrap();
+        assert_eq!(mh.layout(), crate::Layout::HuggingFace);
+        let toks = [1u32, 5, 9, 96];
+        let lo = mo
+            .forward(&toks, &mut mo.new_cache(8), crate::LogitsFor::All)
+            .unwrap();
+        let lh = mh
+            .forward(&toks, &mut mh.new_cache(8), crate::LogitsFor::All)
+            .unwrap();
+        assert!(lo.iter().all(|v| v.is_finite()));
+        assert_eq!(lo, lh, "same seed, same weights in both layouts");
+        // Scales lie in 2^-7..2^-5.
+        let t = stream_tensors(&c, 5, StreamLayout::Original);
+        let s = t
+            .iter()
+            .find(|t| t.name.ends_with("mlp1_weight.scales"))
+            .unwrap();
+        let mut buf = vec![0u8; s.n_bytes().div_ceil(8) * 8];
+        fill_chunk(s, 0, &mut buf);
+        assert!(buf.iter().all(|&b| (120..=122).contains(&b)));
+        assert!(buf.contains(&120) && buf.contains(&122));
     }
 }
