@@ -120,6 +120,8 @@ def test_chat_streams_reasoning_answer_and_keeps_the_conversation(pages, server)
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     expect(page.locator("#toggle-sidebar")).to_be_visible()
+    # The sidebar slides out with a 0.15 s transition: wait for it to be off screen.
+    page.wait_for_function("document.querySelector('#sidebar').getBoundingClientRect().x < 0", timeout=5000)
     assert page.locator("#sidebar").bounding_box()["x"] < 0
     page.screenshot(path=str(ARTIFACTS / "chat-phone.png"))
     page.click("#toggle-sidebar")
