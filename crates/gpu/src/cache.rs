@@ -4,7 +4,7 @@
 //! a ring of `min(sliding_window, max_tokens)` positions (position p in slot p % ring).
 //! Snapshots copy the rings on the device so `rollback_to` can restore them.
 
-use gptoss_model::{Config, MAX_SNAPSHOTS, PAGE_LEN};
+use gptoss_model::{plan_rollback, Config, Rollback, MAX_SNAPSHOTS, PAGE_LEN};
 
 use crate::context::GpuContext;
 use crate::kernels::Recorder;
@@ -221,48 +221,39 @@ impl GpuCache {
     /// As `gptoss_model::KvCache::rollback_to`: forget positions `>= n_tokens`, restoring the
     /// rings from the newest usable snapshot; returns how many positions are really kept.
     pub fn rollback_to(&mut self, ctx: &GpuContext, n_tokens: usize) -> usize {
-        if n_tokens >= self.len {
-            return self.len;
-        }
         let ring = self.layers.iter().filter_map(|l| l.ring).max();
-        let keep = match ring {
-            None => n_tokens,
-            Some(r) if self.len <= r => n_tokens,
-            Some(r) => {
-                let lost_from = self.len - r;
-                match self.snapshots.iter().rposition(|s| s.len <= n_tokens) {
-                    None => 0,
-                    Some(si) => {
-                        let s_len = self.snapshots[si].len;
-                        let merge = s_len >= lost_from || s_len == n_tokens;
-                        let target = if merge { n_tokens } else { s_len };
-                        let (from, to) = (target.saturating_sub(r), target.min(lost_from));
-                        let row = (self.kv_dim * 4) as u64;
-                        let mut rec = Recorder::new(ctx);
-                        let snap = &self.snapshots[si];
-                        for (layer, saved) in self
-                            .layers
-                            .iter()
-                            .filter(|l| l.ring.is_some())
-                            .zip(&snap.rings)
-                        {
-                            let (Some(k), Some(v), Some((sk, sv))) = (&layer.k, &layer.v, saved)
-                            else {
-                                continue;
-                            };
-                            let lr = layer.capacity;
-                            for pos in from..to {
-                                let off = (pos % lr) as u64 * row;
-                                rec.copy(sk, off, k, off, row);
-                                rec.copy(sv, off, v, off, row);
-                            }
-                        }
-                        rec.submit(ctx, &mut None);
-                        target
+        let lens: Vec<usize> = self.snapshots.iter().map(|s| s.len).collect();
+        let keep = match plan_rollback(self.len, ring, &lens, n_tokens) {
+            Rollback::Keep(k) => k,
+            Rollback::Restore {
+                target,
+                snapshot,
+                positions,
+            } => {
+                let row = (self.kv_dim * 4) as u64;
+                let mut rec = Recorder::new(ctx);
+                for (layer, saved) in self
+                    .layers
+                    .iter()
+                    .filter(|l| l.ring.is_some())
+                    .zip(&self.snapshots[snapshot].rings)
+                {
+                    let (Some(k), Some(v), Some((sk, sv))) = (&layer.k, &layer.v, saved) else {
+                        continue;
+                    };
+                    for pos in positions.clone() {
+                        let off = (pos % layer.capacity) as u64 * row;
+                        rec.copy(sk, off, k, off, row);
+                        rec.copy(sv, off, v, off, row);
                     }
                 }
+                rec.submit(ctx, &mut None);
+                target
             }
         };
+        if keep == self.len {
+            return keep;
+        }
         self.len = keep;
         self.snapshots.retain(|s| s.len <= keep);
         if keep == 0 {

@@ -258,51 +258,43 @@ impl KvCache {
     ///   otherwise `s` (the snapshot is restored);
     /// * else 0 (the cache is cleared).
     pub fn rollback_to(&mut self, n_tokens: usize) -> usize {
-        if n_tokens >= self.len {
-            return self.len;
-        }
         let ring = self.layers.iter().filter_map(|l| l.ring_len).max();
-        let keep = match ring {
-            None => n_tokens,
-            Some(r) if self.len <= r => n_tokens,
-            Some(r) => {
-                let lost_from = self.len - r; // positions < lost_from are gone from the rings
-                match self.snapshots.iter().rposition(|s| s.len <= n_tokens) {
-                    None => 0,
-                    Some(si) => {
-                        let s_len = self.snapshots[si].len;
-                        let merge = s_len >= lost_from || s_len == n_tokens;
-                        let target = if merge { n_tokens } else { s_len };
-                        // Positions [target - r, min(target, lost_from)) come from the snapshot.
-                        let from = target.saturating_sub(r);
-                        let to = target.min(lost_from);
-                        let snap = &self.snapshots[si];
-                        let kv_dim = self.kv_dim;
-                        for (layer, (sk, sv)) in self
-                            .layers
-                            .iter_mut()
-                            .filter(|l| l.ring_len.is_some())
-                            .zip(&snap.rings)
+        let snapshot_lens = self.snapshot_lens();
+        let keep = match plan_rollback(self.len, ring, &snapshot_lens, n_tokens) {
+            Rollback::Keep(k) => k,
+            Rollback::Restore {
+                target,
+                snapshot,
+                positions,
+            } => {
+                let snap = &self.snapshots[snapshot];
+                let kv_dim = self.kv_dim;
+                for (layer, (sk, sv)) in self
+                    .layers
+                    .iter_mut()
+                    .filter(|l| l.ring_len.is_some())
+                    .zip(&snap.rings)
+                {
+                    let lr = layer.page_len();
+                    for pos in positions.clone() {
+                        let slot = pos % lr;
+                        let range = slot * kv_dim..(slot + 1) * kv_dim;
+                        if let (Some(k), Some(v)) =
+                            (layer.k_pages.first_mut(), layer.v_pages.first_mut())
                         {
-                            let lr = layer.page_len();
-                            for pos in from..to {
-                                let slot = pos % lr;
-                                let range = slot * kv_dim..(slot + 1) * kv_dim;
-                                if let (Some(k), Some(v)) =
-                                    (layer.k_pages.first_mut(), layer.v_pages.first_mut())
-                                {
-                                    if sk.len() >= range.end {
-                                        k[range.clone()].copy_from_slice(&sk[range.clone()]);
-                                        v[range.clone()].copy_from_slice(&sv[range]);
-                                    }
-                                }
+                            if sk.len() >= range.end {
+                                k[range.clone()].copy_from_slice(&sk[range.clone()]);
+                                v[range.clone()].copy_from_slice(&sv[range]);
                             }
                         }
-                        target
                     }
                 }
+                target
             }
         };
+        if keep == self.len {
+            return keep;
+        }
         self.len = keep;
         self.snapshots.retain(|s| s.len <= keep);
         if keep == 0 {
@@ -333,5 +325,54 @@ impl KvCache {
             }
         }
         Ok(())
+    }
+}
+
+/// What a rollback to `n_tokens` does (see [`KvCache::rollback_to`]); shared by every cache
+/// with sliding rings and snapshots (the GPU cache too), which then do the copying.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rollback {
+    /// Keep this many positions; nothing to restore.
+    Keep(usize),
+    /// Keep `target` positions after copying `positions` of every ring back from snapshot
+    /// number `snapshot` (oldest first).
+    Restore {
+        target: usize,
+        snapshot: usize,
+        positions: std::ops::Range<usize>,
+    },
+}
+
+/// The rollback rule: a cache of `len` positions whose longest ring holds `ring` positions
+/// (None: no rings) and which holds snapshots at `snapshot_lens` (ascending) goes back to
+/// `n_tokens` exactly when no ring wrapped, or when a snapshot and the rings still cover the
+/// window before `n_tokens`; else to the newest snapshot at or below it; else to 0.
+pub fn plan_rollback(
+    len: usize,
+    ring: Option<usize>,
+    snapshot_lens: &[usize],
+    n_tokens: usize,
+) -> Rollback {
+    if n_tokens >= len {
+        return Rollback::Keep(len);
+    }
+    let r = match ring {
+        Some(r) if len > r => r,
+        _ => return Rollback::Keep(n_tokens),
+    };
+    let lost_from = len - r; // positions < lost_from are gone from the rings
+    match snapshot_lens.iter().rposition(|&s| s <= n_tokens) {
+        None => Rollback::Keep(0),
+        Some(si) => {
+            let s_len = snapshot_lens[si];
+            let merge = s_len >= lost_from || s_len == n_tokens;
+            let target = if merge { n_tokens } else { s_len };
+            // Positions [target - r, min(target, lost_from)) come from the snapshot.
+            Rollback::Restore {
+                target,
+                snapshot: si,
+                positions: target.saturating_sub(r)..target.min(lost_from),
+            }
+        }
     }
 }

@@ -30,7 +30,7 @@ use std::path::Path;
 
 use gptoss_backend::YarnRope;
 
-pub use cache::{KvCache, MAX_SNAPSHOTS, PAGE_LEN};
+pub use cache::{plan_rollback, KvCache, Rollback, MAX_SNAPSHOTS, PAGE_LEN};
 pub use config::Config;
 pub use error::{ForwardError, LoadError};
 pub use tensors::{
