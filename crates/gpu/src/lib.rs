@@ -28,6 +28,6 @@ mod kernel_tests;
 pub use cache::GpuCache;
 pub use context::{list_adapters, AdapterSummary, GpuContext};
 pub use error::GpuError;
-pub use model::{expert_format_name, GpuModel};
+pub use model::GpuModel;
 pub use seam::{GpuKv, SharedGpuModel};
 pub use weights::{Globals, ModelSource, WeightSource};

@@ -11,7 +11,7 @@ use gptoss_model::{Config, LogitsFor, Model};
 
 use crate::cache::GpuCache;
 use crate::context::GpuContext;
-use crate::kernels::{ExpertFormat, Kernels, Recorder, GROUP_TILE, P};
+use crate::kernels::{Kernels, Recorder, GROUP_TILE, P};
 use crate::weights::{device_bytes, DeviceLinear, DeviceWeights, ModelSource, WeightSource};
 use crate::GpuError;
 
@@ -183,29 +183,13 @@ impl GpuModel {
         cache: &GpuCache,
     ) -> Result<(), gptoss_model::ForwardError> {
         use gptoss_model::ForwardError;
-        if tokens.is_empty() {
-            return Err(ForwardError::EmptyInput);
-        }
-        let v = self.config.vocab_size;
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= v) {
-            return Err(ForwardError::InvalidToken {
-                token,
-                vocab_size: v,
-            });
-        }
+        gptoss_model::check_tokens(tokens, self.config.vocab_size)?;
         if cache.model_id != self.id {
             return Err(ForwardError::CacheMismatch {
                 problem: "the cache was made by another GPU model".into(),
             });
         }
-        let needed = cache.len + tokens.len();
-        if needed > cache.max_tokens() {
-            return Err(ForwardError::ContextFull {
-                needed,
-                max: cache.max_tokens(),
-            });
-        }
-        Ok(())
+        gptoss_model::check_room(cache.len, tokens.len(), cache.max_tokens())
     }
 
     /// As `Model::forward_into`: runs `tokens` at the cache's next positions, appends their
@@ -724,12 +708,4 @@ fn check_shapes(c: &Config) -> Result<(), GpuError> {
         return bad("query heads not a multiple of key/value heads".into());
     }
     Ok(())
-}
-
-/// The expert format a model's kernels were built for.
-pub fn expert_format_name(m: &GpuModel) -> &'static str {
-    match m.w.expert_format {
-        ExpertFormat::Mxfp4 => "mxfp4",
-        ExpertFormat::Dense(_) => "dense",
-    }
 }

@@ -8,10 +8,10 @@ use gptoss_model::ForwardError;
 use crate::cache::GpuCache;
 use crate::{GpuError, GpuModel};
 
-/// A device cache and the device it lives on (rollbacks and snapshots copy on the device).
+/// A device cache and the model whose device holds it (rollbacks and snapshots copy there).
 pub struct GpuKv {
     pub(crate) cache: GpuCache,
-    pub(crate) ctx: std::sync::Arc<GpuModel>,
+    pub(crate) model: std::sync::Arc<GpuModel>,
 }
 
 impl KvState for GpuKv {
@@ -25,10 +25,10 @@ impl KvState for GpuKv {
         self.cache.clear()
     }
     fn rollback_to(&mut self, n_tokens: usize) -> usize {
-        self.cache.rollback_to(self.ctx.context(), n_tokens)
+        self.cache.rollback_to(self.model.context(), n_tokens)
     }
     fn mark_snapshot(&mut self) {
-        self.cache.mark_snapshot(self.ctx.context())
+        self.cache.mark_snapshot(self.model.context())
     }
 }
 
@@ -57,7 +57,7 @@ impl LanguageModel for SharedGpuModel {
     fn new_cache(&self, max_tokens: usize) -> GpuKv {
         GpuKv {
             cache: self.0.new_cache(max_tokens),
-            ctx: self.0.clone(),
+            model: self.0.clone(),
         }
     }
     fn forward(

@@ -303,6 +303,19 @@ impl Config {
         (self.initial_context_length as f64 * self.rope_scaling_factor.max(1.0)) as usize
     }
 
+    /// The YaRN rotary tables' generator for these hyperparameters.
+    pub fn yarn_rope(&self) -> gptoss_backend::YarnRope {
+        gptoss_backend::YarnRope::new(
+            self.head_dim,
+            self.rope_theta,
+            self.rope_scaling_factor,
+            self.initial_context_length as f64,
+            self.rope_ntk_alpha,
+            self.rope_ntk_beta,
+            self.rope_truncate,
+        )
+    }
+
     /// Whether layer `layer_idx` uses the sliding window (even layers; HF `layer_types` if given).
     pub fn is_sliding(&self, layer_idx: usize) -> bool {
         match self.layer_types.get(layer_idx) {

@@ -115,30 +115,39 @@ thread_local! {
     static BATCH_SCRATCH: RefCell<BatchScratch> = RefCell::new(BatchScratch::default());
 }
 
+/// The checks of a forward call's tokens, shared by every backend: at least one, each a
+/// valid id.
+pub fn check_tokens(tokens: &[u32], vocab_size: usize) -> Result<(), ForwardError> {
+    if tokens.is_empty() {
+        return Err(ForwardError::EmptyInput);
+    }
+    if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
+        return Err(ForwardError::InvalidToken { token, vocab_size });
+    }
+    Ok(())
+}
+
+/// Whether `n` more positions fit a cache holding `len` of at most `max_tokens`.
+pub fn check_room(len: usize, n: usize, max_tokens: usize) -> Result<(), ForwardError> {
+    let needed = len + n;
+    if needed > max_tokens {
+        return Err(ForwardError::ContextFull {
+            needed,
+            max: max_tokens,
+        });
+    }
+    Ok(())
+}
+
 impl Model {
     /// Checks that `tokens` can be appended to `cache` (same checks for prefill, decode and batch rows).
     fn check_input(&self, tokens: &[u32], cache: &KvCache) -> Result<(), ForwardError> {
         let c = &self.config;
-        if tokens.is_empty() {
-            return Err(ForwardError::EmptyInput);
-        }
-        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
-            return Err(ForwardError::InvalidToken {
-                token,
-                vocab_size: c.vocab_size,
-            });
-        }
+        check_tokens(tokens, c.vocab_size)?;
         cache
             .matches(c)
             .map_err(|problem| ForwardError::CacheMismatch { problem })?;
-        let needed = cache.len + tokens.len();
-        if needed > cache.max_tokens() {
-            return Err(ForwardError::ContextFull {
-                needed,
-                max: cache.max_tokens(),
-            });
-        }
-        Ok(())
+        check_room(cache.len, tokens.len(), cache.max_tokens())
     }
 
     /// As [`Model::forward`], writing the logits into `logits` (resized to

@@ -33,6 +33,7 @@ use gptoss_backend::YarnRope;
 pub use cache::{plan_rollback, KvCache, Rollback, MAX_SNAPSHOTS, PAGE_LEN};
 pub use config::Config;
 pub use error::{ForwardError, LoadError};
+pub use forward::{check_room, check_tokens};
 pub use tensors::{
     DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
 };
@@ -135,15 +136,7 @@ impl Model {
         if std::env::var_os("GPTOSS_DENSE_UNEMBED").is_some_and(|v| !v.is_empty() && v != "0") {
             zero_rows.disable();
         }
-        let rope = YarnRope::new(
-            config.head_dim,
-            config.rope_theta,
-            config.rope_scaling_factor,
-            config.initial_context_length as f64,
-            config.rope_ntk_alpha,
-            config.rope_ntk_beta,
-            config.rope_truncate,
-        );
+        let rope = config.yarn_rope();
         Ok(Model {
             config,
             store,

@@ -7,25 +7,12 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use gptoss_backend::YarnRope;
 use gptoss_engine::language_model::DecodeRow;
 use gptoss_engine::{LanguageModel, LogitsFor};
 use gptoss_gpu::{GpuContext, GpuModel, ModelSource, SharedGpuModel};
-use gptoss_model::{synth::InMemorySynth, Config, Model};
+use gptoss_model::{synth::InMemorySynth, Model};
 
 use super::bench::{argmax, commit, costs, random_tokens, stats, Args};
-
-fn rope_for(c: &Config) -> YarnRope {
-    YarnRope::new(
-        c.head_dim,
-        c.rope_theta,
-        c.rope_scaling_factor,
-        c.initial_context_length as f64,
-        c.rope_ntk_alpha,
-        c.rope_ntk_beta,
-        c.rope_truncate,
-    )
-}
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let index = match args.device.device {
@@ -56,7 +43,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         (_, Some(shape)) => {
             let c = crate::commands::synth::config_for(shape);
             let src = InMemorySynth::new(&c, 1);
-            let m = GpuModel::from_source(ctx, &src, &rope_for(&c), &mut progress)?;
+            let m = GpuModel::from_source(ctx, &src, &c.yarn_rope(), &mut progress)?;
             (m, format!("synth {shape:?} (in memory)"))
         }
         (Some(dir), None) => {
