@@ -259,11 +259,14 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
     if let Some(key) = &state.config.api_key {
         let path = request.uri().path();
         if path != "/health" && !web::is_public(path) {
-            let given = request
-                .headers()
+            // OpenAI and Ollama clients send `Authorization: Bearer KEY`,
+            // Anthropic's send `x-api-key: KEY`; either one will do.
+            let headers = request.headers();
+            let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
+                .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
                 .map(str::trim)
                 .unwrap_or("");
             if !constant_time_eq(given.as_bytes(), key.as_bytes()) {

@@ -1,0 +1,76 @@
+"""Starts one `gpt-oss serve` per session on 127.0.0.1 (free port) for the
+client tests. The context is large because agent CLIs send long system
+prompts (Claude Code's and Codex's are 10-25k tokens)."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+API_KEY = "test-key-123"
+MODEL_NAME = "gpt-oss-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(extra_args=()):
+    binary = os.environ["GPT_OSS_BIN"]
+    model_dir = os.environ["MODEL_DIR"]
+    port = free_port()
+    args = [binary, "serve", "--model", model_dir, "--host", "127.0.0.1", "--port", str(port),
+            "--api-key", API_KEY, "--max-concurrency", "4", "--context", "65536",
+            "--model-name", MODEL_NAME, *extra_args]
+    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gpt-oss-clients-{port}.log"), "w+")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"server exited early:\n{log.read()}")
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=1) as r:
+                if r.status == 200:
+                    return proc, base, log
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not come up in 120 s")
+
+
+def stop_server(proc, log):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log.seek(0)
+    out = log.read()
+    log.close()
+    assert code == 0, f"server did not shut down cleanly (exit {code}):\n{out[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def server():
+    proc, base, log = start_server()
+    yield base
+    stop_server(proc, log)
+
+
+def npm_client(env_name: str) -> str:
+    """Path of an npm client installed by run.sh; a missing one fails the test
+    (CI must run it), it is never skipped silently."""
+    path = os.environ.get(env_name) or shutil.which(env_name.removesuffix("_BIN").lower())
+    if not path or not os.path.exists(path):
+        pytest.fail(f"{env_name} is not set or missing: run tests/clients/run.sh (it installs the npm clients)")
+    return path
