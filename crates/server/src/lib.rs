@@ -50,6 +50,7 @@ pub mod ids;
 pub mod prompt;
 pub mod responses_api;
 pub mod scheduler;
+pub mod sealed;
 mod structured;
 pub mod turn;
 pub mod web;
@@ -96,6 +97,9 @@ pub struct ServerConfig {
     /// Built-in tools `/v1/responses` may run (`gpt-oss serve --browser`,
     /// `--python on`, `--handoff on`); empty: none.
     pub tools: gptoss_tools::ToolKit,
+    /// Key of sealed reasoning (`reasoning.encrypted_content`, Anthropic
+    /// thinking signatures); `None`: a random key made at start.
+    pub reasoning_key: Option<sealed::Sealer>,
 }
 
 impl Default for ServerConfig {
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             default_effort: Effort::Medium,
             response_store_capacity: 1024,
             tools: gptoss_tools::ToolKit::default(),
+            reasoning_key: None,
         }
     }
 }
@@ -113,6 +118,8 @@ impl Default for ServerConfig {
 struct Inner {
     engine: Engine,
     config: ServerConfig,
+    /// Seals the analysis text handed to stateless clients.
+    sealer: sealed::Sealer,
     store: Mutex<responses_api::ResponseStore>,
     created: u64,
 }
@@ -370,9 +377,18 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
     // second) instead of inside the first request.
     let _ = gptoss_harmony::Tokenizer::o200k_harmony().encode_ordinary("warm up");
     let store = responses_api::ResponseStore::new(config.response_store_capacity);
+    let sealer = match config.reasoning_key.clone() {
+        Some(sealer) => sealer,
+        None => sealed::Sealer::random().unwrap_or_else(|e| {
+            eprintln!("warning: {e}; sealed reasoning uses a key derived from the clock");
+            let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+            sealed::Sealer::from_seed(seed.as_bytes())
+        }),
+    };
     let state = AppState(Arc::new(Inner {
         engine,
         config,
+        sealer,
         store: Mutex::new(store),
         created: ids::unix_seconds(),
     }));

@@ -34,9 +34,15 @@ pub struct Args {
     /// TCP port (0 picks a free one and prints it).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Require `Authorization: Bearer KEY` on every request except /health.
+    /// Require the key on every request except /health (`Authorization: Bearer KEY`
+    /// or `x-api-key: KEY`).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// Key that seals the chain of thought handed to stateless clients
+    /// (`reasoning.encrypted_content`, Anthropic thinking signatures): 64 hex digits or a
+    /// passphrase of 32+ characters. Give replicas the same key; default: random per start.
+    #[arg(long, value_name = "KEY", env = "GPT_OSS_REASONING_KEY", hide_env_values = true)]
+    pub reasoning_key: Option<String>,
     /// Most requests generating at once (each holds one KV cache of --context tokens).
     #[arg(long, default_value_t = 4)]
     pub max_concurrency: usize,
@@ -95,6 +101,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
     let tools = args.builtin.kit(None)?;
+    let reasoning_key = args
+        .reasoning_key
+        .as_deref()
+        .map(gptoss_server::sealed::Sealer::from_text)
+        .transpose()
+        .context("--reasoning-key")?;
     let mut model = model_source::load_model(args.model.as_deref())?;
     model_source::apply_experts(&mut model, args.experts);
     model_source::apply_weights_q8(&mut model, args.weights_q8)?;
@@ -121,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         default_effort: args.effort,
         tools,
+        reasoning_key,
         ..ServerConfig::default()
     };
     let model_name = config.model_id.clone();
