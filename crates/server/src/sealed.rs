@@ -102,7 +102,9 @@ impl Sealer {
     /// The text of a blob this key sealed, or `None` (another key, a
     /// foreign format such as a real Anthropic signature, tampering).
     pub fn open(&self, blob: &str) -> Option<String> {
-        let raw = URL_SAFE_NO_PAD.decode(blob.trim().strip_prefix(PREFIX)?).ok()?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(blob.trim().strip_prefix(PREFIX)?)
+            .ok()?;
         if raw.len() < NONCE_LEN + 16 {
             return None;
         }
@@ -124,7 +126,10 @@ mod tests {
         let s = Sealer::random().expect("randomness");
         let blob = s.seal("The user wants 2+2. Answer 4.");
         assert!(blob.starts_with(PREFIX));
-        assert_eq!(s.open(&blob).as_deref(), Some("The user wants 2+2. Answer 4."));
+        assert_eq!(
+            s.open(&blob).as_deref(),
+            Some("The user wants 2+2. Answer 4.")
+        );
         // Two seals of one text differ (fresh nonce).
         assert_ne!(blob, s.seal("The user wants 2+2. Answer 4."));
         // Another key cannot open it.

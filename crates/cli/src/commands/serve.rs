@@ -41,7 +41,12 @@ pub struct Args {
     /// Key that seals the chain of thought handed to stateless clients
     /// (`reasoning.encrypted_content`, Anthropic thinking signatures): 64 hex digits or a
     /// passphrase of 32+ characters. Give replicas the same key; default: random per start.
-    #[arg(long, value_name = "KEY", env = "GPT_OSS_REASONING_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "GPT_OSS_REASONING_KEY",
+        hide_env_values = true
+    )]
     pub reasoning_key: Option<String>,
     /// Most requests generating at once (each holds one KV cache of --context tokens).
     #[arg(long, default_value_t = 4)]
