@@ -1,15 +1,27 @@
 //! [`HarmonyConstraint`]: structured output that knows the harmony format.
 //! It follows the tokens the assistant generates (a small state machine over
-//! the control-token ids, reading each header when `<|message|>` closes it)
-//! and constrains exactly two kinds of message body:
+//! the control-token ids, reading each header when `<|message|>` closes it).
+//!
+//! With guarded headers ([`StructuredOutput::headers`], the server sets them
+//! on every request) the harmony structure itself is enforced: a header can
+//! only be one of [`HeaderGrammar`]'s shapes, naming a declared tool or no
+//! recipient at all; inside a message body no control token but the one that
+//! closes that body may appear (`<|end|>` after analysis and preambles,
+//! `<|return|>` after the final answer, `<|call|>` after a call), and after
+//! `<|end|>` only `<|start|>` may follow. So no header text, channel name or
+//! stray control token can reach a client as content, and no call can name a
+//! tool that does not exist.
+//!
+//! It constrains exactly two kinds of message body to JSON:
 //! - a `final` message (or one with no channel), when a response format is
 //!   set: the body must be the format's JSON, then `<|return|>`;
-//! - a call to a strict function (`to=functions.NAME`, on any channel): the
-//!   body must be JSON for that function's parameters, then `<|call|>`.
+//! - a call to a function with an argument grammar (`to=functions.NAME`, on
+//!   any channel): the body must be JSON for that function's parameters,
+//!   then `<|call|>`.
 //!
-//! Everything else is left alone: headers and the control tokens between
-//! messages, analysis, commentary preambles, calls to non-strict tools. So
-//! with `tool_choice: auto` only the branch the model takes is constrained.
+//! Analysis, commentary preambles and built-in tool bodies (python code) are
+//! free text. So with `tool_choice: auto` only the branch the model takes is
+//! constrained.
 //!
 //! Inside a constrained body no control token is allowed until the JSON is
 //! complete; then only the body's closing token (or more JSON, for values
@@ -26,10 +38,11 @@
 //! only if the caller ignored the mask) ends constraining for that body.
 
 use gptoss_harmony::tokenizer::{
-    is_special_token, special_token_name, CALL, END, MESSAGE, RETURN, START,
+    is_special_token, special_token_name, CALL, END, FIRST_SPECIAL_ID, MESSAGE, RETURN, START,
 };
 use gptoss_harmony::Tokenizer;
 
+use crate::header::HeaderGrammar;
 use crate::json::{Grammar, Matcher, TokenSet};
 use crate::vocab::Vocab;
 use crate::Error;
@@ -56,19 +69,23 @@ enum Steer {
 pub struct StructuredOutput {
     /// The grammar of the final answer (`response_format`), if any.
     pub final_answer: Option<Grammar>,
-    /// Strict function tools: name (without `functions.`) and the grammar of
-    /// its arguments.
-    pub strict_tools: Vec<(String, Grammar)>,
+    /// Function tools: name (without `functions.`; other namespaces' tools
+    /// by full recipient, `crm.lookup`) and the grammar of its
+    /// arguments.
+    pub tool_args: Vec<(String, Grammar)>,
+    /// Guard the harmony structure: headers from this grammar (declared
+    /// recipients only), no stray control tokens in bodies.
+    pub headers: Option<HeaderGrammar>,
 }
 
 impl StructuredOutput {
     /// Nothing to constrain.
     pub fn is_empty(&self) -> bool {
-        self.final_answer.is_none() && self.strict_tools.is_empty()
+        self.final_answer.is_none() && self.tool_args.is_empty() && self.headers.is_none()
     }
 
     fn tool(&self, name: &str) -> Option<&Grammar> {
-        self.strict_tools
+        self.tool_args
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, g)| g)
@@ -76,10 +93,13 @@ impl StructuredOutput {
 }
 
 enum State {
-    /// Reading a header (also between `<|end|>` and the next `<|start|>`).
-    Header,
-    /// An unconstrained body.
-    Free,
+    /// Reading a header (unguarded: also between `<|end|>` and the next
+    /// `<|start|>`). `matcher`: the header grammar, when guarded.
+    Header { matcher: Option<Box<Matcher>> },
+    /// Guarded, after `<|end|>`: only `<|start|>` may follow.
+    Between,
+    /// A free-text body; guarded: `close` is the one control token allowed in it.
+    Free { close: Option<u32> },
     /// A constrained body; `end` is the token that closes it.
     Json {
         matcher: Box<Matcher>,
@@ -103,14 +123,19 @@ pub struct HarmonyConstraint {
     remaining: Option<usize>,
     tokenizer: Tokenizer,
     n_vocab: usize,
+    /// Every ordinary token (a free body's mask, before its closing token).
+    ordinary: &'static TokenSet,
     warnings: Vec<String>,
+    /// A JSON body was steered to a close by the token budget.
+    cut_short: bool,
 }
 
 impl std::fmt::Debug for HarmonyConstraint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match self.state {
-            State::Header => "header",
-            State::Free => "free",
+            State::Header { .. } => "header",
+            State::Between => "between",
+            State::Free { .. } => "free",
             State::Json { .. } => "json",
             State::Done => "done",
         };
@@ -123,15 +148,24 @@ impl HarmonyConstraint {
     /// `<|start|>assistant` (the header of the first message is next).
     pub fn new(spec: StructuredOutput) -> Result<Self, Error> {
         let vocab = Vocab::o200k_harmony()?;
+        let matcher = spec.headers.as_ref().map(|h| Box::new(h.first.matcher()));
         Ok(HarmonyConstraint {
             spec,
-            state: State::Header,
+            state: State::Header { matcher },
             header: Vec::new(),
             remaining: None,
             tokenizer: Tokenizer::o200k_harmony(),
             n_vocab: vocab.n_vocab(),
+            ordinary: &vocab.ordinary,
             warnings: Vec::new(),
+            cut_short: false,
         })
+    }
+
+    /// Whether the token budget forced a JSON body to close early (the
+    /// answer is complete JSON but was cut: report it as a length stop).
+    pub fn cut_short(&self) -> bool {
+        self.cut_short
     }
 
     /// Steer the JSON to a close within this many generated tokens.
@@ -163,6 +197,35 @@ impl HarmonyConstraint {
 
     /// The tokens allowed next, or `None` when any token is.
     pub fn allowed(&mut self) -> Option<TokenSet> {
+        match &mut self.state {
+            State::Header {
+                matcher: Some(matcher),
+            } => match matcher.allowed() {
+                Ok(set) if !set.is_empty() => return Some(set),
+                Ok(_) => {
+                    self.warnings
+                        .push("the header grammar allows nothing here".to_string());
+                    self.state = State::Header { matcher: None };
+                    return None;
+                }
+                Err(e) => {
+                    self.warnings.push(format!("header: {e}"));
+                    self.state = State::Header { matcher: None };
+                    return None;
+                }
+            },
+            State::Between => {
+                let mut set = TokenSet::empty(self.n_vocab);
+                set.insert(START);
+                return Some(set);
+            }
+            State::Free { close: Some(close) } => {
+                let mut set = self.ordinary.clone();
+                set.insert(*close);
+                return Some(set);
+            }
+            _ => {}
+        }
         let remaining = self.remaining;
         let State::Json {
             matcher,
@@ -176,7 +239,7 @@ impl HarmonyConstraint {
             Ok(a) => a,
             Err(e) => {
                 self.warnings.push(e.to_string());
-                self.state = State::Free;
+                self.state = State::Free { close: None };
                 return None;
             }
         };
@@ -186,10 +249,14 @@ impl HarmonyConstraint {
                 // One token is kept for the closing control token.
                 *steer = match matcher.closing_path(left.saturating_sub(1)) {
                     Some(path) if path.len() + 1 + STEER_MARGIN >= left => {
+                        self.cut_short = true;
                         Steer::Path(path.into_iter().rev().collect())
                     }
                     Some(_) => Steer::No,
-                    None => Steer::BestEffort,
+                    None => {
+                        self.cut_short = true;
+                        Steer::BestEffort
+                    }
                 };
             }
             match steer {
@@ -221,6 +288,26 @@ impl HarmonyConstraint {
 
     /// Set the logits (f32 `[vocab]`) of forbidden tokens to -inf.
     pub fn mask(&mut self, logits: &mut [f32]) {
+        // Free bodies (most of a turn) and the gap between messages forbid
+        // only control tokens: touch those ~1100 logits, build no set.
+        let keep = match self.state {
+            State::Free { close: Some(close) } => Some(close),
+            State::Between => Some(START),
+            _ => None,
+        };
+        if let Some(keep) = keep {
+            let first = FIRST_SPECIAL_ID as usize;
+            for (offset, logit) in logits.iter_mut().skip(first).enumerate() {
+                if first + offset != keep as usize {
+                    *logit = f32::NEG_INFINITY;
+                }
+            }
+            if matches!(self.state, State::Between) {
+                let ordinary = first.min(logits.len());
+                logits[..ordinary].fill(f32::NEG_INFINITY);
+            }
+            return;
+        }
         if let Some(allowed) = self.allowed() {
             allowed.apply(logits);
         }
@@ -231,25 +318,50 @@ impl HarmonyConstraint {
         if let Some(left) = self.remaining.as_mut() {
             *left = left.saturating_sub(1);
         }
+        let guarded = self.spec.headers.is_some();
         match &mut self.state {
             State::Done => {}
-            State::Header => match token {
-                MESSAGE => {
-                    self.state = self.body_state();
-                    self.header.clear();
+            State::Header { matcher } => {
+                if let Some(m) = matcher {
+                    if let Err(e) = m.accept(token) {
+                        self.warnings.push(format!("header: {e}"));
+                        *matcher = None;
+                    }
                 }
-                START | END => self.header.clear(),
-                RETURN | CALL => self.state = State::Done,
-                _ => self.push_header(token),
-            },
-            State::Free => match token {
-                END | START => {
-                    self.state = State::Header;
-                    self.header.clear();
+                match token {
+                    MESSAGE => {
+                        self.state = self.body_state();
+                        self.header.clear();
+                    }
+                    START | END => self.header.clear(),
+                    RETURN | CALL => self.state = State::Done,
+                    _ => self.push_header(token),
                 }
+            }
+            State::Between => match token {
+                START => self.state = self.next_header(),
                 RETURN | CALL => self.state = State::Done,
-                _ => {}
+                _ => {
+                    self.warnings.push(format!(
+                        "token {token} between messages (expected <|start|>)"
+                    ));
+                    self.state = State::Header { matcher: None };
+                    self.push_header(token);
+                }
             },
+            State::Free { close } => {
+                if close.is_some_and(|c| c != token) && is_special_token(token) {
+                    self.warnings
+                        .push(format!("control token {token} inside a message body"));
+                }
+                match token {
+                    END if guarded => self.state = State::Between,
+                    END => self.state = State::Header { matcher: None },
+                    START => self.state = self.next_header(),
+                    RETURN | CALL => self.state = State::Done,
+                    _ => {}
+                }
+            }
             State::Json {
                 matcher,
                 end,
@@ -270,12 +382,14 @@ impl HarmonyConstraint {
                         "control token {token} inside a constrained JSON body"
                     ));
                     self.state = match token {
-                        END | START => State::Header,
+                        END if guarded => State::Between,
+                        END => State::Header { matcher: None },
+                        START => self.next_header(),
                         _ => State::Done,
                     };
                 } else if let Err(e) = matcher.accept(token) {
                     self.warnings.push(e.to_string());
-                    self.state = State::Free;
+                    self.state = State::Free { close: None };
                 }
             }
         }
@@ -293,18 +407,34 @@ impl HarmonyConstraint {
         }
     }
 
+    /// The header after a generated `<|start|>` (guarded: role and header
+    /// from the grammar).
+    fn next_header(&self) -> State {
+        State::Header {
+            matcher: self
+                .spec
+                .headers
+                .as_ref()
+                .map(|h| Box::new(h.next.matcher())),
+        }
+    }
+
     /// The body that follows the header just closed by `<|message|>`.
     fn body_state(&self) -> State {
+        let guarded = self.spec.headers.is_some();
         let header = String::from_utf8_lossy(&self.header);
         let fields = HeaderFields::parse(&header);
         if fields.role.is_some_and(|r| r != "assistant") {
-            return State::Free;
+            return State::Free { close: None };
         }
         let (grammar, end) = match fields.recipient {
-            Some(recipient) => match recipient.strip_prefix("functions.") {
-                Some(name) => (self.spec.tool(name), CALL),
-                None => (None, CALL),
-            },
+            // `functions.NAME` is keyed by NAME; other namespaces' tools
+            // by their full recipient (`crm.lookup`); built-ins have none.
+            Some(recipient) => (
+                self.spec
+                    .tool(recipient.strip_prefix("functions.").unwrap_or(recipient)),
+                CALL,
+            ),
             None => match fields.channel {
                 None | Some("final") => (self.spec.final_answer.as_ref(), RETURN),
                 Some(_) => (None, END),
@@ -316,7 +446,9 @@ impl HarmonyConstraint {
                 end,
                 steer: Steer::No,
             },
-            None => State::Free,
+            None => State::Free {
+                close: guarded.then_some(end),
+            },
         }
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! Does not own: harmony structure (`harmony`) or the vocabulary (`vocab`).
 
-use gptoss_harmony::tokenizer::FIRST_SPECIAL_ID;
+use gptoss_harmony::tokenizer::{FIRST_SPECIAL_ID, RETURN};
 use llguidance::api::TopLevelGrammar;
 use llguidance::toktrie::SimpleVob;
 use serde_json::{json, Value};
@@ -33,6 +33,8 @@ pub enum Format {
 pub struct Grammar {
     template: llguidance::Matcher,
     vocab: &'static Vocab,
+    /// Whether the grammar writes control tokens itself (headers); JSON never does.
+    special: bool,
 }
 
 impl std::fmt::Debug for Grammar {
@@ -46,6 +48,7 @@ impl Clone for Grammar {
         Grammar {
             template: self.template.deep_clone(),
             vocab: self.vocab,
+            special: self.special,
         }
     }
 }
@@ -76,9 +79,24 @@ impl Grammar {
                 })
             }
         };
+        Grammar::build(vocab, TopLevelGrammar::from_json_schema(schema), false)
+    }
+
+    /// Compile an llguidance lark grammar whose rules may name control
+    /// tokens (`<|channel|>`): harmony headers.
+    pub(crate) fn compile_lark(lark: &str) -> Result<Grammar, Error> {
+        let vocab = Vocab::o200k_harmony()?;
+        Grammar::build(vocab, TopLevelGrammar::from_lark(lark.to_string()), true)
+    }
+
+    fn build(
+        vocab: &'static Vocab,
+        grammar: TopLevelGrammar,
+        special: bool,
+    ) -> Result<Grammar, Error> {
         let parser = vocab
             .factory
-            .create_parser(TopLevelGrammar::from_json_schema(schema))
+            .create_parser(grammar)
             .map_err(|e| Error::InvalidSchema {
                 message: e.to_string(),
             })?;
@@ -100,7 +118,11 @@ impl Grammar {
                 })
             }
         }
-        Ok(Grammar { template, vocab })
+        Ok(Grammar {
+            template,
+            vocab,
+            special,
+        })
     }
 
     /// A fresh matcher at the start of the value.
@@ -108,6 +130,7 @@ impl Grammar {
         Matcher {
             inner: self.template.deep_clone(),
             vocab: self.vocab,
+            special: self.special,
         }
     }
 }
@@ -217,6 +240,7 @@ impl TokenSet {
 pub struct Matcher {
     inner: llguidance::Matcher,
     vocab: &'static Vocab,
+    special: bool,
 }
 
 impl std::fmt::Debug for Matcher {
@@ -241,11 +265,16 @@ impl Matcher {
             .map_err(|e| Error::Engine {
                 message: e.to_string(),
             })?;
-        // llguidance adds its end-of-sequence id when the value may end here;
-        // the harmony layer decides which control token ends a body.
-        let n = bits.len().min(self.vocab.n_vocab) as u32;
-        for id in FIRST_SPECIAL_ID..n {
-            bits.disallow_token(id);
+        // llguidance adds its end-of-sequence id (`<|return|>`) when the
+        // value may end here; the harmony layer decides which control token
+        // ends a body. Only header grammars write control tokens themselves.
+        if self.special {
+            bits.disallow_token(RETURN);
+        } else {
+            let n = bits.len().min(self.vocab.n_vocab) as u32;
+            for id in FIRST_SPECIAL_ID..n {
+                bits.disallow_token(id);
+            }
         }
         Ok(TokenSet::from_vob(bits))
     }
@@ -253,7 +282,7 @@ impl Matcher {
     /// Advance by one token. A token the grammar does not allow is an error
     /// (and the matcher is unusable afterwards).
     pub fn accept(&mut self, token: u32) -> Result<(), Error> {
-        if token >= FIRST_SPECIAL_ID {
+        if token >= FIRST_SPECIAL_ID && !self.special {
             return Err(Error::Rejected {
                 token,
                 message: "control tokens are never part of JSON".to_string(),
@@ -316,6 +345,7 @@ impl Matcher {
         let mut sim = Matcher {
             inner: self.inner.deep_clone(),
             vocab: self.vocab,
+            special: self.special,
         };
         let mut path = Vec::new();
         while !sim.is_complete() {

@@ -41,10 +41,12 @@
 //! ```
 
 mod harmony;
+mod header;
 mod json;
 mod vocab;
 
 pub use harmony::{HarmonyConstraint, StructuredOutput};
+pub use header::HeaderGrammar;
 pub use json::{Format, Grammar, Matcher, TokenSet};
 pub use vocab::Vocab;
 

@@ -8,7 +8,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use gptoss_harmony::tokenizer::{is_special_token, special_token_name, N_VOCAB, RETURN};
+use gptoss_harmony::tokenizer::{
+    is_special_token, special_token_name, FIRST_SPECIAL_ID, N_VOCAB, RETURN,
+};
 use gptoss_harmony::Tokenizer;
 use llguidance::earley::SlicedBiasComputer;
 use llguidance::toktrie::{
@@ -16,6 +18,7 @@ use llguidance::toktrie::{
 };
 use llguidance::ParserFactory;
 
+use crate::json::TokenSet;
 use crate::Error;
 
 /// llguidance's tokenizer environment over o200k_harmony.
@@ -27,6 +30,14 @@ struct HarmonyTokEnv {
 impl TokenizerEnv for HarmonyTokEnv {
     fn tok_trie(&self) -> &TokTrie {
         &self.trie
+    }
+
+    /// Not canonical for llguidance's purposes: where a grammar forces bytes
+    /// (a header's `functions.get_weather`, a JSON key) every tokenization of
+    /// them stays allowed, not just ours. A prompt may end mid-way (the
+    /// prefilled `to=functions.`), and the model may split text its own way.
+    fn tokenize_is_canonical(&self) -> bool {
+        false
     }
 
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
@@ -57,6 +68,8 @@ pub struct Vocab {
     pub(crate) short_values: SimpleVob,
     /// Per token: what the greedy close looks at.
     pub(crate) shape: Vec<TokenShape>,
+    /// Every ordinary (non-control) token.
+    pub(crate) ordinary: TokenSet,
 }
 
 /// What the greedy close (`Matcher::closing_token`) knows of a token.
@@ -158,7 +171,15 @@ impl Vocab {
                 has_comma: w.contains(&b','),
             })
             .collect();
+        // Every id below the control tokens (a byte-0xFF token looks like
+        // toktrie's special marker to `class`, so count ids instead).
+        let mut ordinary = SimpleVob::alloc(n_vocab);
+        for id in 0..FIRST_SPECIAL_ID {
+            ordinary.allow_token(id);
+        }
+        let ordinary = TokenSet::from_vob(ordinary);
         Ok(Vocab {
+            ordinary,
             shape,
             quote_led,
             factory,

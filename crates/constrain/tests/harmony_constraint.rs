@@ -1,13 +1,16 @@
-//! The harmony-aware constraint: it applies only inside a final answer (with
-//! a response format) or a strict function call body, never to analysis,
-//! commentary preambles, headers or other control tokens; and it closes the
-//! JSON within a token budget.
+//! The harmony-aware constraint: JSON applies only inside a final answer
+//! (with a response format) or a function call body with an argument
+//! grammar, never to analysis or commentary preambles; it closes the JSON
+//! within a token budget; with guarded headers, calls name declared tools
+//! only and no stray control token appears in a body.
 
 mod common;
 
 use common::violation;
-use gptoss_constrain::{Format, Grammar, HarmonyConstraint, StructuredOutput};
-use gptoss_harmony::tokenizer::{CALL, END, FIRST_SPECIAL_ID, MAX_TOKEN_ID, RETURN};
+use gptoss_constrain::{Format, Grammar, HarmonyConstraint, HeaderGrammar, StructuredOutput};
+use gptoss_harmony::tokenizer::{
+    CALL, CHANNEL, END, FIRST_SPECIAL_ID, MAX_TOKEN_ID, MESSAGE, RETURN, START,
+};
 use gptoss_harmony::Tokenizer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,11 +33,12 @@ fn spec(final_answer: bool, strict_tool: bool) -> StructuredOutput {
     let grammar = || Grammar::compile(&Format::JsonSchema(schema())).unwrap();
     StructuredOutput {
         final_answer: final_answer.then(grammar),
-        strict_tools: if strict_tool {
+        tool_args: if strict_tool {
             vec![("get_weather".to_string(), grammar())]
         } else {
             Vec::new()
         },
+        headers: None,
     }
 }
 
@@ -175,5 +179,84 @@ fn budget_closes_the_json() {
         let text = tok.decode_utf8(&body).unwrap();
         let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         assert_eq!(violation(&schema(), &value), None, "{text}");
+    }
+}
+
+fn guarded(recipients: &[&str]) -> HarmonyConstraint {
+    let recipients: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
+    let mut spec = spec(false, true);
+    spec.headers = Some(HeaderGrammar::new(&recipients).unwrap());
+    HarmonyConstraint::new(spec).unwrap()
+}
+
+#[test]
+fn guarded_headers_name_declared_tools_only() {
+    let mut c = guarded(&["functions.get_weather"]);
+    // Analysis: free text, but no control token other than <|end|>.
+    feed_checked(&mut c, "<|channel|>analysis<|message|>I should call it.");
+    let set = c.allowed().unwrap();
+    assert!(set.contains(END));
+    for id in [RETURN, CALL, CHANNEL, MESSAGE, START] {
+        assert!(!set.contains(id), "{id} allowed inside analysis");
+    }
+    feed_checked(&mut c, "<|end|>");
+    // Between messages: only <|start|>.
+    assert_eq!(c.allowed().unwrap().to_vec(), vec![START]);
+    feed_checked(
+        &mut c,
+        "<|start|>assistant<|channel|>commentary to=functions.",
+    );
+    // The name: only the declared one can follow.
+    let set = c.allowed().unwrap();
+    assert!(!set.contains(ids("python")[0]));
+    feed_checked(&mut c, "get_weather <|constrain|>json<|message|>");
+    assert!(c.is_constraining());
+    feed_checked(&mut c, r#"{"city":"Oslo","days":1}"#);
+    assert!(c.allowed().unwrap().contains(CALL));
+
+    // An undeclared recipient cannot even be started.
+    let mut c = guarded(&["functions.get_weather"]);
+    feed_checked(&mut c, "<|channel|>analysis to=");
+    let set = c.allowed().unwrap();
+    assert!(!set.contains(ids("python")[0]));
+    // No tools at all: no recipient.
+    let mut c = guarded(&[]);
+    feed_checked(&mut c, "<|channel|>analysis");
+    let set = c.allowed().unwrap();
+    assert!(!set.contains(ids(" to")[0]));
+    assert!(set.contains(MESSAGE));
+}
+
+#[test]
+fn guarded_mask_matches_allowed() {
+    // The fast mask of free bodies and of the gap between messages forbids
+    // exactly what `allowed` forbids.
+    let mut c = guarded(&["functions.get_weather"]);
+    for text in [
+        "<|channel|>analysis<|message|>Thinking",
+        "<|end|>",
+        "<|start|>assistant<|channel|>final<|message|>Hello",
+    ] {
+        feed_checked(&mut c, text);
+        let allowed = c.allowed().unwrap();
+        let mut logits = vec![0.0f32; (MAX_TOKEN_ID + 1) as usize];
+        c.mask(&mut logits);
+        for (id, l) in logits.iter().enumerate() {
+            assert_eq!(
+                l.is_finite(),
+                allowed.contains(id as u32),
+                "{id} after {text:?}"
+            );
+        }
+    }
+}
+
+/// Feed `text`, asserting each token is allowed (constrained or not).
+fn feed_checked(c: &mut HarmonyConstraint, text: &str) {
+    for id in ids(text) {
+        if let Some(set) = c.allowed() {
+            assert!(set.contains(id), "token {id} of {text:?} not allowed");
+        }
+        c.accept(id);
     }
 }

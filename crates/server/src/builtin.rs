@@ -30,31 +30,11 @@ pub fn namespace_of(tool_type: &str) -> Option<&'static str> {
 }
 
 /// The flag that enables a namespace on `gpt-oss serve`.
-fn flag_of(namespace: &str) -> &'static str {
+pub(crate) fn flag_of(namespace: &str) -> &'static str {
     match namespace {
         "browser" => "--browser offline|web",
         "python" => "--python on",
         _ => "--handoff on",
-    }
-}
-
-/// Check that the server can run `namespace` (asked for by `tools[idx]`).
-pub fn check_available(
-    kit: &ToolKit,
-    namespace: &str,
-    tool_type: &str,
-    idx: usize,
-) -> Result<(), ApiError> {
-    if kit.contains(namespace) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            format!(
-                "Tool type {tool_type:?} in 'tools[{idx}]' is not enabled on this server: start `gpt-oss serve` with {}.",
-                flag_of(namespace)
-            ),
-            Some(&format!("tools[{idx}].type")),
-        ))
     }
 }
 

@@ -360,7 +360,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         tools: tools.clone(),
         tool_choice,
         response_format,
-        builtin_tools: Vec::new(),
+        ..PromptSpec::default()
     };
     let generation = Generation {
         spec,

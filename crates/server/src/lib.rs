@@ -49,6 +49,7 @@ pub mod error;
 pub mod ids;
 pub mod prompt;
 pub mod responses_api;
+mod responses_tools;
 pub mod scheduler;
 pub mod sealed;
 mod structured;

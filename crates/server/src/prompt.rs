@@ -28,6 +28,26 @@ pub struct FunctionTool {
     pub strict: bool,
 }
 
+/// A namespace of client functions other than `functions` (the Responses
+/// API's `namespace` tools): rendered as its own `## NAME` section, called
+/// as `NAME.TOOL`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionNamespace {
+    pub name: String,
+    pub description: String,
+    pub tools: Vec<FunctionTool>,
+}
+
+/// The recipient of a call to a client tool: `functions.NAME`, or the
+/// namespaced name as is (`crm.lookup`).
+pub fn recipient_of(call_name: &str) -> String {
+    if call_name.contains('.') {
+        call_name.to_string()
+    } else {
+        format!("functions.{call_name}")
+    }
+}
+
 /// Which tool, if any, the model must call.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ToolChoice {
@@ -64,6 +84,8 @@ pub struct PromptSpec {
     pub history: Vec<Message>,
     pub effort: Effort,
     pub tools: Vec<FunctionTool>,
+    /// Further client namespaces (called as `NAMESPACE.TOOL`).
+    pub namespaces: Vec<FunctionNamespace>,
     pub tool_choice: ToolChoice,
     pub response_format: ResponseFormat,
     /// Built-in tool namespaces the server runs (browser, python, handoff),
@@ -286,7 +308,7 @@ pub fn type_name(v: &Value) -> &'static str {
 pub fn function_call_message(name: &str, arguments: &str) -> Message {
     Message::from_role_and_content(Role::Assistant, arguments.to_string())
         .with_channel("commentary")
-        .with_recipient(format!("functions.{name}"))
+        .with_recipient(recipient_of(name))
         .with_content_type("<|constrain|>json")
 }
 
@@ -294,7 +316,7 @@ pub fn function_call_message(name: &str, arguments: &str) -> Message {
 /// recipient `assistant`, the call's channel).
 pub fn function_output_message(name: &str, output: &str) -> Message {
     Message::from_author_and_content(
-        gptoss_harmony::Author::new(Role::Tool, format!("functions.{name}")),
+        gptoss_harmony::Author::new(Role::Tool, recipient_of(name)),
         output.to_string(),
     )
     .with_recipient("assistant")
@@ -342,16 +364,28 @@ pub fn build(spec: &PromptSpec) -> Result<BuiltPrompt, ApiError> {
     if !instructions.is_empty() {
         developer = developer.with_instructions(instructions.join("\n\n"));
     }
-    let show_tools = spec.tool_choice != ToolChoice::None && !spec.tools.is_empty();
-    if show_tools {
-        let tools = spec
-            .tools
+    let show_tools = spec.tool_choice != ToolChoice::None
+        && (!spec.tools.is_empty() || !spec.namespaces.is_empty());
+    let describe = |tools: &[FunctionTool]| -> Vec<ToolDescription> {
+        tools
             .iter()
             .map(|t| {
                 ToolDescription::new(t.name.clone(), t.description.clone(), t.parameters.clone())
             })
-            .collect();
-        developer = developer.with_function_tools(tools);
+            .collect()
+    };
+    if show_tools {
+        if !spec.tools.is_empty() {
+            developer = developer.with_function_tools(describe(&spec.tools));
+        }
+        for ns in &spec.namespaces {
+            let description = Some(ns.description.clone()).filter(|d| !d.is_empty());
+            developer = developer.with_tools(ToolNamespaceConfig::new(
+                ns.name.clone(),
+                description,
+                describe(&ns.tools),
+            ));
+        }
     }
 
     let mut messages = vec![Message::from_role_and_content(Role::System, system)];
@@ -374,11 +408,14 @@ pub fn build(spec: &PromptSpec) -> Result<BuiltPrompt, ApiError> {
     let tok = Tokenizer::o200k_harmony();
     let prefeed = match (&spec.tool_choice, show_tools) {
         (ToolChoice::Named(name), true) => tok.encode_with_special_tokens(&format!(
-            "<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
+            "<|channel|>commentary to={} <|constrain|>json<|message|>",
+            recipient_of(name)
         )),
-        (ToolChoice::Required, true) => {
+        // The header constraint then allows only the declared names.
+        (ToolChoice::Required, true) if spec.namespaces.is_empty() => {
             tok.encode_with_special_tokens("<|channel|>commentary to=functions.")
         }
+        (ToolChoice::Required, true) => tok.encode_with_special_tokens("<|channel|>commentary to="),
         _ if spec.effort.opens_final_channel() => final_channel_opening(),
         _ => Vec::new(),
     };

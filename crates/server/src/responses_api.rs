@@ -5,8 +5,21 @@
 //! `functions.NAME`, `function_call_output` items become tool messages,
 //! `reasoning` items become analysis (kept only within the turn in progress).
 //!
+//! Tools: `responses_tools` sorts the request's tools (functions,
+//! namespaces, freeform `custom` tools, `local_shell`, `shell`,
+//! `apply_patch`; hosted tools the server does not run are left out with an
+//! `x-gpt-oss-warning` header) and shapes each call's item; their call and
+//! output items in `input` map back to harmony calls and tool messages.
+//!
+//! Stateless clients (Codex: `store: false`): with `include:
+//! ["reasoning.encrypted_content"]` each reasoning item carries its text
+//! sealed by this server (`sealed`); handed back in `input`, it is opened
+//! into analysis again, so the chain of thought survives tool calls.
+//! `reasoning.summary` gives the reasoning text as the summary too.
+//!
 //! Output items: `reasoning` (with `reasoning_text` content), `message`
-//! (`output_text`), `function_call`. Streaming sends the Responses event
+//! (`output_text`), `function_call`, `custom_tool_call`, `local_shell_call`,
+//! `shell_call`, `apply_patch_call`. Streaming sends the Responses event
 //! sequence (`response.created`, `response.in_progress`,
 //! `response.output_item.added`, `response.content_part.added`,
 //! `response.reasoning_text.delta/done`, `response.output_text.delta/done`,
@@ -41,7 +54,9 @@ use serde_json::{json, Value};
 use crate::builtin;
 use crate::chat_api::{parse_response_format, parse_tool_choice};
 use crate::error::ApiError;
-use crate::prompt::{self, FunctionTool, PromptSpec, ToolChoice};
+use crate::prompt::{self, PromptSpec, ToolChoice};
+use crate::responses_tools::{self, ClientTool};
+use crate::sealed::Sealer;
 use crate::turn::{Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
 use crate::{ids, parse_body, AppState, Bounded, Generation};
 
@@ -95,12 +110,19 @@ struct ResponsesRequest {
     metadata: Option<Value>,
     #[serde(default)]
     parallel_tool_calls: Option<bool>,
+    /// `reasoning.encrypted_content`: reasoning items carry their text sealed.
+    #[serde(default)]
+    include: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ReasoningParam {
     #[serde(default)]
     effort: Option<String>,
+    /// `auto` / `concise` / `detailed`: reasoning items get a summary (we
+    /// have no summarizer: it is the reasoning text itself).
+    #[serde(default)]
+    summary: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,10 +146,15 @@ fn text_of_parts(content: Option<&Value>, param: &str) -> Result<String, ApiErro
     )
 }
 
-/// Input items -> (instructions, harmony messages), recording function call ids.
+/// Input items -> (instructions, harmony messages), recording tool call
+/// ids. Reasoning sealed by this server (`encrypted_content`) is opened back
+/// into analysis; item types with nothing for the model are skipped (noted
+/// in `warnings`).
 fn convert_input(
     input: Option<&Value>,
     call_names: &mut Vec<(String, String)>,
+    sealer: &Sealer,
+    warnings: &mut Vec<String>,
 ) -> Result<(Vec<String>, Vec<Message>), ApiError> {
     let mut instructions = Vec::new();
     let mut history = Vec::new();
@@ -189,29 +216,15 @@ fn convert_input(
                     }
                 }
             }
-            "function_call" => {
-                let name = str_field("name")?;
-                let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-                let call_id = str_field("call_id")?;
-                history.push(prompt::function_call_message(&name, arguments));
-                call_names.push((call_id, name));
-            }
-            "function_call_output" => {
-                let call_id = str_field("call_id")?;
-                let output = match item.get("output") {
-                    Some(Value::String(s)) => s.clone(),
-                    other => text_of_parts(other, &p("output"))?,
-                };
-                let name = call_names.iter().rev().find(|(id, _)| *id == call_id).map(|(_, n)| n.clone()).ok_or_else(|| {
-                    ApiError::invalid(
-                        format!("No function call found for call_id {call_id:?} in 'input[{idx}]' (nor in the previous response)."),
-                        Some(&p("call_id")),
-                    )
-                })?;
-                history.push(prompt::function_output_message(&name, &output));
-            }
             "reasoning" => {
-                let mut text = text_of_parts(item.get("content"), &p("content"))?;
+                let sealed = item
+                    .get("encrypted_content")
+                    .and_then(Value::as_str)
+                    .and_then(|blob| sealer.open(blob));
+                let mut text = match sealed {
+                    Some(text) => text,
+                    None => text_of_parts(item.get("content"), &p("content"))?,
+                };
                 if text.is_empty() {
                     text = text_of_parts(item.get("summary"), &p("summary"))?;
                 }
@@ -219,64 +232,49 @@ fn convert_input(
                     history.push(Message::from_role_and_content(Role::Assistant, text).with_channel("analysis"));
                 }
             }
-            other => {
-                return Err(ApiError::invalid(
-                    format!("Unsupported input item type {other:?} in 'input[{idx}]'. Supported: message, function_call, function_call_output, reasoning."),
-                    Some(&p("type")),
-                ))
+            kind if responses_tools::is_call_output(kind) => {
+                let call_id = item
+                    .get("call_id")
+                    .or_else(|| item.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid(format!("Missing or non-string parameter '{}'.", p("call_id")), Some(&p("call_id"))))?;
+                let mut output = match item.get("output") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(chunks)) if kind == "shell_call_output" => responses_tools::shell_output_text(chunks),
+                    other => text_of_parts(other, &p("output"))?,
+                };
+                if kind == "apply_patch_call_output" {
+                    let status = item.get("status").and_then(Value::as_str).unwrap_or("completed");
+                    output = format!("{status}\n{output}").trim_end().to_string();
+                }
+                let name = call_names.iter().rev().find(|(id, _)| *id == call_id).map(|(_, n)| n.clone()).ok_or_else(|| {
+                    ApiError::invalid(
+                        format!("No tool call found for call_id {call_id:?} in 'input[{idx}]' (nor in the previous response)."),
+                        Some(&p("call_id")),
+                    )
+                })?;
+                history.push(prompt::function_output_message(&name, &output));
             }
+            kind => match responses_tools::input_call(kind, item) {
+                Some((name, arguments)) => {
+                    let call_id = str_field("call_id")?;
+                    history.push(prompt::function_call_message(&name, &arguments));
+                    call_names.push((call_id, name));
+                }
+                None if responses_tools::is_skippable_item(kind) => warnings.push(format!(
+                    "input item of type {kind:?} (input[{idx}]) skipped: nothing in it for this model"
+                )),
+                None => {
+                    return Err(ApiError::invalid(
+                        format!("Unsupported input item type {kind:?} in 'input[{idx}]'. Supported: message, reasoning, function_call, custom_tool_call, local_shell_call, shell_call, apply_patch_call and their outputs."),
+                        Some(&p("type")),
+                    ))
+                }
+            },
         }
     }
     Ok((instructions, history))
-}
-
-/// Request tools: (function tools, built-in namespaces, built-in tool JSON
-/// to echo in the response).
-type RequestTools = (Vec<FunctionTool>, Vec<String>, Vec<Value>);
-
-fn convert_tools(
-    tools: Option<&[Value]>,
-    kit: &gptoss_tools::ToolKit,
-) -> Result<RequestTools, ApiError> {
-    let mut out = Vec::new();
-    let mut namespaces: Vec<String> = Vec::new();
-    let mut echo = Vec::new();
-    for (idx, tool) in tools.unwrap_or_default().iter().enumerate() {
-        let param = format!("tools[{idx}]");
-        let kind = tool.get("type").and_then(Value::as_str).unwrap_or("");
-        if let Some(ns) = builtin::namespace_of(kind) {
-            builtin::check_available(kit, ns, kind, idx)?;
-            if !namespaces.iter().any(|n| n == ns) {
-                namespaces.push(ns.to_string());
-            }
-            echo.push(tool.clone());
-            continue;
-        }
-        if kind != "function" {
-            return Err(ApiError::invalid(
-                format!("Unsupported tool type {kind:?} in '{param}': this server supports 'function' tools and the built-in 'browser_search' (or 'web_search'), 'code_interpreter' and 'handoff' when started with them."),
-                Some(&format!("{param}.type")),
-            ));
-        }
-        let name = match tool.get("name") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    format!("'{param}.name' must be a string."),
-                    Some(&format!("{param}.name")),
-                ))
-            }
-        };
-        out.push(prompt::function_tool(
-            name,
-            tool.get("description").and_then(Value::as_str),
-            tool.get("parameters"),
-            tool.get("strict").and_then(Value::as_bool).unwrap_or(false),
-            &param,
-        )?);
-    }
-    Ok((out, namespaces, echo))
 }
 
 /// Fixed fields of the response object, set once per request.
@@ -286,9 +284,10 @@ struct ResponseHead {
     model: String,
     instructions: Option<String>,
     effort: Effort,
-    tools: Vec<FunctionTool>,
-    /// Built-in tools of the request, as given.
-    builtin_tools: Vec<Value>,
+    /// The request's tools as given (those left out excepted).
+    tools: Vec<Value>,
+    /// `reasoning.summary` as asked.
+    summary: Option<String>,
     tool_choice: Value,
     previous_response_id: Option<String>,
     store: bool,
@@ -309,12 +308,6 @@ impl ResponseHead {
         finish: Option<Finish>,
         error: Option<&str>,
     ) -> Value {
-        let mut tools: Vec<Value> = self
-            .tools
-            .iter()
-            .map(|t| json!({"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters, "strict": t.strict}))
-            .collect();
-        tools.extend(self.builtin_tools.iter().cloned());
         json!({
             "id": self.id,
             "object": "response",
@@ -328,12 +321,12 @@ impl ResponseHead {
             "output": output,
             "parallel_tool_calls": self.parallel_tool_calls,
             "previous_response_id": self.previous_response_id,
-            "reasoning": {"effort": self.effort.as_str(), "summary": null},
+            "reasoning": {"effort": self.effort.as_str(), "summary": self.summary},
             "store": self.store,
             "temperature": self.temperature,
             "text": {"format": self.text_format},
             "tool_choice": self.tool_choice,
-            "tools": tools,
+            "tools": self.tools,
             "top_p": self.top_p,
             "truncation": "disabled",
             "usage": usage.map(|u| json!({
@@ -363,12 +356,26 @@ pub(crate) struct OutputBuilder {
     open_builtin: Option<String>,
     /// Output index of the built-in call waiting for its result.
     pending_builtin: Option<usize>,
+    /// The client's tools: the shape of each call's item.
+    client: Vec<ClientTool>,
+    /// Seals reasoning into `encrypted_content` (`include` asked for it).
+    sealer: Option<Sealer>,
+    /// Reasoning items also carry their text as a summary.
+    summarize: bool,
 }
 
 impl OutputBuilder {
-    fn new(builtin: Vec<String>) -> OutputBuilder {
+    fn new(
+        builtin: Vec<String>,
+        client: Vec<ClientTool>,
+        sealer: Option<Sealer>,
+        summarize: bool,
+    ) -> OutputBuilder {
         OutputBuilder {
             builtin,
+            client,
+            sealer,
+            summarize,
             ..OutputBuilder::default()
         }
     }
@@ -427,8 +434,9 @@ impl OutputBuilder {
                     ),
                     SegmentKind::ToolCall { id, name } => {
                         self.calls.push((id.clone(), name.clone()));
+                        let tool = self.client.iter().find(|t| t.call_name == *name);
                         (
-                            json!({"type": "function_call", "id": ids::new_id("fc_"), "call_id": id, "name": name, "arguments": "", "status": "in_progress"}),
+                            responses_tools::call_item(tool, name, id, "", "in_progress"),
                             None,
                         )
                     }
@@ -445,6 +453,10 @@ impl OutputBuilder {
                         "output_index": output_index, "content_index": 0, "part": part}),
                     );
                 }
+                if self.summarize && *kind == SegmentKind::Reasoning {
+                    events.push(json!({"type": "response.reasoning_summary_part.added", "item_id": item_id,
+                        "output_index": output_index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
+                }
                 events
             }
             TurnEvent::Delta(text) => {
@@ -454,19 +466,30 @@ impl OutputBuilder {
                 let kind = self.items[output_index]["type"]
                     .as_str()
                     .unwrap_or_default();
-                let event = match kind {
+                match kind {
                     "reasoning" => {
-                        json!({"type": "response.reasoning_text.delta", "item_id": item_id,
-                        "output_index": output_index, "content_index": 0, "delta": text})
+                        let mut events = vec![
+                            json!({"type": "response.reasoning_text.delta", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "delta": text}),
+                        ];
+                        if self.summarize {
+                            events.push(json!({"type": "response.reasoning_summary_text.delta", "item_id": item_id,
+                                "output_index": output_index, "summary_index": 0, "delta": text}));
+                        }
+                        events
                     }
-                    "message" => json!({"type": "response.output_text.delta", "item_id": item_id,
+                    "message" => vec![
+                        json!({"type": "response.output_text.delta", "item_id": item_id,
                         "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
-                    _ => {
+                    ],
+                    "function_call" => vec![
                         json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
-                        "output_index": output_index, "delta": text})
-                    }
-                };
-                vec![event]
+                        "output_index": output_index, "delta": text}),
+                    ],
+                    // Other calls are JSON to us, not to the client: their
+                    // fields are known once the arguments are complete.
+                    _ => Vec::new(),
+                }
             }
             TurnEvent::End { text, .. } => {
                 let Some((output_index, item_id)) = self.open.take() else {
@@ -480,6 +503,17 @@ impl OutputBuilder {
                     "reasoning" => {
                         let part = json!({"type": "reasoning_text", "text": text});
                         item["content"] = json!([part.clone()]);
+                        if let Some(sealer) = &self.sealer {
+                            item["encrypted_content"] = json!(sealer.seal(text));
+                        }
+                        if self.summarize {
+                            let summary = json!({"type": "summary_text", "text": text});
+                            item["summary"] = json!([summary.clone()]);
+                            events.push(json!({"type": "response.reasoning_summary_text.done", "item_id": item_id,
+                                "output_index": output_index, "summary_index": 0, "text": text}));
+                            events.push(json!({"type": "response.reasoning_summary_part.done", "item_id": item_id,
+                                "output_index": output_index, "summary_index": 0, "part": summary}));
+                        }
                         events.push(
                             json!({"type": "response.reasoning_text.done", "item_id": item_id,
                             "output_index": output_index, "content_index": 0, "text": text}),
@@ -499,10 +533,38 @@ impl OutputBuilder {
                             "output_index": output_index, "content_index": 0, "part": part}),
                         );
                     }
-                    _ => {
+                    "function_call" => {
                         item["arguments"] = json!(text);
                         events.push(json!({"type": "response.function_call_arguments.done", "item_id": item_id,
                             "output_index": output_index, "name": item["name"], "arguments": text}));
+                    }
+                    _ => {
+                        // Rebuild the item from the complete arguments (same id).
+                        let call_id = item["call_id"].as_str().unwrap_or_default().to_string();
+                        let call_name = self
+                            .calls
+                            .iter()
+                            .rev()
+                            .find(|(id, _)| *id == call_id)
+                            .map(|(_, n)| n.clone())
+                            .unwrap_or_default();
+                        let tool = self.client.iter().find(|t| t.call_name == call_name);
+                        let mut full = responses_tools::call_item(
+                            tool,
+                            &call_name,
+                            &call_id,
+                            text,
+                            "completed",
+                        );
+                        full["id"] = item["id"].clone();
+                        *item = full;
+                        if kind == "custom_tool_call" {
+                            let input = item["input"].clone();
+                            events.push(json!({"type": "response.custom_tool_call_input.delta", "item_id": item_id,
+                                "output_index": output_index, "delta": input}));
+                            events.push(json!({"type": "response.custom_tool_call_input.done", "item_id": item_id,
+                                "output_index": output_index, "input": input}));
+                        }
                     }
                 }
                 events.push(json!({"type": "response.output_item.done", "output_index": output_index, "item": item.clone()}));
@@ -528,6 +590,17 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         Some(e) => prompt::parse_effort(e, "reasoning.effort")?,
         None => state.config.default_effort,
     };
+    let summary = match req.reasoning.as_ref().and_then(|r| r.summary.as_deref()) {
+        None | Some("none") => None,
+        Some(s @ ("auto" | "concise" | "detailed")) => Some(s.to_string()),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                format!("Invalid value for 'reasoning.summary': {other:?}. Supported values are: 'auto', 'concise', 'detailed' and 'none'."),
+                Some("reasoning.summary"),
+            )
+            .with_code("invalid_value"))
+        }
+    };
 
     // Continue a stored conversation.
     let (mut history, mut call_names, inherited) = match &req.previous_response_id {
@@ -551,7 +624,13 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
             )
         }
     };
-    let (input_instructions, input_history) = convert_input(req.input.as_ref(), &mut call_names)?;
+    let mut warnings = Vec::new();
+    let (input_instructions, input_history) = convert_input(
+        req.input.as_ref(),
+        &mut call_names,
+        &state.sealer,
+        &mut warnings,
+    )?;
     if input_history.is_empty() && history.is_empty() {
         return Err(ApiError::invalid(
             "'input' is empty: give a string or at least one item.",
@@ -563,9 +642,10 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let mut all_instructions: Vec<String> = instructions.iter().cloned().collect();
     all_instructions.extend(input_instructions);
 
-    let (tools, builtin_namespaces, builtin_echo) =
-        convert_tools(req.tools.as_deref(), &state.config.tools)?;
-    let tool_choice = parse_tool_choice(req.tool_choice.as_ref(), &tools)?;
+    let tools = responses_tools::convert(req.tools.as_deref(), &state.config.tools)?;
+    warnings.extend(tools.warnings.iter().cloned());
+    let builtin_namespaces = tools.builtin_namespaces.clone();
+    let tool_choice = parse_tool_choice(req.tool_choice.as_ref(), &tools.functions)?;
     let text_format = req.text.as_ref().and_then(|t| t.format.clone());
     let response_format = parse_response_format(text_format.as_ref(), "text.format")?;
 
@@ -574,7 +654,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     } else {
         Some(builtin::registry(&state.config.tools, &builtin_namespaces).await?)
     };
-    let mut tool_names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
+    let mut tool_names = tools.call_names();
     if registry.is_some() {
         tool_names.extend(builtin::recipients(&builtin_namespaces));
     }
@@ -582,7 +662,8 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         instructions: all_instructions,
         history: history.clone(),
         effort,
-        tools: tools.clone(),
+        tools: tools.functions.clone(),
+        namespaces: tools.namespaces.clone(),
         tool_choice,
         response_format,
         builtin_tools: registry
@@ -629,8 +710,8 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         model: state.config.model_id.clone(),
         instructions,
         effort,
-        tools,
-        builtin_tools: builtin_echo,
+        tools: tools.echo.clone(),
+        summary: summary.clone(),
         tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
         previous_response_id: req.previous_response_id.clone(),
         store: req.store.unwrap_or(true),
@@ -641,15 +722,24 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(false),
         text_format: text_format.unwrap_or_else(|| json!({"type": "text"})),
     };
+    let sealer = req
+        .include
+        .iter()
+        .flatten()
+        .any(|i| i == "reasoning.encrypted_content")
+        .then(|| state.sealer.clone());
     let run = Run {
         state,
         head,
         history,
         call_names,
     };
-    let builder = OutputBuilder::new(builtin_active);
-    if req.stream.unwrap_or(false) {
-        Ok(run.stream(driver, builder).into_response())
+    let builder = OutputBuilder::new(builtin_active, tools.client, sealer, summary.is_some());
+    for w in &warnings {
+        eprintln!("warning: /v1/responses: {w}");
+    }
+    let mut response = if req.stream.unwrap_or(false) {
+        run.stream(driver, builder).into_response()
     } else {
         let mut driver = driver;
         let mut builder = builder;
@@ -676,8 +766,34 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         builder.abandon_pending();
         let (finish, usage) = finished.unwrap_or((Finish::Cancelled, TurnUsage::default()));
         let json = run.finish(driver.messages(), builder, finish, usage);
-        Ok(Json(json).into_response())
+        Json(json).into_response()
+    };
+    if let Some(value) = warning_header(&warnings) {
+        response.headers_mut().insert(WARNING_HEADER, value);
     }
+    Ok(response)
+}
+
+/// Response header listing what the server left out of a request (tools it
+/// does not run, input items with nothing for the model).
+pub const WARNING_HEADER: &str = "x-gpt-oss-warning";
+
+fn warning_header(warnings: &[String]) -> Option<axum::http::HeaderValue> {
+    if warnings.is_empty() {
+        return None;
+    }
+    let text: String = warnings
+        .join("; ")
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    axum::http::HeaderValue::from_str(&text).ok()
 }
 
 /// What every generation round of one response shares.

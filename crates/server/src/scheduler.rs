@@ -71,6 +71,11 @@ pub trait TokenConstraint: Send {
     fn mask(&mut self, logits: &mut [f32]);
     /// The token that was sampled (after `mask`).
     fn accept(&mut self, token: u32);
+    /// Whether the output was forced to an early end (a JSON answer closed
+    /// because the token budget ran out): the finish is reported as a length stop.
+    fn cut_short(&self) -> bool {
+        false
+    }
 }
 
 /// One generation request: token ids and how to sample them.
@@ -720,7 +725,16 @@ impl<M: LanguageModel> Worker<M> {
                 continue;
             }
             if seq.request.stop_tokens.contains(&token) {
-                seq.finished = Some(FinishReason::StopToken(token));
+                let cut = seq
+                    .request
+                    .constraint
+                    .as_ref()
+                    .is_some_and(|c| c.cut_short());
+                seq.finished = Some(if cut {
+                    FinishReason::MaxTokens
+                } else {
+                    FinishReason::StopToken(token)
+                });
             } else if seq
                 .request
                 .max_tokens

@@ -1,18 +1,19 @@
-//! Structured output: `response_format` / `text.format` (json_object,
-//! json_schema) and strict function tools become a [`HarmonyConstraint`] on
-//! the generation (gptoss-constrain), so the final answer and strict tool
-//! arguments are valid JSON for their schema by construction. The constraint
-//! applies only inside those message bodies, never to analysis, preambles
-//! or harmony control tokens (see gptoss-constrain's `harmony` module).
+//! Structured output and well-formed tool calls: every generation gets a
+//! [`HarmonyConstraint`] (gptoss-constrain) that guards the harmony
+//! structure (a call can only name a declared function or an enabled
+//! built-in tool; no control token inside a message body; header text never
+//! becomes content), and makes the final answer (`response_format` /
+//! `text.format`) and every function's arguments valid JSON for their
+//! schemas by construction. Analysis and preambles stay free text.
 //!
 //! Owns: request types -> grammars, schema errors as 400s, the engine-side
 //! adapter. Does not own: the grammar engine or the harmony state machine.
 
-use gptoss_constrain::{Format, Grammar, HarmonyConstraint, StructuredOutput};
+use gptoss_constrain::{Format, Grammar, HarmonyConstraint, HeaderGrammar, StructuredOutput};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::prompt::{FunctionTool, PromptSpec, ResponseFormat, ToolChoice};
+use crate::prompt::{self, FunctionTool, PromptSpec, ResponseFormat, ToolChoice};
 use crate::scheduler::TokenConstraint;
 
 /// Build the shared vocabulary of the constraint engine on a background
@@ -35,17 +36,66 @@ pub(crate) fn check_response_schema(schema: &Value) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The grammar of a strict tool's arguments (no parameters: `{}` only).
+/// The grammar of a tool's arguments. Strict: its schema (no parameters:
+/// `{}` only; a schema that does not compile was a 400 at validation).
+/// Not strict: the schema as given, with no tightening (extra properties
+/// stay allowed unless the schema forbids them); no parameters, or a schema
+/// the engine cannot compile: any JSON object (logged).
 fn tool_grammar(tool: &FunctionTool) -> Result<Grammar, String> {
-    let schema = tool.parameters.clone().unwrap_or_else(
-        || json!({"type": "object", "properties": {}, "additionalProperties": false}),
-    );
-    Grammar::compile(&Format::JsonSchema(schema)).map_err(|e| e.to_string())
+    let schema = match (&tool.parameters, tool.strict) {
+        (Some(schema), _) => schema.clone(),
+        (None, true) => json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        (None, false) => return Grammar::compile(&Format::JsonObject).map_err(|e| e.to_string()),
+    };
+    match Grammar::compile(&Format::JsonSchema(schema)) {
+        Ok(g) => Ok(g),
+        Err(e) if tool.strict => Err(e.to_string()),
+        Err(e) => {
+            eprintln!(
+                "warning: function {:?}: its parameters schema cannot be enforced ({e}); its arguments are constrained to any JSON object",
+                tool.name
+            );
+            Grammar::compile(&Format::JsonObject).map_err(|e| e.to_string())
+        }
+    }
 }
 
-/// The constraint for one generation, or `None` when nothing is
-/// structured. `prefeed`: the tokens the prompt put after
-/// `<|start|>assistant`; `budget`: most tokens the generation may produce.
+/// The client's functions by their key in the constraint: `NAME` for the
+/// `functions` namespace, `NAMESPACE.NAME` for the others.
+fn client_functions(spec: &PromptSpec) -> impl Iterator<Item = (String, &FunctionTool)> {
+    let plain = spec.tools.iter().map(|t| (t.name.clone(), t));
+    let namespaced = spec.namespaces.iter().flat_map(|ns| {
+        ns.tools
+            .iter()
+            .map(move |t| (format!("{}.{}", ns.name, t.name), t))
+    });
+    plain.chain(namespaced)
+}
+
+/// Every recipient the model may address: the request's functions and the
+/// built-in tools the server runs for it.
+fn recipients(spec: &PromptSpec) -> Vec<String> {
+    if spec.tool_choice == ToolChoice::None {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = client_functions(spec)
+        .map(|(name, _)| prompt::recipient_of(&name))
+        .collect();
+    for ns in &spec.builtin_tools {
+        if ns.tools.is_empty() {
+            out.push(ns.name.clone());
+        } else {
+            out.extend(ns.tools.iter().map(|t| format!("{}.{}", ns.name, t.name)));
+        }
+    }
+    out
+}
+
+/// The constraint for one generation: the harmony structure is always
+/// guarded (headers name declared tools only, no control token inside a
+/// body), tool arguments follow their schemas, the answer its response
+/// format. `prefeed`: the tokens the prompt put after `<|start|>assistant`;
+/// `budget`: most tokens the generation may produce.
 pub(crate) fn constraint_for(
     spec: &PromptSpec,
     prefeed: &[u32],
@@ -64,22 +114,25 @@ pub(crate) fn constraint_for(
             Some("response_format"),
         )
     })?;
-    let mut strict_tools = Vec::new();
+    let mut tool_args = Vec::new();
     if spec.tool_choice != ToolChoice::None {
-        for tool in spec.tools.iter().filter(|t| t.strict) {
+        for (name, tool) in client_functions(spec) {
             let grammar = tool_grammar(tool).map_err(|e| {
                 ApiError::invalid(
-                    format!("Invalid schema for function '{}': {e}", tool.name),
+                    format!("Invalid schema for function '{name}': {e}"),
                     Some("tools"),
                 )
                 .with_code("invalid_function_parameters")
             })?;
-            strict_tools.push((tool.name.clone(), grammar));
+            tool_args.push((name, grammar));
         }
     }
+    let headers = HeaderGrammar::new(&recipients(spec))
+        .map_err(|e| ApiError::internal(format!("tool-call constraint unavailable: {e}")))?;
     let structured = StructuredOutput {
         final_answer,
-        strict_tools,
+        tool_args,
+        headers: Some(headers),
     };
     if structured.is_empty() {
         return Ok(None);
@@ -104,5 +157,9 @@ impl TokenConstraint for EngineConstraint {
         for warning in self.0.take_warnings() {
             eprintln!("warning: structured output: {warning}");
         }
+    }
+
+    fn cut_short(&self) -> bool {
+        self.0.cut_short()
     }
 }

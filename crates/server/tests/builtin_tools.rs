@@ -157,29 +157,42 @@ async fn offline_web_search_becomes_an_error_the_model_reads() {
     );
 }
 
+/// A hosted tool the server does not run is left out of the prompt and
+/// the response's tools, with a warning header naming the flag: never a 400
+/// (Codex sends `web_search` by default).
 #[tokio::test]
-async fn builtin_tools_need_the_server_flag() {
+async fn hosted_tools_the_server_does_not_run_are_left_out_with_a_warning() {
     let app = app_with_kit(
         tokens("<|channel|>final<|message|>hi<|return|>"),
         ToolKit::new(),
     );
-    for kind in [
-        "code_interpreter",
-        "web_search",
-        "browser_search",
-        "handoff",
+    for (kind, hint) in [
+        ("code_interpreter", "--python on"),
+        ("web_search", "--browser"),
+        ("browser_search", "--browser"),
+        ("handoff", "--handoff on"),
+        ("image_generation", "does not run"),
+        ("file_search", "does not run"),
+        ("mcp", "does not run"),
     ] {
-        let body = json!({"model": MODEL_ID, "input": "x", "tools": [{"type": kind}]});
-        let (s, r) = post_json(&app, "/v1/responses", &body.to_string()).await;
-        assert_eq!(s, 400, "{r}");
-        assert_error(&r, Some("tools[0].type"));
-        assert!(r["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("gpt-oss serve")));
+        let body = json!({"model": MODEL_ID, "input": "x", "temperature": 0, "tools": [{"type": kind}, {"type": "function", "name": "f"}]});
+        let (s, headers, r) = post_with_headers(&app, "/v1/responses", &body.to_string()).await;
+        assert_eq!(s, 200, "{kind}: {r}");
+        let warning = headers
+            .get("x-gpt-oss-warning")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            warning.contains(kind) && warning.contains(hint),
+            "{kind}: {warning:?}"
+        );
+        assert_eq!(
+            r["tools"],
+            json!([{"type": "function", "name": "f"}]),
+            "{kind}"
+        );
+        assert_eq!(r["output"][0]["content"][0]["text"], "hi");
     }
-    let body = json!({"model": MODEL_ID, "input": "x", "tools": [{"type": "file_search"}]});
-    let (s, r) = post_json(&app, "/v1/responses", &body.to_string()).await;
-    assert_eq!(s, 400, "{r}");
 }
 
 #[tokio::test]

@@ -206,11 +206,6 @@ async fn function_call_and_previous_response_id() {
             400,
             Some("input[0].content[0].text"),
         ),
-        (
-            json!({"model": MODEL_ID, "input": "x", "tools": [{"type": "web_search"}]}),
-            400,
-            Some("tools[0].type"),
-        ),
         (json!({"model": MODEL_ID}), 400, Some("input")),
         (json!({"model": "other", "input": "x"}), 404, Some("model")),
     ];

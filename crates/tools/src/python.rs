@@ -393,15 +393,25 @@ impl PythonTool {
                 Ok(())
             });
         }
+        let missing = || {
+            format!(
+                "python sandbox unavailable: bubblewrap (`{}`) is not installed or not on PATH; \
+                 install it (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`)",
+                self.config.bwrap_bin.display()
+            )
+        };
+        if !program_exists(&self.config.bwrap_bin) {
+            return Err(missing());
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => {
                 return Err(format!(
-                    "python sandbox unavailable: `{}` not found (install the Debian package `bubblewrap`)",
+                    "could not start the python sandbox (`{}`): {e}",
                     self.config.bwrap_bin.display()
-                ));
+                ))
             }
-            Err(e) => return Err(format!("could not start the python sandbox: {e}")),
         };
         // Close our copies of the pipe's write end so EOF arrives.
         drop(cmd);
@@ -729,4 +739,22 @@ fn write_seccomp_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
         paths.push(path);
     }
     Ok(paths)
+}
+
+/// Whether `program` can be executed: a path to an executable file, or a
+/// bare name found as an executable file on `PATH`. Checked before spawning
+/// because exec through PATH reports a missing program as EACCES when some
+/// PATH folder is unreadable, which reads like a sandbox failure.
+fn program_exists(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 {
+        return executable(program);
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+        .unwrap_or(false)
 }

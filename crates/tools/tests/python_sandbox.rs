@@ -229,6 +229,20 @@ fn missing_bwrap_is_a_clear_error() {
     let out = tool.call("python", "print(1)");
     assert!(out.is_error);
     assert!(out.text.contains("bubblewrap"), "{out:?}");
+
+    // A bare name not on PATH: found missing before exec (which can report
+    // it as "Permission denied"), and the message says what to install.
+    let config = PythonConfig {
+        bwrap_bin: "gptoss-no-such-bwrap".into(),
+        ..PythonConfig::default()
+    };
+    let mut tool = PythonTool::new(config).expect("create python tool");
+    let out = tool.call("python", "print(1)");
+    assert!(out.is_error);
+    assert!(
+        out.text.contains("apt-get install bubblewrap") && out.text.contains("not installed"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -244,3 +244,22 @@ impl LanguageModel for SlowModel {
         self.inner.forward(tokens, cache, which, logits)
     }
 }
+
+/// POST a JSON body; the status, the response headers and the JSON body.
+pub async fn post_with_headers(
+    app: &Router,
+    path: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request builds");
+    let resp = app.clone().oneshot(req).await.expect("router answers");
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.expect("body reads").to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (parts.status, parts.headers, v)
+}
