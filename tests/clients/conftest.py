@@ -24,9 +24,10 @@ def free_port() -> int:
 
 def start_server(extra_args=()):
     binary = os.environ["GPT_OSS_BIN"]
-    model_dir = os.environ["MODEL_DIR"]
+    model_dir = os.environ.get("MODEL_DIR", "")
     port = free_port()
-    args = [binary, "serve", "--model", model_dir, "--host", "127.0.0.1", "--port", str(port),
+    model_args = ["--model", model_dir] if model_dir else []
+    args = [binary, "serve", *model_args, "--host", "127.0.0.1", "--port", str(port),
             "--api-key", API_KEY, "--max-concurrency", "4", "--context", "65536",
             "--model-name", MODEL_NAME, *extra_args]
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gpt-oss-clients-{port}.log"), "w+")

@@ -10,8 +10,9 @@
 #   VENV         venv for the Python clients (default /work/venvs/clients, else ~/.cache/gpt-oss-rs/clients-venv)
 #   NPM_CLIENTS  folder for the npm clients (default ~/.cache/gpt-oss-rs/npm-clients); needs node >= 18
 #   GPT_OSS_BIN  a prebuilt binary to test (default: cargo build --release -p gpt-oss)
-#   MODEL_DIR    checkpoint to serve (default: the committed real-vocabulary golden checkpoint,
-#                random weights: the tests check protocol and well-formedness, not answer quality)
+#   MODEL_DIR    checkpoint to serve (default: the demo model built into the binary, which
+#                writes well-formed harmony; the tests check protocol and well-formedness, not
+#                answer quality)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -34,15 +35,7 @@ else
   echo "warning: npm not found; the Codex and Claude Code tests will fail (install nodejs and npm)" >&2
 fi
 
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-if [[ -z "${MODEL_DIR:-}" ]]; then
-  MODEL_DIR="$tmp/model"
-  mkdir -p "$MODEL_DIR"
-  cp "$root/testdata/model/real-vocab/original/config.json" "$MODEL_DIR/"
-  gunzip -c "$root/testdata/model/real-vocab/original/model.safetensors.gz" > "$MODEL_DIR/model.safetensors"
-fi
-export MODEL_DIR
+export MODEL_DIR="${MODEL_DIR:-}"
 
 cd "$here"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" .

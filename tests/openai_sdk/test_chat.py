@@ -196,7 +196,7 @@ def test_errors(client, model, server):
         ask(client, "gpt-4o")
     assert e.value.body["code"] == "model_not_found"
     with pytest.raises(openai.BadRequestError) as e:
-        ask(client, model, n=2)
+        ask(client, model, n=9)
     assert e.value.body["param"] == "n"
     with pytest.raises(openai.BadRequestError) as e:
         ask(client, model, tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "nope"}}}])
@@ -226,3 +226,14 @@ def post_raw(url, data):
             return r.status, json.load(r)
     except urllib.error.HTTPError as e:
         return e.code, json.load(e)
+
+
+def test_n_choices_and_logprobs(client, model):
+    r = ask(client, model, n=2, logprobs=True, top_logprobs=2, max_tokens=64)
+    assert [c.index for c in r.choices] == [0, 1]
+    for c in r.choices:
+        assert c.message.content is not None or c.message.tool_calls
+        if c.message.content:
+            assert c.logprobs is not None and c.logprobs.content
+            assert "".join(t.token for t in c.logprobs.content) == c.message.content
+            assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in c.logprobs.content)

@@ -121,6 +121,7 @@ fn engine_round(engine: &Engine, n: usize, tokens: usize, vocab: usize, temperat
                     max_tokens: Some(tokens),
                     stop_tokens: vec![],
                     constraint: None,
+                    logprobs: None,
                 })
                 .ok()
         })

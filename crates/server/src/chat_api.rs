@@ -55,6 +55,10 @@ struct ChatRequest {
     n: Option<u64>,
     #[serde(default)]
     response_format: Option<Value>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -323,16 +327,14 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes)
 async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_body(body)?;
     state.check_model(req.model.as_deref())?;
-    if let Some(n) = req.n {
-        if n != 1 {
-            return Err(ApiError::invalid(
-                format!(
-                    "n = {n} is not supported: this server returns exactly one choice (n = 1)."
-                ),
-                Some("n"),
-            ));
-        }
+    let n = req.n.unwrap_or(1);
+    if n == 0 || n > MAX_CHOICES {
+        return Err(ApiError::invalid(
+            format!("Invalid 'n': {n}. Expected a value between 1 and {MAX_CHOICES}."),
+            Some("n"),
+        ));
     }
+    let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
     let effort = match &req.reasoning_effort {
         Some(e) => prompt::parse_effort(e, "reasoning_effort")?,
         None => state.config.default_effort,
@@ -376,27 +378,77 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         options: TurnOptions {
             stop,
             tool_names: tools.iter().map(|t| t.name.clone()).collect(),
+            logprobs,
         },
     };
-    let turn = state.start(generation)?;
+    // n choices: n generations of the same prompt (each its own seed when
+    // one is given), run side by side by the batching scheduler.
+    let mut turns = Vec::new();
+    for i in 0..n {
+        let mut g = generation.clone();
+        g.seed = g.seed.map(|seed| seed.wrapping_add(i as i64));
+        turns.push(state.start(g)?);
+    }
     let model = state.config.model_id.clone();
     if req.stream.unwrap_or(false) {
         let include_usage = req
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-        Ok(stream(turn, model, include_usage).into_response())
+        Ok(stream(turns, model, include_usage, logprobs.is_some()).into_response())
     } else {
-        let mut turn = turn;
-        let mut output = TurnOutput::default();
-        while let Some(event) = turn.next().await {
-            output.push(&event);
-        }
-        if let Some(message) = output.error {
+        let outputs =
+            futures_util::future::join_all(turns.into_iter().map(|mut turn| async move {
+                let mut output = TurnOutput::default();
+                while let Some(event) = turn.next().await {
+                    output.push(&event);
+                }
+                output
+            }))
+            .await;
+        if let Some(message) = outputs.iter().find_map(|o| o.error.clone()) {
             return Err(ApiError::internal(format!("generation failed: {message}")));
         }
-        Ok(Json(completion_json(&output, &model)).into_response())
+        Ok(Json(completion_json(&outputs, &model, logprobs.is_some())).into_response())
     }
+}
+
+/// Most choices one request may ask for (`n`).
+pub const MAX_CHOICES: u64 = 8;
+
+/// The usage of n choices of one prompt: the prompt counted once, as OpenAI
+/// bills it.
+fn total_usage(usages: &[TurnUsage]) -> TurnUsage {
+    let mut total = usages.first().copied().unwrap_or_default();
+    for u in usages.iter().skip(1) {
+        total.completion_tokens += u.completion_tokens;
+        total.reasoning_tokens += u.reasoning_tokens;
+    }
+    total
+}
+
+/// `logprobs` / `top_logprobs` -> how many alternatives to report (`None`:
+/// no log probabilities).
+fn parse_logprobs(logprobs: Option<bool>, top: Option<u64>) -> Result<Option<usize>, ApiError> {
+    if let Some(top) = top {
+        if top > crate::scheduler::MAX_TOP_LOGPROBS as u64 {
+            return Err(ApiError::invalid(
+                format!("Invalid 'top_logprobs': {top}. Expected a value between 0 and 20."),
+                Some("top_logprobs"),
+            ));
+        }
+        if logprobs != Some(true) {
+            return Err(ApiError::invalid(
+                "'top_logprobs' requires 'logprobs' to be true.",
+                Some("top_logprobs"),
+            ));
+        }
+    }
+    Ok((logprobs == Some(true)).then_some(top.unwrap_or(0) as usize))
+}
+
+fn logprobs_json(lps: &[crate::TokenLogprob]) -> Value {
+    json!({"content": lps.iter().map(crate::turn::logprob_json).collect::<Vec<_>>(), "refusal": null})
 }
 
 fn usage_json(u: &TurnUsage) -> Value {
@@ -409,7 +461,25 @@ fn usage_json(u: &TurnUsage) -> Value {
     })
 }
 
-fn completion_json(out: &TurnOutput, model: &str) -> Value {
+fn completion_json(outputs: &[TurnOutput], model: &str, with_logprobs: bool) -> Value {
+    let choices: Vec<Value> = outputs
+        .iter()
+        .enumerate()
+        .map(|(i, out)| choice_json(i, out, with_logprobs))
+        .collect();
+    let usages: Vec<TurnUsage> = outputs.iter().map(|o| o.usage).collect();
+    json!({
+        "id": ids::new_id("chatcmpl-"),
+        "object": "chat.completion",
+        "created": ids::unix_seconds(),
+        "model": model,
+        "system_fingerprint": null,
+        "choices": choices,
+        "usage": usage_json(&total_usage(&usages)),
+    })
+}
+
+fn choice_json(index: usize, out: &TurnOutput, with_logprobs: bool) -> Value {
     let content = out.content();
     let reasoning = out.reasoning();
     let calls = out.tool_calls();
@@ -429,110 +499,145 @@ fn completion_json(out: &TurnOutput, model: &str) -> Value {
             .collect();
     }
     let finish = out.finish.map(|f| f.as_str()).unwrap_or("stop");
-    json!({
-        "id": ids::new_id("chatcmpl-"),
-        "object": "chat.completion",
-        "created": ids::unix_seconds(),
-        "model": model,
-        "system_fingerprint": null,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage_json(&out.usage),
-    })
+    json!({"index": index, "message": message,
+           "logprobs": if with_logprobs { logprobs_json(&out.logprobs) } else { Value::Null },
+           "finish_reason": finish})
 }
 
-fn stream(
-    mut turn: Turn,
+/// What every chunk of one streamed completion shares.
+#[derive(Clone)]
+struct ChunkHead {
+    id: String,
+    created: u64,
     model: String,
     include_usage: bool,
+    with_logprobs: bool,
+}
+
+impl ChunkHead {
+    fn chunk(&self, index: usize, delta: Value, finish: Option<&str>, logprobs: Value) -> Event {
+        let mut c = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "system_fingerprint": null,
+            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+        });
+        if self.include_usage {
+            c["usage"] = Value::Null;
+        }
+        Event::default().data(c.to_string())
+    }
+}
+
+/// SSE of the n choices: each choice's chunks (tagged with its index) as
+/// they come, then the usage chunk (if asked) and `[DONE]` once all ended.
+fn stream(
+    turns: Vec<Turn>,
+    model: String,
+    include_usage: bool,
+    with_logprobs: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
+    let head = ChunkHead {
+        id: ids::new_id("chatcmpl-"),
+        created: ids::unix_seconds(),
+        model,
+        include_usage,
+        with_logprobs,
+    };
     tokio::spawn(async move {
-        let id = ids::new_id("chatcmpl-");
-        let created = ids::unix_seconds();
-        let chunk = |delta: Value, finish: Option<&str>| {
-            let mut c = json!({
-                "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "system_fingerprint": null,
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-            });
-            if include_usage {
-                c["usage"] = Value::Null;
+        let choices = turns.into_iter().enumerate().map(|(index, turn)| {
+            tokio::spawn(stream_choice(turn, index, head.clone(), tx.clone()))
+        });
+        let mut usages = Vec::new();
+        for result in futures_util::future::join_all(choices).await {
+            match result {
+                Ok(Some(usage)) => usages.push(usage),
+                // The client went away or the choice failed (its error was sent).
+                _ => return,
             }
-            Event::default().data(c.to_string())
-        };
-        if tx
-            .send(chunk(json!({"role": "assistant", "content": ""}), None))
-            .await
-            .is_err()
-        {
-            return;
         }
-        let mut n_calls = 0usize;
-        let mut current: Option<SegmentKind> = None;
-        while let Some(event) = turn.next().await {
-            let frame = match &event {
-                TurnEvent::Start(kind) => {
-                    current = Some(kind.clone());
-                    match kind {
-                        SegmentKind::ToolCall { id, name } => {
-                            n_calls += 1;
-                            Some(chunk(
-                                json!({"tool_calls": [{"index": n_calls - 1, "id": id, "type": "function",
-                                    "function": {"name": name, "arguments": ""}}]}),
-                                None,
-                            ))
-                        }
-                        _ => None,
-                    }
-                }
-                TurnEvent::Delta(text) => match &current {
-                    Some(SegmentKind::Reasoning) => Some(chunk(
-                        json!({"reasoning_content": text, "reasoning": text}),
-                        None,
-                    )),
-                    Some(SegmentKind::Content) => Some(chunk(json!({"content": text}), None)),
-                    Some(SegmentKind::ToolCall { .. }) => Some(chunk(
-                        json!({"tool_calls": [{"index": n_calls.saturating_sub(1), "function": {"arguments": text}}]}),
-                        None,
-                    )),
-                    None => None,
-                },
-                TurnEvent::End { .. } => {
-                    current = None;
-                    None
-                }
-                TurnEvent::Finished { finish, usage } => {
-                    if tx
-                        .send(chunk(json!({}), Some(finish.as_str())))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    if include_usage {
-                        let c = json!({
-                            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                            "system_fingerprint": null, "choices": [], "usage": usage_json(usage),
-                        });
-                        if tx.send(Event::default().data(c.to_string())).await.is_err() {
-                            return;
-                        }
-                    }
-                    None
-                }
-                TurnEvent::Error(message) => {
-                    let e = ApiError::internal(format!("generation failed: {message}"));
-                    Some(Event::default().data(e.body().to_string()))
-                }
-            };
-            if let Some(frame) = frame {
-                if tx.send(frame).await.is_err() {
-                    // The client went away: dropping `turn` cancels the request.
-                    return;
-                }
+        if include_usage {
+            let c = json!({
+                "id": head.id, "object": "chat.completion.chunk", "created": head.created, "model": head.model,
+                "system_fingerprint": null, "choices": [], "usage": usage_json(&total_usage(&usages)),
+            });
+            if tx.send(Event::default().data(c.to_string())).await.is_err() {
+                return;
             }
         }
         let _ = tx.send(Event::default().data("[DONE]")).await;
     });
     Sse::new(crate::receiver_stream(rx)).keep_alive(KeepAlive::default())
+}
+
+/// One choice's chunks; its usage, or `None` when the stream must end (the
+/// client is gone: dropping `turn` cancels the request; or it failed).
+async fn stream_choice(
+    mut turn: Turn,
+    index: usize,
+    head: ChunkHead,
+    tx: tokio::sync::mpsc::Sender<Event>,
+) -> Option<TurnUsage> {
+    let chunk = |delta: Value, finish: Option<&str>| head.chunk(index, delta, finish, Value::Null);
+    tx.send(chunk(json!({"role": "assistant", "content": ""}), None))
+        .await
+        .ok()?;
+    let mut n_calls = 0usize;
+    let mut current: Option<SegmentKind> = None;
+    while let Some(event) = turn.next().await {
+        let frame = match &event {
+            TurnEvent::Start(kind) => {
+                current = Some(kind.clone());
+                match kind {
+                    SegmentKind::ToolCall { id, name } => {
+                        n_calls += 1;
+                        Some(chunk(
+                            json!({"tool_calls": [{"index": n_calls - 1, "id": id, "type": "function",
+                                "function": {"name": name, "arguments": ""}}]}),
+                            None,
+                        ))
+                    }
+                    _ => None,
+                }
+            }
+            TurnEvent::Delta(text) => match &current {
+                Some(SegmentKind::Reasoning) => Some(chunk(
+                    json!({"reasoning_content": text, "reasoning": text}),
+                    None,
+                )),
+                Some(SegmentKind::Content) => Some(chunk(json!({"content": text}), None)),
+                Some(SegmentKind::ToolCall { .. }) => Some(chunk(
+                    json!({"tool_calls": [{"index": n_calls.saturating_sub(1), "function": {"arguments": text}}]}),
+                    None,
+                )),
+                None => None,
+            },
+            TurnEvent::End { .. } => {
+                current = None;
+                None
+            }
+            // The tokens of the content delta just sent.
+            TurnEvent::Logprobs(lps) if head.with_logprobs => {
+                Some(head.chunk(index, json!({}), None, logprobs_json(lps)))
+            }
+            TurnEvent::Logprobs(_) => None,
+            TurnEvent::Finished { finish, usage } => {
+                tx.send(chunk(json!({}), Some(finish.as_str())))
+                    .await
+                    .ok()?;
+                return Some(*usage);
+            }
+            TurnEvent::Error(message) => {
+                let e = ApiError::internal(format!("generation failed: {message}"));
+                tx.send(Event::default().data(e.body().to_string()))
+                    .await
+                    .ok()?;
+                return Some(TurnUsage::default());
+            }
+        };
+        if let Some(frame) = frame {
+            tx.send(frame).await.ok()?;
+        }
+    }
+    None
 }

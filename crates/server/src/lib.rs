@@ -75,7 +75,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
-pub use scheduler::{Engine, EngineInfo, MetricsSnapshot, SchedulerConfig};
+pub use scheduler::{Engine, EngineInfo, MetricsSnapshot, SchedulerConfig, TokenLogprob};
 
 use prompt::PromptSpec;
 use scheduler::GenerationRequest;
@@ -137,6 +137,7 @@ impl std::ops::Deref for AppState {
 }
 
 /// What a handler asks the engine for.
+#[derive(Clone)]
 pub(crate) struct Generation {
     pub spec: PromptSpec,
     pub max_tokens: Option<u64>,
@@ -207,6 +208,7 @@ impl AppState {
             max_tokens,
             stop_tokens: HARMONY_STOP_TOKENS.to_vec(),
             constraint,
+            logprobs: g.options.logprobs,
         })?;
         Ok(Turn::new(handle, &built.prefeed, g.options))
     }

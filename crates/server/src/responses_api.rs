@@ -110,9 +110,13 @@ struct ResponsesRequest {
     metadata: Option<Value>,
     #[serde(default)]
     parallel_tool_calls: Option<bool>,
-    /// `reasoning.encrypted_content`: reasoning items carry their text sealed.
+    /// `reasoning.encrypted_content`: reasoning items carry their text
+    /// sealed; `message.output_text.logprobs`: answer tokens carry their log
+    /// probabilities.
     #[serde(default)]
     include: Option<Vec<String>>,
+    #[serde(default)]
+    top_logprobs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -362,6 +366,8 @@ pub(crate) struct OutputBuilder {
     sealer: Option<Sealer>,
     /// Reasoning items also carry their text as a summary.
     summarize: bool,
+    /// Log probabilities of the open message's tokens (when asked for).
+    logprobs: Vec<Value>,
 }
 
 impl OutputBuilder {
@@ -524,10 +530,11 @@ impl OutputBuilder {
                         );
                     }
                     "message" => {
-                        let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                        let logprobs = std::mem::take(&mut self.logprobs);
+                        let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs});
                         item["content"] = json!([part.clone()]);
                         events.push(json!({"type": "response.output_text.done", "item_id": item_id,
-                            "output_index": output_index, "content_index": 0, "text": text, "logprobs": []}));
+                            "output_index": output_index, "content_index": 0, "text": text, "logprobs": logprobs}));
                         events.push(
                             json!({"type": "response.content_part.done", "item_id": item_id,
                             "output_index": output_index, "content_index": 0, "part": part}),
@@ -570,6 +577,11 @@ impl OutputBuilder {
                 events.push(json!({"type": "response.output_item.done", "output_index": output_index, "item": item.clone()}));
                 events
             }
+            TurnEvent::Logprobs(lps) => {
+                self.logprobs
+                    .extend(lps.iter().map(crate::turn::logprob_json));
+                Vec::new()
+            }
             TurnEvent::Finished { .. } | TurnEvent::Error(_) => Vec::new(),
         }
     }
@@ -589,6 +601,21 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let effort = match req.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
         Some(e) => prompt::parse_effort(e, "reasoning.effort")?,
         None => state.config.default_effort,
+    };
+    let includes = |what: &str| req.include.iter().flatten().any(|i| i == what);
+    let top_logprobs = match req.top_logprobs {
+        Some(top) if top > crate::scheduler::MAX_TOP_LOGPROBS as u64 => {
+            return Err(ApiError::invalid(
+                format!("Invalid 'top_logprobs': {top}. Expected a value between 0 and 20."),
+                Some("top_logprobs"),
+            ))
+        }
+        top => top.map(|t| t as usize),
+    };
+    let logprobs = if includes("message.output_text.logprobs") || top_logprobs.is_some() {
+        Some(top_logprobs.unwrap_or(0))
+    } else {
+        None
     };
     let summary = match req.reasoning.as_ref().and_then(|r| r.summary.as_deref()) {
         None | Some("none") => None,
@@ -680,6 +707,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         options: TurnOptions {
             stop: Vec::new(),
             tool_names,
+            logprobs,
         },
     };
     let turn = state.start(template.generation(None)).map_err(|mut e| {
@@ -722,12 +750,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         parallel_tool_calls: req.parallel_tool_calls.unwrap_or(false),
         text_format: text_format.unwrap_or_else(|| json!({"type": "text"})),
     };
-    let sealer = req
-        .include
-        .iter()
-        .flatten()
-        .any(|i| i == "reasoning.encrypted_content")
-        .then(|| state.sealer.clone());
+    let sealer = includes("reasoning.encrypted_content").then(|| state.sealer.clone());
     let run = Run {
         state,
         head,

@@ -88,6 +88,56 @@ pub struct GenerationRequest {
     pub stop_tokens: Vec<u32>,
     /// Optional logits constraint (structured output).
     pub constraint: Option<Box<dyn TokenConstraint>>,
+    /// Report each sampled token's log probability and this many most
+    /// likely alternatives (`TokenEvent::Logprob` before each `Token`).
+    pub logprobs: Option<usize>,
+}
+
+/// Most alternatives a request may ask for (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// A sampled token's log probability under the model's distribution (after
+/// the constraint's mask, before temperature and top-p), and the most likely
+/// tokens at that step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub token: u32,
+    pub logprob: f32,
+    /// (token, log probability), most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
+impl TokenLogprob {
+    /// From a logits row (masked entries are `-inf`).
+    pub fn from_logits(logits: &[f32], token: u32, top: usize) -> TokenLogprob {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = logits
+            .iter()
+            .map(|&l| f64::from((l - max).exp()))
+            .sum::<f64>();
+        let log_z = max + sum.ln() as f32;
+        let logprob = |id: u32| {
+            logits
+                .get(id as usize)
+                .map_or(f32::NEG_INFINITY, |l| l - log_z)
+        };
+        let mut best: Vec<(u32, f32)> = Vec::with_capacity(top + 1);
+        if top > 0 {
+            for (id, &l) in logits.iter().enumerate() {
+                if best.len() == top && best.last().is_some_and(|&(_, b)| l <= b) {
+                    continue;
+                }
+                let at = best.partition_point(|&(_, b)| b >= l);
+                best.insert(at, (id as u32, l));
+                best.truncate(top);
+            }
+        }
+        TokenLogprob {
+            token,
+            logprob: logprob(token),
+            top: best.into_iter().map(|(id, l)| (id, l - log_z)).collect(),
+        }
+    }
 }
 
 /// Why a sequence ended.
@@ -116,6 +166,8 @@ pub struct TokenUsage {
 /// `Token`s, then exactly one `Finished` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenEvent {
+    /// The log probabilities of the next `Token` (only when asked for).
+    Logprob(TokenLogprob),
     Token(u32),
     Finished {
         reason: FinishReason,
@@ -421,15 +473,19 @@ impl Sequence {
 
     /// Masks the logits with the constraint (if any), samples the next token and tells the
     /// constraint. Touches only this sequence, so sequences can sample in parallel.
-    fn sample(&mut self) -> Result<u32, EngineError> {
+    fn sample(&mut self) -> Result<(u32, Option<TokenLogprob>), EngineError> {
         if let Some(constraint) = self.request.constraint.as_mut() {
             constraint.mask(&mut self.logits);
         }
         let token = self.sampler.sample(&self.logits)?;
+        let logprob = self
+            .request
+            .logprobs
+            .map(|top| TokenLogprob::from_logits(&self.logits, token, top.min(MAX_TOP_LOGPROBS)));
         if let Some(constraint) = self.request.constraint.as_mut() {
             constraint.accept(token);
         }
-        Ok(token)
+        Ok((token, logprob))
     }
 }
 
@@ -701,14 +757,19 @@ impl<M: LanguageModel> Worker<M> {
             }
             sampling.push(seq);
         }
-        let sampled: Vec<Result<u32, EngineError>> = if sampling.len() > 1 {
+        let sampled: Vec<Result<(u32, Option<TokenLogprob>), EngineError>> = if sampling.len() > 1 {
             sampling.par_iter_mut().map(|seq| seq.sample()).collect()
         } else {
             sampling.iter_mut().map(|seq| seq.sample()).collect()
         };
         for (seq, result) in sampling.into_iter().zip(sampled) {
             let token = match result {
-                Ok(t) => t,
+                Ok((t, logprob)) => {
+                    if let Some(lp) = logprob {
+                        let _ = seq.events.send(TokenEvent::Logprob(lp));
+                    }
+                    t
+                }
                 Err(e) => {
                     let _ = seq.events.send(TokenEvent::Failed(e.to_string()));
                     seq.finished = Some(FinishReason::Cancelled);

@@ -15,11 +15,11 @@
 
 use std::collections::VecDeque;
 
-use gptoss_harmony::tokenizer::{special_token_id, CALL, END, START};
+use gptoss_harmony::tokenizer::{special_token_id, CALL, END, FIRST_SPECIAL_ID, START};
 use gptoss_harmony::{Message, ParseEvent, ParseMode, Role, StreamParser, StreamState};
 
 use crate::ids;
-use crate::scheduler::{FinishReason, RequestHandle, TokenEvent, TokenUsage};
+use crate::scheduler::{FinishReason, RequestHandle, TokenEvent, TokenLogprob, TokenUsage};
 
 /// What kind of text a segment (one harmony message) carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,10 @@ pub enum TurnEvent {
     Delta(String),
     /// The current segment is complete; `text` is all its deltas joined.
     End { kind: SegmentKind, text: String },
+    /// Log probabilities of the answer tokens just given as content deltas
+    /// (only when the request asked for them; reasoning and tool-call tokens
+    /// have none).
+    Logprobs(Vec<TokenLogprob>),
     /// The turn is over (always the last event, unless `Error`).
     Finished { finish: Finish, usage: TurnUsage },
     /// The engine failed (a forward error): the turn is over.
@@ -87,6 +91,9 @@ pub struct TurnOptions {
     pub stop: Vec<String>,
     /// Function names declared in the request, to warn about unknown calls.
     pub tool_names: Vec<String>,
+    /// Log probabilities of the answer tokens, with this many alternatives
+    /// each (`None`: not asked for).
+    pub logprobs: Option<usize>,
 }
 
 struct Open {
@@ -107,6 +114,8 @@ pub struct Turn {
     stopped: bool,
     saw_tool_call: bool,
     done: bool,
+    // log probability of the token about to arrive
+    logprob: Option<TokenLogprob>,
 }
 
 impl Turn {
@@ -124,6 +133,7 @@ impl Turn {
             stopped: false,
             saw_tool_call: false,
             done: false,
+            logprob: None,
         };
         for &token in prefeed {
             if let Ok(events) = turn.parser.push(token) {
@@ -143,7 +153,11 @@ impl Turn {
                 return None;
             }
             match self.handle.events.recv().await {
-                Some(TokenEvent::Token(token)) => self.on_token(token),
+                Some(TokenEvent::Logprob(lp)) => self.logprob = Some(lp),
+                Some(TokenEvent::Token(token)) => {
+                    self.on_token(token);
+                    self.after_token(token);
+                }
                 Some(TokenEvent::Finished { reason, usage }) => self.on_finished(reason, usage),
                 Some(TokenEvent::Failed(message)) => {
                     self.done = true;
@@ -196,6 +210,23 @@ impl Turn {
         }
         for warning in self.parser.take_warnings() {
             eprintln!("warning: malformed model output repaired: {warning}");
+        }
+    }
+
+    /// Pass on the token's log probability if it was answer text.
+    fn after_token(&mut self, token: u32) {
+        let Some(lp) = self.logprob.take() else {
+            return;
+        };
+        let in_answer = matches!(
+            self.open,
+            Some(Open {
+                kind: SegmentKind::Content,
+                ..
+            })
+        );
+        if in_answer && !self.stopped && token < FIRST_SPECIAL_ID {
+            self.queue.push_back(TurnEvent::Logprobs(vec![lp]));
         }
     }
 
@@ -420,6 +451,8 @@ pub struct TurnOutput {
     pub finish: Option<Finish>,
     pub usage: TurnUsage,
     pub error: Option<String>,
+    /// Log probabilities of the answer tokens (when asked for).
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 impl TurnOutput {
@@ -427,6 +460,7 @@ impl TurnOutput {
     pub fn push(&mut self, event: &TurnEvent) {
         match event {
             TurnEvent::Start(_) | TurnEvent::Delta(_) => {}
+            TurnEvent::Logprobs(lps) => self.logprobs.extend(lps.iter().cloned()),
             TurnEvent::End { kind, text } => self.segments.push((kind.clone(), text.clone())),
             TurnEvent::Finished { finish, usage } => {
                 self.finish = Some(*finish);
@@ -464,6 +498,29 @@ impl TurnOutput {
             .map(|(_, t)| t.as_str())
             .collect()
     }
+}
+
+/// One token's log probability as OpenAI writes it (Chat `logprobs.content[]`,
+/// Responses `output_text.logprobs[]`): the token's text, its UTF-8 bytes,
+/// and the alternatives. Impossible tokens (masked) get OpenAI's -9999.
+pub fn logprob_json(lp: &TokenLogprob) -> serde_json::Value {
+    let tok = gptoss_harmony::Tokenizer::o200k_harmony();
+    let entry = |id: u32, logprob: f32| {
+        let bytes = tok.token_bytes(id).unwrap_or_default();
+        let logprob = if logprob.is_finite() {
+            f64::from(logprob)
+        } else {
+            -9999.0
+        };
+        serde_json::json!({
+            "token": String::from_utf8_lossy(&bytes),
+            "logprob": logprob,
+            "bytes": bytes,
+        })
+    };
+    let mut v = entry(lp.token, lp.logprob);
+    v["top_logprobs"] = lp.top.iter().map(|&(id, l)| entry(id, l)).collect();
+    v
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ fn request(i: usize, max_tokens: usize) -> GenerationRequest {
         max_tokens: Some(max_tokens),
         stop_tokens: vec![],
         constraint: None,
+        logprobs: None,
     }
 }
 

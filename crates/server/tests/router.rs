@@ -390,7 +390,7 @@ async fn request_errors_have_openai_shape() {
             400,
             Some("max_tokens"),
         ),
-        (chat_body(json!({"n": 2})), 400, Some("n")),
+        (chat_body(json!({"n": 9})), 400, Some("n")),
         (chat_body(json!({"model": "gpt-4o"})), 404, Some("model")),
         (
             chat_body(json!({"reasoning_effort": "extreme"})),

@@ -1,0 +1,83 @@
+//! `n > 1` on Chat Completions: n choices of one prompt, each a complete
+//! answer with its own index (stream and not), usage counting the prompt once.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const ANSWER: &str = "<|channel|>final<|message|>Four.<|return|>";
+
+#[tokio::test]
+async fn n_choices_each_complete() {
+    let (app, _) = app(ANSWER);
+    let one = json!({"model": MODEL_ID, "messages": [{"role": "user", "content": "2+2?"}], "temperature": 0});
+    let (_, single) = post_json(&app, "/v1/chat/completions", &one.to_string()).await;
+    let mut body = one.clone();
+    body["n"] = json!(3);
+    let (s, r) = post_json(&app, "/v1/chat/completions", &body.to_string()).await;
+    assert_eq!(s, 200, "{r}");
+    let choices = r["choices"].as_array().cloned().unwrap_or_default();
+    assert_eq!(choices.len(), 3, "{r}");
+    for (i, c) in choices.iter().enumerate() {
+        assert_eq!(c["index"], i);
+        assert_eq!(c["message"]["content"], "Four.");
+        assert_eq!(c["finish_reason"], "stop");
+    }
+    let tokens = |v: &Value, k: &str| v["usage"][k].as_u64().unwrap_or(0);
+    assert_eq!(
+        tokens(&r, "prompt_tokens"),
+        tokens(&single, "prompt_tokens")
+    );
+    assert_eq!(
+        tokens(&r, "completion_tokens"),
+        3 * tokens(&single, "completion_tokens")
+    );
+
+    // Streamed: every index gets its text and one finish; one [DONE] at the end.
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let (s, raw) = send(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&body.to_string()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let frames = sse_frames(&raw);
+    assert_eq!(frames.last().map(|(_, d)| d.as_str()), Some("[DONE]"));
+    let mut text = vec![String::new(); 3];
+    let mut finishes = vec![0; 3];
+    let mut usage = Value::Null;
+    for (_, data) in &frames {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        if !v["usage"].is_null() {
+            usage = v["usage"].clone();
+        }
+        for c in v["choices"].as_array().into_iter().flatten() {
+            let i = c["index"].as_u64().unwrap_or(99) as usize;
+            text[i].push_str(c["delta"]["content"].as_str().unwrap_or(""));
+            if c["finish_reason"].is_string() {
+                finishes[i] += 1;
+            }
+        }
+    }
+    assert_eq!(text, vec!["Four."; 3]);
+    assert_eq!(finishes, vec![1; 3]);
+    assert_eq!(usage["completion_tokens"], r["usage"]["completion_tokens"]);
+}
+
+#[tokio::test]
+async fn n_out_of_range_is_a_400() {
+    let (app, _) = app(ANSWER);
+    for n in [0, 9] {
+        let body = json!({"messages": [{"role": "user", "content": "x"}], "n": n});
+        let (s, r) = post_json(&app, "/v1/chat/completions", &body.to_string()).await;
+        assert_eq!(s, 400, "{r}");
+        assert_error(&r, Some("n"));
+    }
+}
