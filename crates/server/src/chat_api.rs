@@ -35,6 +35,9 @@ struct ChatRequest {
     stream_options: Option<StreamOptions>,
     #[serde(default)]
     reasoning_effort: Option<String>,
+    /// `{"effort": ...}`: where OpenRouter-style clients put the effort.
+    #[serde(default)]
+    reasoning: Option<ReasoningField>,
     #[serde(default)]
     tools: Option<Vec<ToolSpec>>,
     #[serde(default)]
@@ -59,6 +62,12 @@ struct ChatRequest {
     logprobs: Option<bool>,
     #[serde(default)]
     top_logprobs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReasoningField {
+    #[serde(default)]
+    effort: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,9 +344,13 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         ));
     }
     let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
-    let effort = match &req.reasoning_effort {
-        Some(e) => prompt::parse_effort(e, "reasoning_effort")?,
-        None => state.config.default_effort,
+    let effort = match (
+        &req.reasoning_effort,
+        req.reasoning.as_ref().and_then(|r| r.effort.as_ref()),
+    ) {
+        (Some(e), _) => prompt::parse_effort(e, "reasoning_effort")?,
+        (None, Some(e)) => prompt::parse_effort(e, "reasoning.effort")?,
+        (None, None) => state.config.default_effort,
     };
     let (instructions, history) = convert_messages(&req.messages)?;
     let tools = convert_tools(req.tools.as_deref())?;

@@ -9,6 +9,9 @@
 //! Owns: request types -> grammars, schema errors as 400s, the engine-side
 //! adapter. Does not own: the grammar engine or the harmony state machine.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use gptoss_constrain::{Format, Grammar, HarmonyConstraint, HeaderGrammar, StructuredOutput};
 use serde_json::{json, Value};
 
@@ -42,6 +45,47 @@ pub(crate) fn check_response_schema(schema: &Value) -> Result<(), String> {
 /// stay allowed unless the schema forbids them); no parameters, or a schema
 /// the engine cannot compile: any JSON object (logged).
 fn tool_grammar(tool: &FunctionTool) -> Result<Grammar, String> {
+    let key = format!(
+        "{}|{}",
+        tool.strict,
+        tool.parameters
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default()
+    );
+    cached(&TOOL_GRAMMARS, key, || compile_tool_grammar(tool))
+}
+
+/// Compiled grammars by what they were made from: agents send the same tools
+/// with every request, and compiling a schema takes milliseconds (a header
+/// grammar and ten schemas: ~22 ms; BENCHMARKS.md), cloning one microseconds.
+static TOOL_GRAMMARS: GrammarCache = LazyLock::new(|| Mutex::new(HashMap::new()));
+static HEADER_GRAMMARS: LazyLock<Mutex<HashMap<String, HeaderGrammar>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+type GrammarCache = LazyLock<Mutex<HashMap<String, Grammar>>>;
+
+/// Most entries of each cache (it is emptied when full: simple, bounded).
+const CACHE_ENTRIES: usize = 512;
+
+fn cached<T: Clone, E>(
+    cache: &Mutex<HashMap<String, T>>,
+    key: String,
+    build: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(hit);
+    }
+    let value = build()?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(key, value.clone());
+    }
+    Ok(value)
+}
+
+fn compile_tool_grammar(tool: &FunctionTool) -> Result<Grammar, String> {
     let schema = match (&tool.parameters, tool.strict) {
         (Some(schema), _) => schema.clone(),
         (None, true) => json!({"type": "object", "properties": {}, "additionalProperties": false}),
@@ -127,8 +171,11 @@ pub(crate) fn constraint_for(
             tool_args.push((name, grammar));
         }
     }
-    let headers = HeaderGrammar::new(&recipients(spec))
-        .map_err(|e| ApiError::internal(format!("tool-call constraint unavailable: {e}")))?;
+    let recipients = recipients(spec);
+    let headers = cached(&HEADER_GRAMMARS, recipients.join("\n"), || {
+        HeaderGrammar::new(&recipients)
+    })
+    .map_err(|e| ApiError::internal(format!("tool-call constraint unavailable: {e}")))?;
     let structured = StructuredOutput {
         final_answer,
         tool_args,

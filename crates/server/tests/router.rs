@@ -398,6 +398,11 @@ async fn request_errors_have_openai_shape() {
             Some("reasoning_effort"),
         ),
         (
+            chat_body(json!({"reasoning": {"effort": "extreme"}})),
+            400,
+            Some("reasoning.effort"),
+        ),
+        (
             chat_body(json!({"messages": [{"role": "wizard", "content": "x"}]})),
             400,
             Some("messages[0].role"),
