@@ -52,14 +52,14 @@ pub mod responses_api;
 mod responses_tools;
 pub mod scheduler;
 pub mod sealed;
+pub mod store;
 mod structured;
 pub mod turn;
 pub mod web;
 
-use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -93,8 +93,10 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Reasoning effort when a request names none.
     pub default_effort: Effort,
-    /// Most responses kept for `previous_response_id` (oldest dropped first).
-    pub response_store_capacity: usize,
+    /// Where `store: true` responses are kept for `previous_response_id`:
+    /// in memory by default; `gpt-oss serve` opens an SQLite file
+    /// ([`store::ResponseStore::sqlite`]).
+    pub response_store: store::ResponseStore,
     /// Built-in tools `/v1/responses` may run (`gpt-oss serve --browser`,
     /// `--python on`, `--handoff on`); empty: none.
     pub tools: gptoss_tools::ToolKit,
@@ -109,7 +111,7 @@ impl Default for ServerConfig {
             model_id: "gpt-oss".into(),
             api_key: None,
             default_effort: Effort::Medium,
-            response_store_capacity: 1024,
+            response_store: store::ResponseStore::default(),
             tools: gptoss_tools::ToolKit::default(),
             reasoning_key: None,
         }
@@ -121,7 +123,7 @@ struct Inner {
     config: ServerConfig,
     /// Seals the analysis text handed to stateless clients.
     sealer: sealed::Sealer,
-    store: Mutex<responses_api::ResponseStore>,
+    store: store::ResponseStore,
     created: u64,
 }
 
@@ -318,7 +320,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "cache_slots_busy": m.active,
         "cache_slots_total": m.slots_total,
         "context_tokens": state.engine.info().context_tokens,
-        "stored_responses": state.store.lock().map(|s| s.len()).unwrap_or(0),
+        "stored_responses": state.store.count().await.unwrap_or(0),
     }))
 }
 
@@ -379,7 +381,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
     // Build the shared tokenizer now (it takes a noticeable fraction of a
     // second) instead of inside the first request.
     let _ = gptoss_harmony::Tokenizer::o200k_harmony().encode_ordinary("warm up");
-    let store = responses_api::ResponseStore::new(config.response_store_capacity);
+    let store = config.response_store.clone();
     let sealer = match config.reasoning_key.clone() {
         Some(sealer) => sealer,
         None => sealed::Sealer::random().unwrap_or_else(|e| {
@@ -392,7 +394,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         engine,
         config,
         sealer,
-        store: Mutex::new(store),
+        store,
         created: ids::unix_seconds(),
     }));
     Router::new()
@@ -445,44 +447,6 @@ pub async fn serve(
         .await
 }
 
-/// Responses kept for `previous_response_id`, bounded (oldest out first).
-pub(crate) struct Bounded<V> {
-    map: HashMap<String, V>,
-    order: VecDeque<String>,
-    capacity: usize,
-}
-
-impl<V> Bounded<V> {
-    pub fn new(capacity: usize) -> Self {
-        Bounded {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
-    }
-    pub fn insert(&mut self, key: String, value: V) {
-        if self.map.insert(key.clone(), value).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-    pub fn get(&self, key: &str) -> Option<&V> {
-        self.map.get(key)
-    }
-    pub fn remove(&mut self, key: &str) -> Option<V> {
-        let v = self.map.remove(key)?;
-        self.order.retain(|k| k != key);
-        Some(v)
-    }
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,18 +457,5 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
         assert!(constant_time_eq(b"", b""));
-    }
-
-    #[test]
-    fn bounded_store_drops_oldest() {
-        let mut b = Bounded::new(2);
-        b.insert("a".into(), 1);
-        b.insert("b".into(), 2);
-        b.insert("c".into(), 3);
-        assert_eq!(b.len(), 2);
-        assert!(b.get("a").is_none());
-        assert_eq!(b.get("c"), Some(&3));
-        assert_eq!(b.remove("b"), Some(2));
-        assert_eq!(b.len(), 1);
     }
 }

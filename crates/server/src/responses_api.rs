@@ -35,9 +35,10 @@
 //! appended, and generation continues (at most [`MAX_BUILTIN_ROUNDS`] calls
 //! per response). Function calls still end the response.
 //!
-//! `previous_response_id`: responses are kept in a bounded in-memory store
-//! (oldest dropped first) unless `store: false`; a follow-up continues the
-//! stored conversation and inherits its instructions.
+//! `previous_response_id`: responses are kept in the response store
+//! (`store`: in memory or an SQLite file, bounded, oldest dropped first)
+//! unless `store: false`; a follow-up continues the stored conversation and
+//! inherits its instructions.
 
 use std::convert::Infallible;
 
@@ -57,20 +58,9 @@ use crate::error::ApiError;
 use crate::prompt::{self, PromptSpec, ToolChoice};
 use crate::responses_tools::{self, ClientTool};
 use crate::sealed::Sealer;
+use crate::store::StoredResponse;
 use crate::turn::{Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
-use crate::{ids, parse_body, AppState, Bounded, Generation};
-
-/// A stored response: what a follow-up request needs.
-pub(crate) struct StoredResponse {
-    json: Value,
-    /// user / assistant / tool messages of the conversation so far, output included.
-    history: Vec<Message>,
-    instructions: Option<String>,
-    /// (call_id, function name) of every function call so far.
-    call_names: Vec<(String, String)>,
-}
-
-pub(crate) type ResponseStore = Bounded<StoredResponse>;
+use crate::{ids, parse_body, AppState, Generation};
 
 /// Most built-in tool calls run for one response; a further call ends the
 /// response (its item stays `in_progress`, status `incomplete`).
@@ -633,11 +623,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let (mut history, mut call_names, inherited) = match &req.previous_response_id {
         None => (Vec::new(), Vec::new(), None),
         Some(id) => {
-            let store = state
-                .store
-                .lock()
-                .map_err(|_| ApiError::internal("response store unavailable"))?;
-            let prev = store.get(id).ok_or_else(|| {
+            let prev = state.store.get(id).await?.ok_or_else(|| {
                 ApiError::not_found(
                     format!("Previous response with id {id:?} not found."),
                     Some("previous_response_id"),
@@ -788,7 +774,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         }
         builder.abandon_pending();
         let (finish, usage) = finished.unwrap_or((Finish::Cancelled, TurnUsage::default()));
-        let json = run.finish(driver.messages(), builder, finish, usage);
+        let json = run.finish(driver.messages(), builder, finish, usage).await;
         Json(json).into_response()
     };
     if let Some(value) = warning_header(&warnings) {
@@ -969,7 +955,7 @@ struct Run {
 
 impl Run {
     /// The final response object; stores it when asked.
-    fn finish(
+    async fn finish(
         self,
         messages: Vec<Message>,
         builder: OutputBuilder,
@@ -995,8 +981,8 @@ impl Run {
                 instructions: self.head.instructions.clone(),
                 call_names,
             };
-            if let Ok(mut store) = self.state.store.lock() {
-                store.insert(self.head.id.clone(), stored);
+            if let Err(e) = self.state.store.put(self.head.id.clone(), stored).await {
+                eprintln!("warning: response {} not stored: {e}", self.head.id);
             }
         }
         json
@@ -1051,7 +1037,7 @@ impl Run {
                         } else {
                             "response.completed"
                         };
-                        let json = self.finish(driver.messages(), builder, finish, usage);
+                        let json = self.finish(driver.messages(), builder, finish, usage).await;
                         let _ = tx
                             .send(frame(json!({"type": kind, "response": json})))
                             .await;
@@ -1076,14 +1062,10 @@ impl Run {
 
 /// `GET /v1/responses/{id}`.
 pub(crate) async fn retrieve(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let found = state
-        .store
-        .lock()
-        .ok()
-        .and_then(|s| s.get(&id).map(|r| r.json.clone()));
-    match found {
-        Some(json) => Json(json).into_response(),
-        None => {
+    match state.store.get(&id).await {
+        Err(e) => ApiError::from(e).into_response(),
+        Ok(Some(stored)) => Json(stored.json).into_response(),
+        Ok(None) => {
             ApiError::not_found(format!("Response with id {id:?} not found."), None).into_response()
         }
     }
@@ -1091,12 +1073,10 @@ pub(crate) async fn retrieve(State(state): State<AppState>, Path(id): Path<Strin
 
 /// `DELETE /v1/responses/{id}`.
 pub(crate) async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let removed = state
-        .store
-        .lock()
-        .ok()
-        .and_then(|mut s| s.remove(&id))
-        .is_some();
+    let removed = match state.store.delete(&id).await {
+        Ok(removed) => removed,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     if removed {
         Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
     } else {
