@@ -23,6 +23,10 @@ def free_port() -> int:
 
 
 def start_server(extra_args=()):
+    """Start a server; without `--store PATH` in extra_args it keeps responses
+    in memory (`--store none`), never in the user's data folder."""
+    if "--store" not in extra_args:
+        extra_args = [*extra_args, "--store", "none"]
     binary = os.environ["GPT_OSS_BIN"]
     model_dir = os.environ.get("MODEL_DIR", "")
     port = free_port()
@@ -62,8 +66,11 @@ def stop_server(proc, log):
 
 
 @pytest.fixture(scope="session")
-def server():
-    proc, base, log = start_server()
+def server(tmp_path_factory):
+    # Responses in a throwaway SQLite file: the clients run against the
+    # default (persisted) store, not the user's.
+    store = tmp_path_factory.mktemp("store") / "responses.sqlite3"
+    proc, base, log = start_server(["--store", str(store)])
     yield base
     stop_server(proc, log)
 

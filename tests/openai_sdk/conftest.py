@@ -22,6 +22,10 @@ def free_port() -> int:
 
 
 def start_server(extra_args=()):
+    """Start a server; without `--store PATH` in extra_args it keeps responses
+    in memory (`--store none`), never in the user's data folder."""
+    if "--store" not in extra_args:
+        extra_args = [*extra_args, "--store", "none"]
     binary = os.environ["GPT_OSS_BIN"]
     model_dir = os.environ["MODEL_DIR"]
     port = free_port()
@@ -47,8 +51,10 @@ def start_server(extra_args=()):
 
 
 @pytest.fixture(scope="session")
-def server():
-    proc, base = start_server()
+def server(tmp_path_factory):
+    # Responses in a throwaway SQLite file (the default kind of store, not the user's file).
+    store = tmp_path_factory.mktemp("store") / "responses.sqlite3"
+    proc, base = start_server(["--store", str(store)])
     yield base
     proc.send_signal(signal.SIGTERM)
     try:

@@ -45,7 +45,7 @@ class Server:
         self.log_path = ARTIFACTS / f"server-{name}.log"
         self.log = open(self.log_path, "w")
         args = [os.environ["GPT_OSS_BIN"], "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--max-concurrency", "2", *extra_args]
+                "--max-concurrency", "2", "--store", "none", *extra_args]
         # The dense unembedding (bit-identical logits, ~8x slower on the demo model) keeps a
         # ~300-token answer streaming long enough for the Stop test to click Stop mid-answer.
         env = dict(os.environ, GPTOSS_DENSE_UNEMBED="1")

@@ -265,7 +265,7 @@ struct Server {
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut cmd = bin();
-        cmd.args(["serve", "--port", "0"])
+        cmd.args(["serve", "--port", "0", "--store", "none"])
             .args(args)
             .env_remove("OPENAI_API_KEY")
             .stdout(Stdio::null())

@@ -3,12 +3,14 @@
 //! settings, loads the model, binds the socket and waits for SIGINT/SIGTERM;
 //! everything HTTP lives in `gptoss-server`.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use gptoss_chat::Effort;
+use gptoss_server::store::{Limits, ResponseStore};
 use gptoss_server::{Engine, SchedulerConfig, ServerConfig};
 
 use crate::model_source;
@@ -66,6 +68,18 @@ pub struct Args {
     /// Seconds in-flight requests may run on after SIGINT/SIGTERM before they are cut off.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Where /v1/responses keeps `store: true` responses for previous_response_id: an SQLite
+    /// file (kept across restarts; replicas on one host may share it), or `none` (memory, lost
+    /// at exit). Default: $XDG_DATA_HOME/gpt-oss/responses.sqlite3, else
+    /// ~/.local/share/gpt-oss/responses.sqlite3.
+    #[arg(long, value_name = "PATH|none")]
+    pub store: Option<PathBuf>,
+    /// Size bound of the stored responses in MiB; over it the oldest are dropped.
+    #[arg(long, value_name = "MB", default_value_t = 256)]
+    pub store_max_mb: u64,
+    /// Most stored responses; over it the oldest are dropped.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub store_max_responses: u64,
     /// Built-in tools `/v1/responses` runs server-side when a request lists
     /// them (browser_search / web_search, code_interpreter, handoff).
     #[command(flatten)]
@@ -94,6 +108,45 @@ fn model_id(args: &Args) -> String {
     }
 }
 
+/// The default store file: `$XDG_DATA_HOME/gpt-oss/responses.sqlite3` (an
+/// absolute `XDG_DATA_HOME` only, as the XDG spec says), else under
+/// `$HOME/.local/share`, else (Windows) `%LOCALAPPDATA%`.
+fn default_store_path(
+    xdg_data_home: Option<OsString>,
+    home: Option<OsString>,
+    local_app_data: Option<OsString>,
+) -> Option<PathBuf> {
+    let dir = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
+    dir(xdg_data_home)
+        .filter(|p| p.is_absolute())
+        .or_else(|| dir(home).map(|h| h.join(".local").join("share")))
+        .or_else(|| dir(local_app_data))
+        .map(|d| d.join("gpt-oss").join("responses.sqlite3"))
+}
+
+/// Open the response store that `--store` names (before the model loads, so
+/// a bad file fails the start at once).
+fn open_store(args: &Args) -> anyhow::Result<ResponseStore> {
+    if args.store_max_mb == 0 || args.store_max_responses == 0 {
+        anyhow::bail!("--store-max-mb and --store-max-responses must be at least 1");
+    }
+    let limits = Limits {
+        max_responses: args.store_max_responses,
+        max_bytes: args.store_max_mb.saturating_mul(1024 * 1024),
+    };
+    let path = match &args.store {
+        Some(p) if p == Path::new("none") => return Ok(ResponseStore::memory(limits)),
+        Some(p) => p.clone(),
+        None => default_store_path(
+            std::env::var_os("XDG_DATA_HOME"),
+            std::env::var_os("HOME"),
+            std::env::var_os("LOCALAPPDATA"),
+        )
+        .context("no data folder for the response store ($XDG_DATA_HOME and $HOME are unset): pass --store PATH or --store none")?,
+    };
+    Ok(ResponseStore::sqlite(&path, limits)?)
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.max_concurrency == 0 {
         anyhow::bail!("--max-concurrency must be at least 1");
@@ -112,6 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(gptoss_server::sealed::Sealer::from_text)
         .transpose()
         .context("--reasoning-key")?;
+    let response_store = open_store(&args)?;
     let mut model = model_source::load_model(args.model.as_deref())?;
     model_source::apply_experts(&mut model, args.experts);
     model_source::apply_weights_q8(&mut model, args.weights_q8)?;
@@ -139,9 +193,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         default_effort: args.effort,
         tools,
         reasoning_key,
-        ..ServerConfig::default()
+        response_store,
     };
     let model_name = config.model_id.clone();
+    let store = config.response_store.describe();
     let app = gptoss_server::router(engine.clone(), config);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "serving {model_name} on http://{local} (OpenAI API at http://{local}/v1; {} slots of {} tokens)",
             args.max_concurrency, engine.info().context_tokens
         );
+        eprintln!("responses stored {store}");
         gptoss_server::serve(listener, app, engine, shutdown_signal(), Duration::from_secs(args.shutdown_grace))
             .await
             .context("the server failed")?;
@@ -184,4 +240,33 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     eprintln!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_store_path_follows_xdg() {
+        let os = |s: &str| Some(OsString::from(s));
+        let want = |s: &str| Some(PathBuf::from(s).join("gpt-oss").join("responses.sqlite3"));
+        assert_eq!(
+            default_store_path(os("/data"), os("/home/u"), None),
+            want("/data")
+        );
+        // A relative or empty XDG_DATA_HOME is ignored.
+        assert_eq!(
+            default_store_path(os("rel"), os("/home/u"), None),
+            want("/home/u/.local/share")
+        );
+        assert_eq!(
+            default_store_path(os(""), os("/home/u"), None),
+            want("/home/u/.local/share")
+        );
+        assert_eq!(
+            default_store_path(None, None, os("C:/AppData")),
+            want("C:/AppData")
+        );
+        assert_eq!(default_store_path(None, None, None), None);
+    }
 }
