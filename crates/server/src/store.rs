@@ -14,8 +14,14 @@
 //! process's lock), so the async methods run them on tokio's blocking pool
 //! and never on the runtime's worker threads.
 //!
+//! The same store keeps conversations (`/v1/conversations`,
+//! `conversations_api`): a record (the conversation object) and its items in
+//! order. They are bounded on their own, by the same [`Limits`] numbers: at
+//! most `max_responses` conversations and `max_bytes` of records and items,
+//! the least recently written conversation dropped first (with its items).
+//!
 //! This module does not know the Responses API's wire format: it keeps what
-//! `responses_api` hands it, serialized with serde.
+//! `responses_api` and `conversations_api` hand it, serialized with serde.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -102,8 +108,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Storage of response bodies by id, oldest out first. Methods block; a new
-/// backend (say, Postgres) implements these five and nothing else changes.
+/// Storage of response bodies by id, oldest out first, and of conversations.
+/// Methods block; a new backend (say, Postgres) implements these and nothing
+/// else changes.
 pub trait Backend: Send + Sync {
     /// Keep `body` under `id` (replacing an earlier one), then drop the
     /// oldest responses while over the limits, but never the one just kept.
@@ -114,6 +121,43 @@ pub trait Backend: Send + Sync {
     fn count(&self) -> Result<u64, StoreError>;
     /// Where and how bounded, for the start-up log.
     fn describe(&self) -> String;
+
+    /// Create conversation `id` (a new id) with its `record` and first
+    /// `items` (item id, body), then drop the least recently written other
+    /// conversations while over the limits.
+    fn create_conversation(
+        &self,
+        id: &str,
+        record: &str,
+        items: &[(String, String)],
+    ) -> Result<(), StoreError>;
+    fn get_conversation(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Replace the record; whether there was such a conversation.
+    fn update_conversation(&self, id: &str, record: &str) -> Result<bool, StoreError>;
+    /// Remove the conversation and its items; whether there was one.
+    fn delete_conversation(&self, id: &str) -> Result<bool, StoreError>;
+    /// Append items (ids new to the conversation), then evict as
+    /// [`Backend::create_conversation`]; false when there is no such conversation.
+    fn add_items(&self, id: &str, items: &[(String, String)]) -> Result<bool, StoreError>;
+    /// At most `limit` items in insertion order (newest first when `desc`),
+    /// starting after item `after` in that order (none when `after` is not
+    /// in the conversation). `None`: no such conversation.
+    fn list_items(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError>;
+    fn get_item(&self, id: &str, item: &str) -> Result<Option<String>, StoreError>;
+    /// Whether the conversation had that item.
+    fn delete_item(&self, id: &str, item: &str) -> Result<bool, StoreError>;
+    fn conversation_count(&self) -> Result<u64, StoreError>;
+}
+
+/// Bytes a conversation counts for: its record and every item.
+fn conversation_size(id: &str, record: &str, items: &[(String, String)]) -> u64 {
+    entry_size(id, record) + items.iter().map(|(i, b)| entry_size(i, b)).sum::<u64>()
 }
 
 /// Bytes a response counts for against [`Limits::max_bytes`].
@@ -214,6 +258,118 @@ impl ResponseStore {
     pub async fn count(&self) -> Result<u64, StoreError> {
         self.call(|b| b.count()).await
     }
+
+    pub(crate) async fn create_conversation(
+        &self,
+        id: String,
+        record: Value,
+        items: Vec<(String, Value)>,
+    ) -> Result<(), StoreError> {
+        self.call(move |b| {
+            let items = encode_items(items)?;
+            b.create_conversation(&id, &encode(&record)?, &items)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_conversation(&self, id: &str) -> Result<Option<Value>, StoreError> {
+        let id = id.to_string();
+        self.call(move |b| {
+            b.get_conversation(&id)?
+                .map(|s| decode(&id, &s))
+                .transpose()
+        })
+        .await
+    }
+
+    pub(crate) async fn update_conversation(
+        &self,
+        id: String,
+        record: Value,
+    ) -> Result<bool, StoreError> {
+        self.call(move |b| b.update_conversation(&id, &encode(&record)?))
+            .await
+    }
+
+    pub(crate) async fn delete_conversation(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.call(move |b| b.delete_conversation(&id)).await
+    }
+
+    pub(crate) async fn add_conversation_items(
+        &self,
+        id: String,
+        items: Vec<(String, Value)>,
+    ) -> Result<bool, StoreError> {
+        self.call(move |b| b.add_items(&id, &encode_items(items)?))
+            .await
+    }
+
+    pub(crate) async fn list_conversation_items(
+        &self,
+        id: &str,
+        after: Option<String>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
+        let id = id.to_string();
+        self.call(move |b| {
+            let Some(rows) = b.list_items(&id, after.as_deref(), limit, desc)? else {
+                return Ok(None);
+            };
+            rows.iter()
+                .map(|(item, body)| decode(item, body))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
+        })
+        .await
+    }
+
+    pub(crate) async fn get_conversation_item(
+        &self,
+        id: &str,
+        item: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        let (id, item) = (id.to_string(), item.to_string());
+        self.call(move |b| {
+            b.get_item(&id, &item)?
+                .map(|s| decode(&item, &s))
+                .transpose()
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_conversation_item(
+        &self,
+        id: &str,
+        item: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, item) = (id.to_string(), item.to_string());
+        self.call(move |b| b.delete_item(&id, &item)).await
+    }
+
+    /// How many conversations are stored.
+    pub async fn conversation_count(&self) -> Result<u64, StoreError> {
+        self.call(|b| b.conversation_count()).await
+    }
+}
+
+fn encode(v: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(StoreError::Encode)
+}
+
+fn encode_items(items: Vec<(String, Value)>) -> Result<Vec<(String, String)>, StoreError> {
+    items
+        .into_iter()
+        .map(|(id, v)| Ok((id, encode(&v)?)))
+        .collect()
+}
+
+fn decode(id: &str, body: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(body).map_err(|source| StoreError::Decode {
+        id: id.to_string(),
+        source,
+    })
 }
 
 /// Bounds of at least 1: a store that keeps nothing would make every
@@ -242,6 +398,21 @@ struct MemoryInner {
     /// Ids, oldest first.
     order: VecDeque<String>,
     bytes: u64,
+    conversations: HashMap<String, MemoryConversation>,
+    /// Conversation ids, least recently written first.
+    conversation_order: VecDeque<String>,
+    conversation_bytes: u64,
+}
+
+struct MemoryConversation {
+    record: String,
+    items: Vec<(String, String)>,
+}
+
+impl MemoryConversation {
+    fn size(&self, id: &str) -> u64 {
+        conversation_size(id, &self.record, &self.items)
+    }
 }
 
 impl MemoryInner {
@@ -252,6 +423,29 @@ impl MemoryInner {
         self.bytes -= entry_size(id, &body);
         self.order.retain(|k| k != id);
         true
+    }
+
+    fn remove_conversation(&mut self, id: &str) -> bool {
+        let Some(c) = self.conversations.remove(id) else {
+            return false;
+        };
+        self.conversation_bytes -= c.size(id);
+        self.conversation_order.retain(|k| k != id);
+        true
+    }
+
+    /// `id` becomes the most recently written; older ones go while over the limits.
+    fn touch_and_evict(&mut self, id: &str, limits: Limits) {
+        self.conversation_order.retain(|k| k != id);
+        self.conversation_order.push_back(id.to_string());
+        while self.conversation_order.len() > 1
+            && (self.conversation_order.len() as u64 > limits.max_responses
+                || self.conversation_bytes > limits.max_bytes)
+        {
+            if let Some(old) = self.conversation_order.front().cloned() {
+                self.remove_conversation(&old);
+            }
+        }
     }
 }
 
@@ -292,11 +486,153 @@ impl Backend for Memory {
             describe_limits(self.limits)
         )
     }
+
+    fn create_conversation(
+        &self,
+        id: &str,
+        record: &str,
+        items: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut m = lock(&self.inner);
+        m.remove_conversation(id);
+        let c = MemoryConversation {
+            record: record.to_string(),
+            items: items.to_vec(),
+        };
+        m.conversation_bytes += c.size(id);
+        m.conversations.insert(id.to_string(), c);
+        m.touch_and_evict(id, self.limits);
+        Ok(())
+    }
+
+    fn get_conversation(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.inner)
+            .conversations
+            .get(id)
+            .map(|c| c.record.clone()))
+    }
+
+    fn update_conversation(&self, id: &str, record: &str) -> Result<bool, StoreError> {
+        let mut m = lock(&self.inner);
+        let Some(c) = m.conversations.get_mut(id) else {
+            return Ok(false);
+        };
+        let old = entry_size(id, &c.record);
+        c.record = record.to_string();
+        m.conversation_bytes = m.conversation_bytes - old + entry_size(id, record);
+        m.touch_and_evict(id, self.limits);
+        Ok(true)
+    }
+
+    fn delete_conversation(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.inner).remove_conversation(id))
+    }
+
+    fn add_items(&self, id: &str, items: &[(String, String)]) -> Result<bool, StoreError> {
+        let mut m = lock(&self.inner);
+        let Some(c) = m.conversations.get_mut(id) else {
+            return Ok(false);
+        };
+        c.items.extend(items.iter().cloned());
+        let added: u64 = items.iter().map(|(i, b)| entry_size(i, b)).sum();
+        m.conversation_bytes += added;
+        m.touch_and_evict(id, self.limits);
+        Ok(true)
+    }
+
+    fn list_items(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let m = lock(&self.inner);
+        let Some(c) = m.conversations.get(id) else {
+            return Ok(None);
+        };
+        let ordered: Vec<&(String, String)> = if desc {
+            c.items.iter().rev().collect()
+        } else {
+            c.items.iter().collect()
+        };
+        let start = match after {
+            None => 0,
+            Some(a) => match ordered.iter().position(|(i, _)| i == a) {
+                Some(p) => p + 1,
+                None => ordered.len(),
+            },
+        };
+        Ok(Some(
+            ordered
+                .into_iter()
+                .skip(start)
+                .take(limit)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    fn get_item(&self, id: &str, item: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.inner).conversations.get(id).and_then(|c| {
+            c.items
+                .iter()
+                .find(|(i, _)| i == item)
+                .map(|(_, b)| b.clone())
+        }))
+    }
+
+    fn delete_item(&self, id: &str, item: &str) -> Result<bool, StoreError> {
+        let mut m = lock(&self.inner);
+        let Some(c) = m.conversations.get_mut(id) else {
+            return Ok(false);
+        };
+        let Some(pos) = c.items.iter().position(|(i, _)| i == item) else {
+            return Ok(false);
+        };
+        let (i, b) = c.items.remove(pos);
+        m.conversation_bytes -= entry_size(&i, &b);
+        Ok(true)
+    }
+
+    fn conversation_count(&self) -> Result<u64, StoreError> {
+        Ok(lock(&self.inner).conversations.len() as u64)
+    }
 }
 
-/// Version of [`SCHEMA`], in `PRAGMA user_version`. A build refuses a file
-/// with a larger one; a smaller non-zero one would be migrated here.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version of the schema ([`SCHEMA`] and the [`MIGRATIONS`]), in `PRAGMA
+/// user_version`. A build refuses a file with a larger one and migrates a
+/// smaller non-zero one when it opens it.
+/// 1: responses; 2: conversations and their items.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// `MIGRATIONS[v - 1]` takes a file from version `v` to `v + 1`; a new file
+/// gets [`SCHEMA`] and then all of them.
+const MIGRATIONS: [&str; 1] = [CONVERSATIONS_SCHEMA];
+
+/// Conversations (version 2). `touched` orders them by last write (the next
+/// value on every write), for eviction; `size` is the bytes of the record
+/// and all items, kept up to date, so the bound check reads one small index.
+/// Items are ordered by `seq` within their conversation.
+const CONVERSATIONS_SCHEMA: &str = "
+CREATE TABLE conversations (
+    seq     INTEGER PRIMARY KEY,
+    id      TEXT NOT NULL UNIQUE,
+    touched INTEGER NOT NULL,
+    size    INTEGER NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX conversations_touched ON conversations(touched);
+CREATE INDEX conversations_size ON conversations(size);
+CREATE TABLE conversation_items (
+    seq          INTEGER PRIMARY KEY,
+    conversation TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    UNIQUE (conversation, id)
+);
+CREATE INDEX conversation_items_order ON conversation_items(conversation, seq);
+";
 
 /// `seq` orders responses by insertion (SQLite gives a new row one more than
 /// the largest `seq` in the table), so the oldest have the smallest. The
@@ -374,8 +710,23 @@ impl Sqlite {
         check_version(&tx, path, version)?;
         if version == 0 {
             tx.execute_batch(SCHEMA)
-                .and_then(|()| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
                 .map_err(|e| fail(format!("cannot create the tables: {e}")))?;
+        }
+        if version < SCHEMA_VERSION {
+            for (from, migration) in MIGRATIONS
+                .iter()
+                .enumerate()
+                .skip((version.max(1) - 1) as usize)
+            {
+                tx.execute_batch(migration).map_err(|e| {
+                    fail(format!(
+                        "cannot migrate the schema from version {}: {e}",
+                        from + 1
+                    ))
+                })?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(|e| fail(format!("cannot set the schema version: {e}")))?;
         }
         tx.commit().map_err(|e| fail(e.to_string()))?;
         Ok(Sqlite {
@@ -488,6 +839,239 @@ impl Backend for Sqlite {
             describe_limits(self.limits)
         )
     }
+
+    fn create_conversation(
+        &self,
+        id: &str,
+        record: &str,
+        items: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM conversation_items WHERE conversation = ?1",
+            [id],
+        )?;
+        tx.execute("DELETE FROM conversations WHERE id = ?1", [id])?;
+        tx.execute(
+            "INSERT INTO conversations (id, touched, size, body) VALUES \
+             (?1, (SELECT COALESCE(MAX(touched), 0) + 1 FROM conversations), ?2, ?3)",
+            rusqlite::params![id, to_i64(conversation_size(id, record, &[])), record],
+        )?;
+        insert_items(&tx, id, items)?;
+        evict_conversations(&tx, id, self.limits)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get_conversation(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.conn)
+            .query_row("SELECT body FROM conversations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn update_conversation(&self, id: &str, record: &str) -> Result<bool, StoreError> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old: Option<String> = tx
+            .query_row("SELECT body FROM conversations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let Some(old) = old else {
+            return Ok(false);
+        };
+        let delta = to_i64(entry_size(id, record)) - to_i64(entry_size(id, &old));
+        tx.execute(
+            "UPDATE conversations SET body = ?2, size = size + ?3, \
+             touched = (SELECT MAX(touched) + 1 FROM conversations) WHERE id = ?1",
+            rusqlite::params![id, record, delta],
+        )?;
+        evict_conversations(&tx, id, self.limits)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn delete_conversation(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM conversation_items WHERE conversation = ?1",
+            [id],
+        )?;
+        let n = tx.execute("DELETE FROM conversations WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn add_items(&self, id: &str, items: &[(String, String)]) -> Result<bool, StoreError> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let touched = tx.execute(
+            "UPDATE conversations SET touched = (SELECT MAX(touched) + 1 FROM conversations) \
+             WHERE id = ?1",
+            [id],
+        )?;
+        if touched == 0 {
+            return Ok(false);
+        }
+        insert_items(&tx, id, items)?;
+        evict_conversations(&tx, id, self.limits)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn list_items(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let conn = lock(&self.conn);
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM conversations WHERE id = ?1",
+                [id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let from = match after {
+            None if desc => i64::MAX,
+            None => i64::MIN,
+            Some(after) => {
+                let seq: Option<i64> = conn
+                    .query_row(
+                        "SELECT seq FROM conversation_items WHERE conversation = ?1 AND id = ?2",
+                        [id, after],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match seq {
+                    Some(seq) => seq,
+                    None => return Ok(Some(Vec::new())),
+                }
+            }
+        };
+        let sql = if desc {
+            "SELECT id, body FROM conversation_items WHERE conversation = ?1 AND seq < ?2 \
+             ORDER BY seq DESC LIMIT ?3"
+        } else {
+            "SELECT id, body FROM conversation_items WHERE conversation = ?1 AND seq > ?2 \
+             ORDER BY seq LIMIT ?3"
+        };
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params![id, from, to_i64(limit as u64)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(rows))
+    }
+
+    fn get_item(&self, id: &str, item: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.conn)
+            .query_row(
+                "SELECT body FROM conversation_items WHERE conversation = ?1 AND id = ?2",
+                [id, item],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn delete_item(&self, id: &str, item: &str) -> Result<bool, StoreError> {
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let body: Option<String> = tx
+            .query_row(
+                "SELECT body FROM conversation_items WHERE conversation = ?1 AND id = ?2",
+                [id, item],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(body) = body else {
+            return Ok(false);
+        };
+        tx.execute(
+            "DELETE FROM conversation_items WHERE conversation = ?1 AND id = ?2",
+            [id, item],
+        )?;
+        tx.execute(
+            "UPDATE conversations SET size = size - ?2 WHERE id = ?1",
+            rusqlite::params![id, to_i64(entry_size(item, &body))],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn conversation_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            lock(&self.conn).query_row("SELECT COUNT(*) FROM conversations", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// Append items to conversation `id` and add their bytes to its size.
+fn insert_items(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    items: &[(String, String)],
+) -> Result<(), StoreError> {
+    let mut insert =
+        tx.prepare("INSERT INTO conversation_items (conversation, id, body) VALUES (?1, ?2, ?3)")?;
+    let mut added = 0u64;
+    for (item, body) in items {
+        insert.execute([id, item, body])?;
+        added += entry_size(item, body);
+    }
+    tx.execute(
+        "UPDATE conversations SET size = size + ?2 WHERE id = ?1",
+        rusqlite::params![id, to_i64(added)],
+    )?;
+    Ok(())
+}
+
+/// Drop the least recently written conversations other than `keep` while
+/// over the limits.
+fn evict_conversations(
+    tx: &rusqlite::Transaction<'_>,
+    keep: &str,
+    limits: Limits,
+) -> Result<(), StoreError> {
+    let (mut count, mut bytes): (i64, i64) = tx.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM conversations",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (max_count, max_bytes) = (to_i64(limits.max_responses), to_i64(limits.max_bytes));
+    if count <= max_count && bytes <= max_bytes {
+        return Ok(());
+    }
+    let mut gone = Vec::new();
+    {
+        let mut oldest =
+            tx.prepare("SELECT id, size FROM conversations WHERE id != ?1 ORDER BY touched")?;
+        let mut rows = oldest.query([keep])?;
+        while count > 1 && (count > max_count || bytes > max_bytes) {
+            let Some(row) = rows.next()? else { break };
+            gone.push(row.get::<_, String>(0)?);
+            count -= 1;
+            bytes -= row.get::<_, i64>(1)?;
+        }
+    }
+    for id in gone {
+        tx.execute(
+            "DELETE FROM conversation_items WHERE conversation = ?1",
+            [&id],
+        )?;
+        tx.execute("DELETE FROM conversations WHERE id = ?1", [&id])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -559,6 +1143,142 @@ mod tests {
         assert_eq!(ids(b, &["a", "b", "c", "d"]), ["d"]);
         b.put("e", 0, &body).expect("put");
         assert_eq!(ids(b, &["a", "b", "c", "d", "e"]), ["e"]);
+    }
+
+    fn item(id: &str) -> (String, String) {
+        (id.to_string(), format!("{{\"id\":\"{id}\"}}"))
+    }
+
+    fn item_ids(rows: Option<Vec<(String, String)>>) -> Vec<String> {
+        rows.unwrap_or_default()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The same conversation checks for both backends (limits: 2 conversations).
+    fn conversations(b: &dyn Backend) {
+        b.create_conversation("conv_a", r#"{"m":1}"#, &[item("i1"), item("i2")])
+            .expect("create");
+        assert_eq!(
+            b.get_conversation("conv_a").ok().flatten().as_deref(),
+            Some(r#"{"m":1}"#)
+        );
+        assert!(b
+            .add_items("conv_a", &[item("i3"), item("i4")])
+            .expect("add"));
+        assert!(!b.add_items("conv_nope", &[item("x")]).expect("add"));
+        let list = |after: Option<&str>, limit, desc| {
+            item_ids(b.list_items("conv_a", after, limit, desc).expect("list"))
+        };
+        assert_eq!(list(None, 10, false), ["i1", "i2", "i3", "i4"]);
+        assert_eq!(list(None, 2, true), ["i4", "i3"]);
+        assert_eq!(list(Some("i2"), 10, false), ["i3", "i4"]);
+        assert_eq!(list(Some("i3"), 10, true), ["i2", "i1"]);
+        assert!(list(Some("unknown"), 10, false).is_empty());
+        assert!(b
+            .list_items("conv_nope", None, 10, false)
+            .expect("list")
+            .is_none());
+        assert_eq!(
+            b.get_item("conv_a", "i3").ok().flatten().as_deref(),
+            Some(r#"{"id":"i3"}"#)
+        );
+        assert!(b.delete_item("conv_a", "i3").expect("delete"));
+        assert!(!b.delete_item("conv_a", "i3").expect("delete"));
+        assert_eq!(b.get_item("conv_a", "i3").ok().flatten(), None);
+        assert_eq!(list(None, 10, false), ["i1", "i2", "i4"]);
+        assert!(b
+            .update_conversation("conv_a", r#"{"m":2}"#)
+            .expect("update"));
+        assert!(!b.update_conversation("conv_nope", "{}").expect("update"));
+        assert_eq!(
+            b.get_conversation("conv_a").ok().flatten().as_deref(),
+            Some(r#"{"m":2}"#)
+        );
+        // Bound of 2: b then c are created, a was written before b: a goes.
+        // Then writing to b makes c the least recently written.
+        b.create_conversation("conv_b", "{}", &[]).expect("create");
+        b.create_conversation("conv_c", "{}", &[]).expect("create");
+        assert_eq!(b.get_conversation("conv_a").ok().flatten(), None);
+        assert!(b
+            .list_items("conv_a", None, 10, false)
+            .expect("list")
+            .is_none());
+        assert!(b.add_items("conv_b", &[item("j1")]).expect("add"));
+        b.create_conversation("conv_d", "{}", &[]).expect("create");
+        assert_eq!(b.get_conversation("conv_c").ok().flatten(), None);
+        assert!(b.get_conversation("conv_b").ok().flatten().is_some());
+        assert_eq!(b.conversation_count().ok(), Some(2));
+        assert!(b.delete_conversation("conv_b").expect("delete"));
+        assert!(!b.delete_conversation("conv_b").expect("delete"));
+        assert_eq!(b.get_item("conv_b", "j1").ok().flatten(), None);
+        assert_eq!(b.conversation_count().ok(), Some(1));
+        // Conversations do not count against the responses' bound.
+        assert_eq!(b.count().ok(), Some(0));
+    }
+
+    /// Bound 100 bytes: items beyond it evict other conversations, never the one written.
+    fn conversations_evict_by_size(b: &dyn Backend) {
+        b.create_conversation("a", "{}", &[(String::from("x"), "y".repeat(40))])
+            .expect("create");
+        b.create_conversation("b", "{}", &[(String::from("x"), "y".repeat(40))])
+            .expect("create");
+        assert!(b.get_conversation("a").ok().flatten().is_some());
+        assert!(b
+            .add_items("b", &[(String::from("z"), "y".repeat(40))])
+            .expect("add"));
+        assert_eq!(b.get_conversation("a").ok().flatten(), None);
+        assert!(b
+            .add_items("b", &[(String::from("w"), "y".repeat(400))])
+            .expect("add"));
+        assert_eq!(
+            item_ids(b.list_items("b", None, 10, false).expect("list")),
+            ["x", "z", "w"]
+        );
+    }
+
+    #[test]
+    fn memory_conversations() {
+        conversations(ResponseStore::memory(limits(2, 1 << 20)).0.as_ref());
+        conversations_evict_by_size(ResponseStore::memory(limits(10, 100)).0.as_ref());
+    }
+
+    #[test]
+    fn sqlite_conversations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        conversations(&sqlite(&dir.path().join("a.sqlite3"), limits(2, 1 << 20)));
+        conversations_evict_by_size(&sqlite(&dir.path().join("b.sqlite3"), limits(10, 100)));
+    }
+
+    /// A version-1 file (responses only) gets the conversation tables and
+    /// keeps its responses.
+    #[test]
+    fn version_1_file_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v1.sqlite3");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(SCHEMA).expect("v1 schema");
+            conn.pragma_update(None, "user_version", 1)
+                .expect("version");
+            conn.execute(
+                "INSERT INTO responses (id, created_at, size, body) VALUES ('resp_old', 1, 10, '{}')",
+                [],
+            )
+            .expect("insert");
+        }
+        let s = sqlite(&path, Limits::default());
+        assert_eq!(s.get("resp_old").ok().flatten().as_deref(), Some("{}"));
+        s.create_conversation("conv_1", "{}", &[item("i1")])
+            .expect("create");
+        drop(s);
+        let s = sqlite(&path, Limits::default());
+        assert_eq!(user_version(&lock(&s.conn)).ok(), Some(SCHEMA_VERSION));
+        assert_eq!(
+            item_ids(s.list_items("conv_1", None, 10, false).expect("list")),
+            ["i1"]
+        );
     }
 
     #[test]
@@ -640,7 +1360,7 @@ mod tests {
             .err()
             .expect("refused");
         assert!(
-            matches!(err, StoreError::NewerSchema { found: 2, .. }),
+            matches!(err, StoreError::NewerSchema { found: 3, .. }),
             "{err}"
         );
         let msg = err.to_string();
