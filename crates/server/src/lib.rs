@@ -8,6 +8,7 @@
 //! - `GET /v1/models`: the one served model.
 //! - `POST /v1/chat/completions` (`chat_api`), `POST /v1/responses` and
 //!   `GET /v1/responses/{id}` (`responses_api`).
+//! - `/v1/conversations[/{id}[/items[/{item_id}]]]` (`conversations_api`).
 //!
 //! # One request, traced
 //! 1. The handler reads the body, parses it into typed request structs
@@ -45,6 +46,7 @@
 
 pub mod builtin;
 pub mod chat_api;
+pub mod conversations_api;
 pub mod error;
 pub mod ids;
 pub mod prompt;
@@ -410,6 +412,21 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         .route(
             "/v1/responses/{id}",
             get(responses_api::retrieve).delete(responses_api::delete),
+        )
+        .route("/v1/conversations", post(conversations_api::create))
+        .route(
+            "/v1/conversations/{id}",
+            get(conversations_api::retrieve)
+                .post(conversations_api::update)
+                .delete(conversations_api::delete),
+        )
+        .route(
+            "/v1/conversations/{id}/items",
+            get(conversations_api::list_items).post(conversations_api::add_items),
+        )
+        .route(
+            "/v1/conversations/{id}/items/{item_id}",
+            get(conversations_api::get_item).delete(conversations_api::delete_item),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -86,6 +86,9 @@ struct ResponsesRequest {
     store: Option<bool>,
     #[serde(default)]
     previous_response_id: Option<String>,
+    /// A conversation (`conversations_api`) this response reads and extends.
+    #[serde(default)]
+    conversation: Option<Value>,
     #[serde(default)]
     max_output_tokens: Option<u64>,
     #[serde(default)]
@@ -144,7 +147,7 @@ fn text_of_parts(content: Option<&Value>, param: &str) -> Result<String, ApiErro
 /// ids. Reasoning sealed by this server (`encrypted_content`) is opened back
 /// into analysis; item types with nothing for the model are skipped (noted
 /// in `warnings`).
-fn convert_input(
+pub(crate) fn convert_input(
     input: Option<&Value>,
     call_names: &mut Vec<(String, String)>,
     sealer: &Sealer,
@@ -284,6 +287,7 @@ struct ResponseHead {
     summary: Option<String>,
     tool_choice: Value,
     previous_response_id: Option<String>,
+    conversation: Option<String>,
     store: bool,
     temperature: f64,
     top_p: f64,
@@ -315,6 +319,7 @@ impl ResponseHead {
             "output": output,
             "parallel_tool_calls": self.parallel_tool_calls,
             "previous_response_id": self.previous_response_id,
+            "conversation": self.conversation.as_ref().map(|id| json!({"id": id})),
             "reasoning": {"effort": self.effort.as_str(), "summary": self.summary},
             "store": self.store,
             "temperature": self.temperature,
@@ -619,6 +624,18 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         }
     };
 
+    // A conversation's items come first (not with previous_response_id).
+    let conversation = match &req.conversation {
+        None | Some(Value::Null) => None,
+        Some(_) if req.previous_response_id.is_some() => {
+            return Err(ApiError::invalid(
+                "Mutually exclusive parameters: give either 'previous_response_id' or 'conversation', not both.",
+                Some("conversation"),
+            ))
+        }
+        Some(c) => Some(crate::conversations_api::load(&state, c).await?),
+    };
+
     // Continue a stored conversation.
     let (mut history, mut call_names, inherited) = match &req.previous_response_id {
         None => (Vec::new(), Vec::new(), None),
@@ -638,6 +655,21 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         }
     };
     let mut warnings = Vec::new();
+    let mut conversation_instructions = Vec::new();
+    if let Some((_, items)) = &conversation {
+        let (ins, hist) = convert_input(
+            Some(&Value::Array(items.clone())),
+            &mut call_names,
+            &state.sealer,
+            &mut warnings,
+        )
+        .map_err(|mut e| {
+            e.param = Some("conversation".into());
+            e
+        })?;
+        conversation_instructions = ins;
+        history.extend(hist);
+    }
     let (input_instructions, input_history) = convert_input(
         req.input.as_ref(),
         &mut call_names,
@@ -653,6 +685,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     history.extend(input_history);
     let instructions = req.instructions.clone().or(inherited);
     let mut all_instructions: Vec<String> = instructions.iter().cloned().collect();
+    all_instructions.extend(conversation_instructions);
     all_instructions.extend(input_instructions);
 
     let tools = responses_tools::convert(req.tools.as_deref(), &state.config.tools)?;
@@ -728,6 +761,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         summary: summary.clone(),
         tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
         previous_response_id: req.previous_response_id.clone(),
+        conversation: conversation.as_ref().map(|(id, _)| id.clone()),
         store: req.store.unwrap_or(true),
         temperature: req.temperature.unwrap_or(1.0),
         top_p: req.top_p.unwrap_or(1.0),
@@ -742,6 +776,12 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         head,
         history,
         call_names,
+        conversation: conversation.map(|(id, _)| {
+            (
+                id,
+                crate::conversations_api::input_items(req.input.as_ref()),
+            )
+        }),
     };
     let builder = OutputBuilder::new(builtin_active, tools.client, sealer, summary.is_some());
     for w in &warnings {
@@ -951,6 +991,8 @@ struct Run {
     head: ResponseHead,
     history: Vec<Message>,
     call_names: Vec<(String, String)>,
+    /// The conversation to extend, and the request's input items.
+    conversation: Option<(String, Vec<Value>)>,
 }
 
 impl Run {
@@ -970,6 +1012,9 @@ impl Run {
         let json = self
             .head
             .json(status, &builder.items, Some(&usage), Some(finish), None);
+        if let Some((id, input)) = &self.conversation {
+            crate::conversations_api::append(&self.state, id, input, &json["output"]).await;
+        }
         if self.head.store {
             let mut history = self.history;
             history.extend(messages);
