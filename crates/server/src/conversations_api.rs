@@ -305,19 +305,20 @@ async fn list_inner(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let limit =
-        match param("limit") {
-            None => DEFAULT_LIMIT,
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-                _ => return Err(ApiError::invalid(
+    let limit = match param("limit") {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
                     format!(
                         "Invalid 'limit': {l:?}. Expected an integer between 1 and {MAX_LIMIT}."
                     ),
                     Some("limit"),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let desc = match param("order").as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
