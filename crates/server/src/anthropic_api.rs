@@ -15,7 +15,9 @@
 //! A later request that hands the block back gets that (authenticated) text
 //! into the prompt as the analysis before the tool call, so gpt-oss keeps its
 //! chain of thought across tool calls; blocks with any other signature (real
-//! Anthropic ones, another key, tampering) are dropped.
+//! Anthropic ones, another key, tampering) are dropped. With
+//! `thinking.display: "omitted"` (Claude Code sends it) the blocks come back
+//! with an empty `thinking` and the signature only.
 //!
 //! Effort (gpt-oss has low/medium/high, not a token budget):
 //! `output_config.effort` low/medium/high (`max` = high) wins; else
@@ -221,13 +223,16 @@ fn blocks(content: &Value, param: &str) -> Result<Vec<Value>, ApiError> {
 }
 
 /// Text blocks joined by blank lines (`system`, `tool_result` content).
-fn text_of(content: &Value, param: &str) -> Result<String, ApiError> {
+/// `lenient`: other blocks (a tool result's `tool_reference`, `search_result`,
+/// ...) go in as their JSON, for the model to read, instead of a 400.
+fn text_of(content: &Value, param: &str, lenient: bool) -> Result<String, ApiError> {
     let mut parts = Vec::new();
     for (idx, block) in blocks(content, param)?.iter().enumerate() {
         let here = format!("{param}[{idx}]");
         match block_type(block) {
             "text" => parts.push(block_str(block, "text", &here)?.to_string()),
             kind @ ("image" | "document") => return Err(unsupported_media(kind, &here)),
+            _ if lenient => parts.push(block.to_string()),
             other => {
                 return Err(invalid(
                     format!("{here}.type: unsupported block type {other:?} here; expected 'text'."),
@@ -265,7 +270,7 @@ fn convert_messages(
     for (m_idx, m) in messages.iter().enumerate() {
         let param = format!("messages[{m_idx}].content");
         match m.role.as_str() {
-            "system" => instructions.push(text_of(&m.content, &param)?),
+            "system" => instructions.push(text_of(&m.content, &param, false)?),
             "user" => {
                 let mut texts = Vec::new();
                 for (idx, block) in blocks(&m.content, &param)?.iter().enumerate() {
@@ -294,7 +299,7 @@ fn convert_messages(
                                     )
                                 })?;
                             let content = block.get("content").unwrap_or(&Value::Null);
-                            let mut output = text_of(content, &format!("{here}.content"))?;
+                            let mut output = text_of(content, &format!("{here}.content"), true)?;
                             if block.get("is_error").and_then(Value::as_bool) == Some(true) {
                                 // Harmony has no error flag; say it in the text.
                                 output = format!("Error: {output}");
@@ -526,7 +531,7 @@ fn effort(req: &MessagesRequest, default: Effort) -> Effort {
 fn prompt_spec(state: &AppState, req: &MessagesRequest) -> Result<PromptSpec, ApiError> {
     let mut instructions = Vec::new();
     if let Some(system) = &req.system {
-        instructions.push(text_of(system, "system")?);
+        instructions.push(text_of(system, "system", false)?);
     }
     let Some(messages) = req.messages.as_deref() else {
         return Err(invalid("messages: Field required.", "messages"));
@@ -605,8 +610,16 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     };
     let mut turn = state.start(generation)?;
     let sealer = state.sealer.clone();
+    // `thinking.display: "omitted"`: thinking blocks keep their signature
+    // (the round trip still works) but not their text.
+    let show_thinking = req
+        .thinking
+        .as_ref()
+        .and_then(|t| t.get("display"))
+        .and_then(Value::as_str)
+        != Some("omitted");
     if req.stream.unwrap_or(false) {
-        return Ok(stream(turn, sealer, model, input_tokens).into_response());
+        return Ok(stream(turn, sealer, model, input_tokens, show_thinking).into_response());
     }
     let mut output = TurnOutput::default();
     while let Some(event) = turn.next().await {
@@ -618,7 +631,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let content: Vec<Value> = output
         .segments
         .iter()
-        .filter_map(|(kind, text)| content_block(kind, text, &sealer))
+        .filter_map(|(kind, text)| content_block(kind, text, &sealer, show_thinking))
         .collect();
     let finish = output.finish.unwrap_or(Finish::Stop);
     let stop_sequence = turn.stop_sequence();
@@ -637,10 +650,16 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
 
 /// One segment of the turn as a content block; empty text and thinking
 /// segments give none (the stream opens a block on its first text too).
-fn content_block(kind: &SegmentKind, text: &str, sealer: &Sealer) -> Option<Value> {
+fn content_block(
+    kind: &SegmentKind,
+    text: &str,
+    sealer: &Sealer,
+    show_thinking: bool,
+) -> Option<Value> {
     match kind {
         SegmentKind::Reasoning if !text.is_empty() => Some(json!({
-            "type": "thinking", "thinking": text, "signature": sealer.seal(text),
+            "type": "thinking", "thinking": if show_thinking { text } else { "" },
+            "signature": sealer.seal(text),
         })),
         SegmentKind::Content if !text.is_empty() => Some(json!({"type": "text", "text": text})),
         SegmentKind::ToolCall { name, .. } => Some(json!({
@@ -700,6 +719,7 @@ fn stream(
     sealer: Sealer,
     model: String,
     input_tokens: usize,
+    show_thinking: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
@@ -735,33 +755,35 @@ fn stream(
                     open = Some(block);
                 }
                 TurnEvent::Delta(text) => {
-                    if let Some(block) = open.as_mut() {
+                    // Tool arguments are sent whole at the end of the call.
+                    let text_block = open
+                        .as_mut()
+                        .filter(|b| !matches!(b.kind, SegmentKind::ToolCall { .. }));
+                    if let Some(block) = text_block {
+                        // A text or thinking block opens on its first text.
+                        let index = match block.index {
+                            Some(index) => index,
+                            None => {
+                                let empty = match block.kind {
+                                    SegmentKind::Reasoning => {
+                                        json!({"type": "thinking", "thinking": "", "signature": ""})
+                                    }
+                                    _ => json!({"type": "text", "text": ""}),
+                                };
+                                frames.push(block_start(n_blocks, empty));
+                                block.index = Some(n_blocks);
+                                n_blocks += 1;
+                                n_blocks - 1
+                            }
+                        };
                         let delta = match &block.kind {
+                            SegmentKind::Reasoning if !show_thinking => None,
                             SegmentKind::Reasoning => {
                                 Some(json!({"type": "thinking_delta", "thinking": text}))
                             }
-                            SegmentKind::Content => {
-                                Some(json!({"type": "text_delta", "text": text}))
-                            }
-                            // Sent whole at the end of the call.
-                            SegmentKind::ToolCall { .. } => None,
+                            _ => Some(json!({"type": "text_delta", "text": text})),
                         };
                         if let Some(delta) = delta {
-                            let index = match block.index {
-                                Some(index) => index,
-                                None => {
-                                    let empty = match block.kind {
-                                        SegmentKind::Reasoning => {
-                                            json!({"type": "thinking", "thinking": "", "signature": ""})
-                                        }
-                                        _ => json!({"type": "text", "text": ""}),
-                                    };
-                                    frames.push(block_start(n_blocks, empty));
-                                    block.index = Some(n_blocks);
-                                    n_blocks += 1;
-                                    n_blocks - 1
-                                }
-                            };
                             frames.push(frame(
                                 "content_block_delta",
                                 json!({"type": "content_block_delta", "index": index, "delta": delta}),

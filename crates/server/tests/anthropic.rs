@@ -387,6 +387,15 @@ async fn tool_use_round_trip() {
     let mut longer = turn2.clone();
     longer["messages"][2]["content"][0]["content"] = json!("18 C, sunny, light wind from the west");
     assert!(s.count(&longer).await > s.count(&turn2).await);
+    // is_error is said in the text; other result blocks (Claude Code's
+    // tool_reference) are passed on as JSON, not refused.
+    let mut failed = turn2.clone();
+    failed["messages"][2]["content"][0]["is_error"] = json!(true);
+    assert!(s.count(&failed).await > s.count(&turn2).await);
+    let mut reference = turn2.clone();
+    reference["messages"][2]["content"][0]["content"] =
+        json!([{"type": "tool_reference", "tool_name": "get_weather"}]);
+    s.message(&reference).await;
     // A result for a call that never happened is a 400.
     let mut orphan = turn2.clone();
     orphan["messages"][2]["content"][0]["tool_use_id"] = json!("toolu_nope");
@@ -502,6 +511,17 @@ async fn thinking_signature_round_trip() {
     assert_eq!(s.count(&tampered).await, base);
     for req in [&kept, &forged, &tampered] {
         s.message(req).await;
+    }
+    // `display: omitted` hides the text but keeps a signature that works.
+    let omitted =
+        json!({"tools": weather_tools(), "thinking": {"type": "adaptive", "display": "omitted"}});
+    let hidden = s.message(&body(json!([question]), omitted.clone())).await;
+    let (streamed, _) = assemble(&s.stream(&body(json!([question]), omitted)).await);
+    for blocks in [hidden["content"].as_array().expect("content"), &streamed] {
+        assert_eq!(blocks[0]["type"], "thinking");
+        assert_eq!(blocks[0]["thinking"], "");
+        let kept = turn2(json!([blocks[0], content[1]]));
+        assert_eq!(s.count(&kept).await, base + analysis.len() as u64);
     }
     // The visible thinking text is not trusted: the signature decides.
     let edited = turn2(json!([
