@@ -9,6 +9,8 @@
 //! - `POST /v1/chat/completions` (`chat_api`), `POST /v1/responses` and
 //!   `GET /v1/responses/{id}` (`responses_api`).
 //! - `/v1/conversations[/{id}[/items[/{item_id}]]]` (`conversations_api`).
+//! - `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET|HEAD
+//!   /api/hello` (no auth): Anthropic's Messages API (`anthropic_api`).
 //!
 //! # One request, traced
 //! 1. The handler reads the body, parses it into typed request structs
@@ -44,6 +46,7 @@
 //! - No harmony control token or analysis-channel text reaches `content`.
 //! - A request's tokens only reach its own channel (one sender per sequence).
 
+pub mod anthropic_api;
 pub mod builtin;
 pub mod chat_api;
 pub mod conversations_api;
@@ -272,7 +275,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.config.api_key {
         let path = request.uri().path();
-        if path != "/health" && !web::is_public(path) {
+        if path != "/health" && path != "/api/hello" && !web::is_public(path) {
             // OpenAI and Ollama clients send `Authorization: Bearer KEY`,
             // Anthropic's send `x-api-key: KEY`; either one will do.
             let headers = request.headers();
@@ -284,6 +287,9 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
                 .map(str::trim)
                 .unwrap_or("");
             if !constant_time_eq(given.as_bytes(), key.as_bytes()) {
+                if anthropic_api::is_anthropic_path(path) {
+                    return anthropic_api::unauthorized();
+                }
                 return ApiError::unauthorized().into_response();
             }
         }
@@ -330,7 +336,11 @@ async fn metrics(State(state): State<AppState>) -> Json<MetricsSnapshot> {
     Json(state.engine.metrics())
 }
 
-async fn models(State(state): State<AppState>) -> Json<Value> {
+async fn models(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Json<Value> {
+    // Anthropic's SDKs always send `anthropic-version` and read their own shape.
+    if headers.contains_key("anthropic-version") {
+        return Json(anthropic_api::models_list(&state));
+    }
     Json(json!({
         "object": "list",
         "data": [model_json(&state)],
@@ -340,8 +350,11 @@ async fn models(State(state): State<AppState>) -> Json<Value> {
 async fn model(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    if id == state.config.model_id {
+    if id == state.config.model_id && headers.contains_key("anthropic-version") {
+        Json(anthropic_api::model_info(&state)).into_response()
+    } else if id == state.config.model_id {
         Json(model_json(&state)).into_response()
     } else {
         ApiError::model_not_found(&id, &state.config.model_id).into_response()
@@ -428,6 +441,12 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
             "/v1/conversations/{id}/items/{item_id}",
             get(conversations_api::get_item).delete(conversations_api::delete_item),
         )
+        .route("/v1/messages", post(anthropic_api::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(anthropic_api::count_tokens),
+        )
+        .route("/api/hello", get(anthropic_api::hello))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(limit_body))

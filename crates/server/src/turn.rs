@@ -112,6 +112,8 @@ pub struct Turn {
     held: String,
     reasoning_tokens: usize,
     stopped: bool,
+    // the stop string that ended the turn, if one did
+    stop_sequence: Option<String>,
     saw_tool_call: bool,
     done: bool,
     // log probability of the token about to arrive
@@ -131,6 +133,7 @@ impl Turn {
             held: String::new(),
             reasoning_tokens: 0,
             stopped: false,
+            stop_sequence: None,
             saw_tool_call: false,
             done: false,
             logprob: None,
@@ -170,6 +173,12 @@ impl Turn {
                 }
             }
         }
+    }
+
+    /// The stop string (of [`TurnOptions::stop`]) that ended the turn, if
+    /// one did (Anthropic's `stop_sequence`).
+    pub fn stop_sequence(&self) -> Option<&str> {
+        self.stop_sequence.as_deref()
     }
 
     /// The assistant messages parsed so far (complete ones), for storing the
@@ -342,9 +351,11 @@ impl Turn {
             .stop
             .iter()
             .filter(|s| !s.is_empty())
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min();
-        if let Some(idx) = found {
+            .filter_map(|s| self.held.find(s.as_str()).map(|idx| (idx, s)))
+            .min_by_key(|(idx, _)| *idx)
+            .map(|(idx, s)| (idx, s.clone()));
+        if let Some((idx, stop)) = found {
+            self.stop_sequence = Some(stop);
             let before = self.held[..idx].to_string();
             self.held.clear();
             self.emit_content(before);
