@@ -16,10 +16,10 @@
 //! Errors are Ollama's `{"error": "message"}` with the status code; a failure
 //! after a stream has started is one last `{"error": …}` line.
 //!
-//! Tool-call arguments are a JSON object on Ollama's wire (not a string), so
-//! every declared tool whose schema compiles is decoded as a strict tool
-//! (constrained to its schema): the arguments always parse. Anything else
-//! the model writes as arguments comes back as `{"raw_arguments": TEXT}`.
+//! Tool-call arguments are a JSON object on Ollama's wire (not a string).
+//! Every generation's arguments are constrained to the tool's schema
+//! (`structured`), so they parse; should they not (a call cut short by a
+//! cancellation), they come back as `{"raw_arguments": TEXT}`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -536,21 +536,13 @@ fn convert_tools(tools: Option<&[ToolSpec]>) -> Result<Vec<FunctionTool>, ApiErr
                 format!("tools[{idx}].function is required"),
             ));
         };
-        let param = format!("tools[{idx}].function");
-        // Strict (schema-constrained arguments) whenever the schema compiles.
-        let strict = f
-            .parameters
-            .as_ref()
-            .filter(|p| !p.is_null())
-            .is_none_or(|p| crate::structured::check_response_schema(p).is_ok());
-        let tool = prompt::function_tool(
+        out.push(prompt::function_tool(
             f.name.as_deref(),
             f.description.as_deref(),
             f.parameters.as_ref(),
-            strict,
-            &param,
-        )?;
-        out.push(tool);
+            false,
+            &format!("tools[{idx}].function"),
+        )?);
     }
     Ok(out)
 }
@@ -837,7 +829,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
         tools: tools.clone(),
         tool_choice: ToolChoice::Auto,
         response_format,
-        builtin_tools: Vec::new(),
+        ..PromptSpec::default()
     };
     let turn = state.start(generation(spec, req.options, &tools)?)?;
     run(turn, reply, stream).await

@@ -450,9 +450,10 @@ async fn chat_with_tools_returns_object_arguments_and_takes_results_back() {
         json!({"stream": false, "tools": weather_tools(), "messages": [
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": "", "thinking": "Need the weather tool.",
-             "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+             "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                        {"function": {"name": "get_weather", "arguments": {"city": "Lyon"}}}]},
             {"role": "tool", "tool_name": "get_weather", "content": "{\"temp\": 21}"},
-            // No tool_name: answers the pending call.
+            // No tool_name: answers the call still pending.
             {"role": "tool", "content": "sunny"}
         ]}),
     );
