@@ -114,7 +114,13 @@ def test_chat_format_json(client):
     r = client.chat(model=MODEL_NAME, messages=[{"role": "user", "content": "Give me a JSON object"}],
                     format={"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
                     think="low", options={"temperature": 0, "num_predict": 64})
-    assert isinstance(json.loads(r.message.content)["name"], str)
+    # `content` is the final message alone, decoded under the schema (a
+    # preamble goes to `thinking`); the random model may spend the whole
+    # budget before it.
+    if r.message.content:
+        assert isinstance(json.loads(r.message.content)["name"], str)
+    else:
+        assert r.done_reason == "length"
 
 
 def test_generate(client):

@@ -13,6 +13,10 @@
 //! - `POST /api/pull` succeeds for the served model (it is already local);
 //!   embeddings and model management answer a clear error.
 //!
+//! With a `format`, `content` is the final message alone: a commentary
+//! preamble before it (which gpt-oss may write, and which is not
+//! constrained) is returned as `thinking`, so the JSON always parses.
+//!
 //! Errors are Ollama's `{"error": "message"}` with the status code; a failure
 //! after a stream has started is one last `{"error": …}` line.
 //!
@@ -808,6 +812,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
     reject_logprobs(req.logprobs)?;
     let (effort, show_thinking) = parse_think(req.think.as_ref(), state.config.default_effort)?;
     let response_format = parse_format(req.format.as_ref())?;
+    let structured = response_format != ResponseFormat::Text;
     let tools = convert_tools(req.tools.as_deref())?;
     let messages = req.messages.unwrap_or_default();
     let stream = req.stream.unwrap_or(true);
@@ -831,7 +836,10 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
         response_format,
         ..PromptSpec::default()
     };
-    let turn = state.start(generation(spec, req.options, &tools)?)?;
+    let mut turn = state.start(generation(spec, req.options, &tools)?)?;
+    if structured {
+        turn = turn.with_preambles_as_reasoning();
+    }
     run(turn, reply, stream).await
 }
 
@@ -870,6 +878,7 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
     }
     let (effort, show_thinking) = parse_think(req.think.as_ref(), state.config.default_effort)?;
     let response_format = parse_format(req.format.as_ref())?;
+    let structured = response_format != ResponseFormat::Text;
     let stream = req.stream.unwrap_or(true);
     let reply = Reply {
         api: Api::Generate,
@@ -891,7 +900,10 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
         response_format,
         ..PromptSpec::default()
     };
-    let turn = state.start(generation(spec, req.options, &[])?)?;
+    let mut turn = state.start(generation(spec, req.options, &[])?)?;
+    if structured {
+        turn = turn.with_preambles_as_reasoning();
+    }
     run(turn, reply, stream).await
 }
 

@@ -552,6 +552,43 @@ async fn format_json_yields_parseable_json() {
             assert!(parsed["greeting"].is_string(), "{parsed}");
         }
     }
+    // A commentary preamble before the final message is not part of the JSON.
+    let base2 = server("<|channel|>commentary<|message|>Working on it.<|end|><|start|>assistant<|channel|>final<|message|>{\"a\": 1}<|return|>").await;
+    for stream in [false, true] {
+        let r = call(
+            &base2,
+            "POST",
+            "/api/chat",
+            Some(chat_body(json!({"stream": stream, "format": "json"}))),
+        )
+        .await;
+        let (content, thinking) = if stream {
+            let (c, t, _, _) = assemble_chat(&r.lines());
+            (c, t)
+        } else {
+            let v = r.json();
+            (
+                v["message"]["content"].as_str().unwrap_or("").to_string(),
+                v["message"]["thinking"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&content).ok(),
+            Some(json!({"a": 1})),
+            "{content:?}"
+        );
+        assert_eq!(thinking, "Working on it.");
+    }
+    // Without a format the preamble is text for the user, as in the other APIs.
+    let v = call(
+        &base2,
+        "POST",
+        "/api/chat",
+        Some(chat_body(json!({"stream": false}))),
+    )
+    .await
+    .json();
+    assert_eq!(v["message"]["content"], "Working on it.{\"a\": 1}");
     call(
         &base,
         "POST",
