@@ -3,21 +3,28 @@
 
 Codex's built-in `ollama` provider is pointed at a server with
 CODEX_OSS_BASE_URL (`http://HOST:PORT/v1`; CODEX_OSS_PORT alone means
-localhost). Before the first turn it checks the server like an Ollama: the
-models (`/v1/models` for a `/v1` base URL, else `/api/tags`), `/api/pull`
-when the model is not listed, and `/api/version` (it refuses Ollama older
-than 0.13.4); then it talks the Responses API to `/v1/responses`.
+localhost). Before the first turn it checks the server like an Ollama
+(recorded: `GET /v1/models`, `GET /api/version` — it refuses Ollama older
+than 0.13.4 — `GET /api/tags`, and `POST /api/pull` when the model is not
+listed); then it talks the Responses API to `/v1/responses`.
 
 That provider sends no API key and built-in providers cannot be changed in
 config.toml, so this server runs without --api-key (loopback only)."""
 
+import json
 import os
 import subprocess
 import tempfile
+import threading
+import time
 
 import pytest
 
 from conftest import MODEL_NAME, npm_client, start_server, stop_server
+
+# Ollama's checks take well under a second; the rest is the first turn.
+SETUP_TIMEOUT = 120
+TOTAL_TIMEOUT = 600
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +53,57 @@ def test_codex_oss_with_the_ollama_provider(keyless_server):
         env = dict(os.environ, CODEX_HOME=home, HOME=tmp, NO_COLOR="1",
                    CODEX_OSS_BASE_URL=f"{base}/v1")
         env.pop("OPENAI_API_KEY", None)
-        proc = subprocess.run(
-            [codex, "exec", "--oss", "--local-provider", "ollama", "--skip-git-repo-check",
+        proc = subprocess.Popen(
+            [codex, "exec", "--json", "--oss", "--local-provider", "ollama", "--skip-git-repo-check",
              "--sandbox", "read-only", "-C", work, "-m", MODEL_NAME, "say hi"],
-            env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
         )
-    output = proc.stdout + proc.stderr
-    detail = (f"exit {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
-              f"\nserver log:\n{server_log(log)[-3000:]}")
-    # The Ollama checks passed: Codex found a server, new enough, with the model.
-    assert "No running Ollama server detected" not in output, detail
-    assert "is too old" not in output, detail
-    assert "Pull failed" not in output and "failed to start pull" not in output, detail
-    assert proc.returncode == 0, detail
+        events, out, err = [], [], []
+        started = threading.Event()
+
+        def read_stdout():
+            for line in proc.stdout:
+                out.append(line)
+                if line.startswith("{"):
+                    try:
+                        events.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+                    if events[-1].get("type") == "turn.started":
+                        started.set()
+
+        readers = [threading.Thread(target=read_stdout, daemon=True),
+                   threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)]
+        for r in readers:
+            r.start()
+        t0 = time.monotonic()
+
+        def detail():
+            return (f"exit {proc.poll()}\nstdout:\n{''.join(out)[-4000:]}\nstderr:\n{''.join(err)[-4000:]}"
+                    f"\nserver log:\n{server_log(log)[-3000:]}")
+
+        try:
+            # 1. The Ollama part: Codex found the server, new enough, with
+            # the model, and started the turn (else it exits with an error).
+            while not started.is_set() and proc.poll() is None and time.monotonic() - t0 < SETUP_TIMEOUT:
+                started.wait(0.2)
+            time.sleep(0.2)
+            output = "".join(out) + "".join(err)
+            for failure in ("No running Ollama server detected", "is too old", "Pull failed",
+                            "failed to start pull", "OSS setup failed"):
+                assert failure not in output, detail()
+            assert started.is_set(), "Codex did not start its turn after the Ollama checks:\n" + detail()
+            # 2. The turn itself, over /v1/responses.
+            try:
+                proc.wait(timeout=max(1, TOTAL_TIMEOUT - (time.monotonic() - t0)))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the turn did not finish in {TOTAL_TIMEOUT} s:\n" + detail())
+            for r in readers:
+                r.join(timeout=5)
+            kinds = [e.get("type") for e in events]
+            assert proc.returncode == 0, detail()
+            assert "turn.completed" in kinds and "turn.failed" not in kinds, detail()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
