@@ -73,6 +73,13 @@ def test_chat_stream(client):
     assert all(p.message.role == "assistant" for p in parts)
 
 
+def test_chat_logprobs(client):
+    r = client.chat(model=MODEL_NAME, messages=[{"role": "user", "content": "Hi"}], options=OPTIONS,
+                    logprobs=True, top_logprobs=2)
+    assert "".join(lp.token for lp in r.logprobs or []) == r.message.content
+    assert all(lp.logprob <= 0 and len(lp.top_logprobs) == 2 for lp in r.logprobs or [])
+
+
 def test_chat_think_false_returns_no_thinking(client):
     r = client.chat(model=MODEL_NAME, messages=[{"role": "user", "content": "Hi"}], options=OPTIONS, think=False)
     assert r.message.thinking is None

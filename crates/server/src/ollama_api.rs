@@ -17,6 +17,10 @@
 //! preamble before it (which gpt-oss may write, and which is not
 //! constrained) is returned as `thinking`, so the JSON always parses.
 //!
+//! `logprobs` / `top_logprobs` (≤ 20) give the answer tokens' log
+//! probabilities (`{token, logprob, bytes, top_logprobs}`), on the line of
+//! their text when streamed.
+//!
 //! Errors are Ollama's `{"error": "message"}` with the status code; a failure
 //! after a stream has started is one last `{"error": …}` line.
 //!
@@ -40,7 +44,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::prompt::{self, FunctionTool, PromptSpec, ResponseFormat, ToolChoice};
-use crate::turn::{Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
+use crate::turn::{logprob_json, Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
 use crate::{ids, parse_body, AppState, Generation};
 
 /// The Ollama version `/api/version` reports. Codex (`--oss`, ollama
@@ -380,6 +384,8 @@ struct ChatRequest {
     stream: Option<bool>,
     #[serde(default)]
     logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -461,6 +467,8 @@ struct GenerateRequest {
     stream: Option<bool>,
     #[serde(default)]
     logprobs: Option<bool>,
+    #[serde(default)]
+    top_logprobs: Option<u64>,
 }
 
 /// `think`: absent or true → the server's default effort; "low" / "medium"
@@ -660,6 +668,7 @@ fn generation(
     spec: PromptSpec,
     options: Option<Options>,
     tools: &[FunctionTool],
+    logprobs: Option<usize>,
 ) -> Result<Generation, ApiError> {
     let options = options.unwrap_or_default();
     let max_tokens = match options.num_predict {
@@ -697,18 +706,29 @@ fn generation(
         options: TurnOptions {
             stop,
             tool_names: tools.iter().map(|t| t.name.clone()).collect(),
+            logprobs,
         },
     })
 }
 
-fn reject_logprobs(logprobs: Option<bool>) -> Result<(), ApiError> {
-    if logprobs == Some(true) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "logprobs are not supported by this server",
-        ));
+/// `logprobs` / `top_logprobs` → how many alternatives per answer token
+/// (`None`: not asked for).
+fn parse_logprobs(logprobs: Option<bool>, top: Option<u64>) -> Result<Option<usize>, ApiError> {
+    if let Some(top) = top {
+        if top > 20 {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid top_logprobs {top}: use 0 to 20"),
+            ));
+        }
+        if top > 0 && logprobs != Some(true) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "top_logprobs requires logprobs: true",
+            ));
+        }
     }
-    Ok(())
+    Ok((logprobs == Some(true)).then_some(top.unwrap_or(0) as usize))
 }
 
 /// Which endpoint a turn answers (the shape of its lines).
@@ -723,6 +743,8 @@ struct Reply {
     api: Api,
     model: String,
     show_thinking: bool,
+    /// Answer tokens' log probabilities were asked for.
+    logprobs: bool,
     started: Instant,
 }
 
@@ -809,7 +831,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
     let started = Instant::now();
     let req: ChatRequest = parse_body(body)?;
     let model = state.ollama_model(req.model.as_deref())?;
-    reject_logprobs(req.logprobs)?;
+    let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
     let (effort, show_thinking) = parse_think(req.think.as_ref(), state.config.default_effort)?;
     let response_format = parse_format(req.format.as_ref())?;
     let structured = response_format != ResponseFormat::Text;
@@ -820,6 +842,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
         api: Api::Chat,
         model,
         show_thinking,
+        logprobs: logprobs.is_some(),
         started,
     };
     if messages.is_empty() {
@@ -836,7 +859,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
         response_format,
         ..PromptSpec::default()
     };
-    let mut turn = state.start(generation(spec, req.options, &tools)?)?;
+    let mut turn = state.start(generation(spec, req.options, &tools, logprobs)?)?;
     if structured {
         turn = turn.with_preambles_as_reasoning();
     }
@@ -853,7 +876,7 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
     let started = Instant::now();
     let req: GenerateRequest = parse_body(body)?;
     let model = state.ollama_model(req.model.as_deref())?;
-    reject_logprobs(req.logprobs)?;
+    let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
     let unsupported = |what: &str| Err(error(StatusCode::BAD_REQUEST, what.to_string()));
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return unsupported("suffix (fill-in-the-middle) is not supported by gpt-oss");
@@ -884,6 +907,7 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
         api: Api::Generate,
         model,
         show_thinking,
+        logprobs: logprobs.is_some(),
         started,
     };
     let prompt = req.prompt.unwrap_or_default();
@@ -900,7 +924,7 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
         response_format,
         ..PromptSpec::default()
     };
-    let mut turn = state.start(generation(spec, req.options, &[])?)?;
+    let mut turn = state.start(generation(spec, req.options, &[], logprobs)?)?;
     if structured {
         turn = turn.with_preambles_as_reasoning();
     }
@@ -926,10 +950,12 @@ async fn run(turn: Turn, reply: Reply, stream: bool) -> Result<Response, ApiErro
     let mut turn = turn;
     let (mut content, mut thinking) = (String::new(), String::new());
     let mut calls = Vec::new();
+    let mut logprobs = Vec::new();
     let mut first = None;
     while let Some(event) = turn.next().await {
         match event {
             TurnEvent::Start(_) => {}
+            TurnEvent::Logprobs(lps) => logprobs.extend(lps.iter().map(logprob_json)),
             TurnEvent::Delta(_) => {
                 first.get_or_insert_with(Instant::now);
             }
@@ -946,6 +972,9 @@ async fn run(turn: Turn, reply: Reply, stream: bool) -> Result<Response, ApiErro
             },
             TurnEvent::Finished { finish, usage } => {
                 let mut v = reply.chunk(&content, &thinking, &calls);
+                if reply.logprobs {
+                    v["logprobs"] = Value::Array(logprobs);
+                }
                 reply.finish(&mut v, done_reason(finish), &usage, first);
                 return Ok(Json(v).into_response());
             }
@@ -963,8 +992,27 @@ fn run_stream(mut turn: Turn, reply: Reply) -> Response {
         let mut current: Option<SegmentKind> = None;
         let mut first = None;
         let mut n_calls = 0usize;
+        // The latest answer line, held back so the log probabilities of its
+        // tokens (the next event) ride on it, as in Ollama.
+        let mut held: Option<Value> = None;
         while let Some(event) = turn.next().await {
+            if let TurnEvent::Logprobs(lps) = &event {
+                let line = held.get_or_insert_with(|| reply.chunk("", "", &[]));
+                let list = line["logprobs"].as_array().cloned().unwrap_or_default();
+                line["logprobs"] = Value::Array(
+                    list.into_iter()
+                        .chain(lps.iter().map(logprob_json))
+                        .collect(),
+                );
+                continue;
+            }
+            if let Some(line) = held.take() {
+                if tx.send(ndjson_line(&line)).await.is_err() {
+                    return;
+                }
+            }
             let line = match event {
+                TurnEvent::Logprobs(_) => None,
                 TurnEvent::Start(kind) => {
                     current = Some(kind);
                     None
@@ -972,6 +1020,10 @@ fn run_stream(mut turn: Turn, reply: Reply) -> Response {
                 TurnEvent::Delta(text) => {
                     first.get_or_insert_with(Instant::now);
                     match &current {
+                        Some(SegmentKind::Content) if reply.logprobs => {
+                            held = Some(reply.chunk(&text, "", &[]));
+                            None
+                        }
                         Some(SegmentKind::Content) => Some(reply.chunk(&text, "", &[])),
                         Some(SegmentKind::Reasoning) if reply.show_thinking => {
                             Some(reply.chunk("", &text, &[]))

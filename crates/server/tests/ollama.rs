@@ -785,10 +785,72 @@ async fn unsupported_endpoints_and_bad_requests_answer_ollama_errors() {
         &base,
         "POST",
         "/api/chat",
-        Some(chat_body(json!({"logprobs": true}))),
+        Some(chat_body(json!({"top_logprobs": 3}))),
     )
     .await
     .assert_error(400);
+    call(
+        &base,
+        "POST",
+        "/api/chat",
+        Some(chat_body(json!({"logprobs": true, "top_logprobs": 21}))),
+    )
+    .await
+    .assert_error(400);
+}
+
+#[tokio::test]
+async fn logprobs_cover_the_answer_tokens() {
+    let base = server(THINK_THEN_ANSWER).await;
+    let body = chat_body(json!({"stream": false, "logprobs": true, "top_logprobs": 2}));
+    let v = call(&base, "POST", "/api/chat", Some(body)).await.json();
+    let lps = v["logprobs"].as_array().expect("logprobs");
+    let text: String = lps
+        .iter()
+        .map(|l| l["token"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        text, "Hello there!",
+        "answer tokens only, not the thinking: {v}"
+    );
+    for l in lps {
+        assert!(l["logprob"].as_f64().is_some_and(|p| p <= 0.0), "{l}");
+        assert_eq!(l["top_logprobs"].as_array().map(Vec::len), Some(2), "{l}");
+    }
+
+    let body = chat_body(json!({"logprobs": true}));
+    let lines = call(&base, "POST", "/api/chat", Some(body)).await.lines();
+    let (content, _, _, _) = assemble_chat(&lines);
+    let streamed: String = lines
+        .iter()
+        .filter_map(|l| l["logprobs"].as_array())
+        .flatten()
+        .map(|l| l["token"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(streamed, content);
+    // Each answer line carries its own tokens' log probabilities.
+    for l in &lines {
+        let text = l["message"]["content"].as_str().unwrap_or("");
+        if !text.is_empty() {
+            let own: String = l["logprobs"]
+                .as_array()
+                .expect("logprobs on an answer line")
+                .iter()
+                .map(|x| x["token"].as_str().unwrap_or("?").to_string())
+                .collect();
+            assert_eq!(own, text, "{l}");
+        }
+    }
+    // Not asked for: none.
+    let v = call(
+        &base,
+        "POST",
+        "/api/chat",
+        Some(chat_body(json!({"stream": false}))),
+    )
+    .await
+    .json();
+    assert!(v.get("logprobs").is_none());
 }
 
 #[tokio::test]
