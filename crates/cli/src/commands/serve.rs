@@ -225,7 +225,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// unembedding, per block the attention (q/k/v/o with biases, sinks, norm)
 /// and the mixture of experts (router, every expert's two matrices with
 /// biases, norm), and the final norm. 20.9B for gpt-oss-20b, as Ollama says.
-fn parameter_count(c: &gptoss_model::Config) -> u64 {
+/// Returns (all weights, the experts' matrix weights stored as MXFP4).
+fn parameter_count(c: &gptoss_model::Config) -> (u64, u64) {
     let (h, v, e, i) = (
         c.hidden_size as u64,
         c.vocab_size as u64,
@@ -236,11 +237,17 @@ fn parameter_count(c: &gptoss_model::Config) -> u64 {
     let attention =
         (h * q + q) + 2 * (h * kv + kv) + (q * h + h) + c.num_attention_heads as u64 + h;
     let experts = (h * e + e) + e * ((2 * i * h + 2 * i) + (i * h + h)) + h;
-    2 * v * h + c.num_hidden_layers as u64 * (attention + experts) + h
+    let layers = c.num_hidden_layers as u64;
+    (
+        2 * v * h + layers * (attention + experts) + h,
+        layers * e * 3 * i * h,
+    )
 }
 
 /// What `/api/show` and `/api/tags` report about the checkpoint; the size is
-/// that of the folder's `*.safetensors` files (0 for the built-in demo model).
+/// that of the folder's `*.safetensors` files, or for the built-in demo
+/// model what its weights take as a checkpoint (MXFP4 experts: 4 bits plus
+/// a scale byte per 32; the rest bf16).
 fn model_facts(c: &gptoss_model::Config, dir: Option<&std::path::Path>) -> ModelFacts {
     let file_bytes = dir
         .and_then(|d| std::fs::read_dir(d).ok())
@@ -253,8 +260,14 @@ fn model_facts(c: &gptoss_model::Config, dir: Option<&std::path::Path>) -> Model
                 .sum()
         })
         .unwrap_or(0);
+    let (parameters, mxfp4) = parameter_count(c);
+    let file_bytes = if file_bytes > 0 {
+        file_bytes
+    } else {
+        mxfp4 * 17 / 32 + (parameters - mxfp4) * 2
+    };
     ModelFacts {
-        parameter_count: parameter_count(c),
+        parameter_count: parameters,
         block_count: c.num_hidden_layers,
         embedding_length: c.hidden_size,
         head_count: c.num_attention_heads,
@@ -320,7 +333,12 @@ mod tests {
 
     #[test]
     fn gpt_oss_20b_has_20_9b_parameters() {
-        let n = parameter_count(&gptoss_model::Config::gpt_oss_20b());
+        let c = gptoss_model::Config::gpt_oss_20b();
+        let (n, mxfp4) = parameter_count(&c);
         assert_eq!(n / 100_000_000, 209, "{n}");
+        // The published checkpoint is 13.8 GB.
+        let bytes = model_facts(&c, None).file_bytes;
+        assert!((13_000_000_000..14_500_000_000).contains(&bytes), "{bytes}");
+        assert!(mxfp4 < n);
     }
 }
