@@ -22,17 +22,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(extra_args=()):
+def start_server(extra_args=(), api_key=API_KEY):
     """Start a server; without `--store PATH` in extra_args it keeps responses
-    in memory (`--store none`), never in the user's data folder."""
+    in memory (`--store none`), never in the user's data folder. api_key=None:
+    no key (for clients that cannot send one, like Codex's built-in ollama
+    provider)."""
     if "--store" not in extra_args:
         extra_args = [*extra_args, "--store", "none"]
     binary = os.environ["GPT_OSS_BIN"]
     model_dir = os.environ.get("MODEL_DIR", "")
     port = free_port()
     model_args = ["--model", model_dir] if model_dir else []
+    key_args = ["--api-key", api_key] if api_key else []
     args = [binary, "serve", *model_args, "--host", "127.0.0.1", "--port", str(port),
-            "--api-key", API_KEY, "--max-concurrency", "4", "--context", "65536",
+            *key_args, "--max-concurrency", "4", "--context", "65536",
             "--model-name", MODEL_NAME, *extra_args]
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gpt-oss-clients-{port}.log"), "w+")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True)

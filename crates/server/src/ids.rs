@@ -49,6 +49,22 @@ pub fn rfc3339_utc(seconds: u64) -> String {
     )
 }
 
+/// `t` as an RFC 3339 UTC timestamp with nanoseconds
+/// (`2024-02-29T13:05:09.123456789Z`), as Ollama writes `created_at`.
+pub fn rfc3339_nanos(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
 /// Days since 1970-01-01 -> (year, month, day) in the proleptic Gregorian
 /// calendar (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -75,6 +91,13 @@ mod tests {
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(rfc3339_utc(1_704_067_200 + 3661), "2024-01-01T01:01:01Z");
+    }
+
+    #[test]
+    fn rfc3339_timestamps() {
+        let t = UNIX_EPOCH + std::time::Duration::new(19_782 * 86_400 + 13 * 3600 + 5 * 60 + 9, 7);
+        assert_eq!(rfc3339_nanos(t), "2024-02-29T13:05:09.000000007Z");
+        assert_eq!(rfc3339_nanos(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - `/v1/conversations[/{id}[/items[/{item_id}]]]` (`conversations_api`).
 //! - `POST /v1/messages`, `POST /v1/messages/count_tokens`, `GET|HEAD
 //!   /api/hello` (no auth): Anthropic's Messages API (`anthropic_api`).
+//! - `/api/*`: Ollama's native API (`ollama_api`): version, tags, show, ps,
+//!   chat, generate, pull.
 //!
 //! # One request, traced
 //! 1. The handler reads the body, parses it into typed request structs
@@ -52,6 +54,7 @@ pub mod chat_api;
 pub mod conversations_api;
 pub mod error;
 pub mod ids;
+pub mod ollama_api;
 pub mod prompt;
 pub mod responses_api;
 mod responses_tools;
@@ -72,7 +75,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gptoss_chat::Effort;
 use gptoss_engine::{SamplingParams, HARMONY_STOP_TOKENS};
@@ -80,6 +83,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
+pub use ollama_api::ModelFacts;
 pub use scheduler::{Engine, EngineInfo, MetricsSnapshot, SchedulerConfig, TokenLogprob};
 
 use prompt::PromptSpec;
@@ -108,6 +112,9 @@ pub struct ServerConfig {
     /// Key of sealed reasoning (`reasoning.encrypted_content`, Anthropic
     /// thinking signatures); `None`: a random key made at start.
     pub reasoning_key: Option<sealed::Sealer>,
+    /// The checkpoint's shape and size for Ollama's `/api/show`, `/api/tags`
+    /// and `/api/ps` (`gpt-oss serve` fills it); `None`: unknown.
+    pub model_facts: Option<ModelFacts>,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +126,7 @@ impl Default for ServerConfig {
             response_store: store::ResponseStore::default(),
             tools: gptoss_tools::ToolKit::default(),
             reasoning_key: None,
+            model_facts: None,
         }
     }
 }
@@ -159,7 +167,7 @@ impl AppState {
     fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
         match model {
             None => Ok(()),
-            Some(m) if m.is_empty() || m == self.config.model_id => Ok(()),
+            Some(m) if m.is_empty() || self.serves(m) => Ok(()),
             Some(m) => Err(ApiError::model_not_found(m, &self.config.model_id)),
         }
     }
@@ -290,11 +298,23 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
                 if anthropic_api::is_anthropic_path(path) {
                     return anthropic_api::unauthorized();
                 }
-                return ApiError::unauthorized().into_response();
+                return error_for(path, ApiError::unauthorized());
             }
         }
     }
     next.run(request).await
+}
+
+/// An error in the shape of the API `path` belongs to (Anthropic's for
+/// `/v1/messages*`, Ollama's for `/api/*`, OpenAI's otherwise).
+fn error_for(path: &str, e: ApiError) -> Response {
+    if anthropic_api::is_anthropic_path(path) {
+        anthropic_api::error_response(&e)
+    } else if ollama_api::is_ollama_path(path) {
+        ollama_api::error_response(e)
+    } else {
+        e.into_response()
+    }
 }
 
 /// Read a request body up to [`MAX_BODY_BYTES`], as JSON errors.
@@ -305,16 +325,18 @@ async fn limit_body(request: Request, next: Next) -> Response {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(_) => ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!(
-                "The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."
-            ),
-            kind: "invalid_request_error",
-            param: None,
-            code: Some("request_too_large"),
-        }
-        .into_response(),
+        Err(_) => error_for(
+            parts.uri.path(),
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!(
+                    "The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."
+                ),
+                kind: "invalid_request_error",
+                param: None,
+                code: Some("request_too_large"),
+            },
+        ),
     }
 }
 
@@ -367,15 +389,14 @@ fn model_json(state: &AppState) -> Value {
 }
 
 async fn not_found(request: Request) -> Response {
-    ApiError::not_found(
-        format!(
-            "Unknown endpoint {} {}.",
-            request.method(),
-            request.uri().path()
+    let path = request.uri().path();
+    error_for(
+        path,
+        ApiError::not_found(
+            format!("Unknown endpoint {} {path}.", request.method()),
+            None,
         ),
-        None,
     )
-    .into_response()
 }
 
 async fn method_not_allowed(request: Request) -> Response {
@@ -388,7 +409,7 @@ async fn method_not_allowed(request: Request) -> Response {
         None,
     );
     e.status = StatusCode::METHOD_NOT_ALLOWED;
-    e.into_response()
+    error_for(request.uri().path(), e)
 }
 
 /// The application: every route, auth and body limit.
@@ -447,6 +468,23 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
             post(anthropic_api::count_tokens),
         )
         .route("/api/hello", get(anthropic_api::hello))
+        .route("/api/version", get(ollama_api::version))
+        .route("/api/tags", get(ollama_api::tags))
+        .route("/api/show", post(ollama_api::show))
+        .route("/api/ps", get(ollama_api::ps))
+        .route("/api/chat", post(ollama_api::chat))
+        .route("/api/generate", post(ollama_api::generate))
+        .route("/api/pull", post(ollama_api::pull))
+        .route("/api/embed", post(ollama_api::embed))
+        .route("/api/embeddings", post(ollama_api::embed))
+        .route("/api/create", post(ollama_api::unsupported))
+        .route("/api/copy", post(ollama_api::unsupported))
+        .route("/api/push", post(ollama_api::unsupported))
+        .route("/api/delete", delete(ollama_api::unsupported))
+        .route(
+            "/api/blobs/{digest}",
+            post(ollama_api::unsupported).head(ollama_api::unsupported),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(limit_body))

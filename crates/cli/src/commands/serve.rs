@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use gptoss_chat::Effort;
 use gptoss_server::store::{Limits, ResponseStore};
-use gptoss_server::{Engine, SchedulerConfig, ServerConfig};
+use gptoss_server::{Engine, ModelFacts, SchedulerConfig, ServerConfig};
 
 use crate::model_source;
 
@@ -175,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &[("--weights-q8", args.weights_q8)],
     )?;
     let max_context = model.config().max_context();
+    let model_facts = model_facts(model.config(), args.model.as_deref());
     if args.context > max_context {
         anyhow::bail!(
             "--context {} is larger than the model's maximum context of {max_context} tokens",
@@ -194,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tools,
         reasoning_key,
         response_store,
+        model_facts: Some(model_facts),
     };
     let model_name = config.model_id.clone();
     let store = config.response_store.describe();
@@ -217,6 +219,65 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("server stopped");
         Ok(())
     })
+}
+
+/// Weights of a gpt-oss checkpoint with this config: embedding and
+/// unembedding, per block the attention (q/k/v/o with biases, sinks, norm)
+/// and the mixture of experts (router, every expert's two matrices with
+/// biases, norm), and the final norm. 20.9B for gpt-oss-20b, as Ollama says.
+/// Returns (all weights, the experts' matrix weights stored as MXFP4).
+fn parameter_count(c: &gptoss_model::Config) -> (u64, u64) {
+    let (h, v, e, i) = (
+        c.hidden_size as u64,
+        c.vocab_size as u64,
+        c.num_experts as u64,
+        c.intermediate_size as u64,
+    );
+    let (q, kv) = (c.q_dim() as u64, c.kv_dim() as u64);
+    let attention =
+        (h * q + q) + 2 * (h * kv + kv) + (q * h + h) + c.num_attention_heads as u64 + h;
+    let experts = (h * e + e) + e * ((2 * i * h + 2 * i) + (i * h + h)) + h;
+    let layers = c.num_hidden_layers as u64;
+    (
+        2 * v * h + layers * (attention + experts) + h,
+        layers * e * 3 * i * h,
+    )
+}
+
+/// What `/api/show` and `/api/tags` report about the checkpoint; the size is
+/// that of the folder's `*.safetensors` files, or for the built-in demo
+/// model what its weights take as a checkpoint (MXFP4 experts: 4 bits plus
+/// a scale byte per 32; the rest bf16).
+fn model_facts(c: &gptoss_model::Config, dir: Option<&std::path::Path>) -> ModelFacts {
+    let file_bytes = dir
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let (parameters, mxfp4) = parameter_count(c);
+    let file_bytes = if file_bytes > 0 {
+        file_bytes
+    } else {
+        mxfp4 * 17 / 32 + (parameters - mxfp4) * 2
+    };
+    ModelFacts {
+        parameter_count: parameters,
+        block_count: c.num_hidden_layers,
+        embedding_length: c.hidden_size,
+        head_count: c.num_attention_heads,
+        head_count_kv: c.num_key_value_heads,
+        expert_count: c.num_experts,
+        expert_used_count: c.experts_per_token,
+        sliding_window: c.sliding_window,
+        context_length: c.max_context(),
+        file_bytes,
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -268,5 +329,16 @@ mod tests {
             want("C:/AppData")
         );
         assert_eq!(default_store_path(None, None, None), None);
+    }
+
+    #[test]
+    fn gpt_oss_20b_has_20_9b_parameters() {
+        let c = gptoss_model::Config::gpt_oss_20b();
+        let (n, mxfp4) = parameter_count(&c);
+        assert_eq!(n / 100_000_000, 209, "{n}");
+        // The published checkpoint is 13.8 GB.
+        let bytes = model_facts(&c, None).file_bytes;
+        assert!((13_000_000_000..14_500_000_000).contains(&bytes), "{bytes}");
+        assert!(mxfp4 < n);
     }
 }
