@@ -23,8 +23,10 @@ import pytest
 from conftest import API_KEY, npm_client, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
-# Claude Code's prompt (system text and tool schemas) is ~10k tokens; a debug
-# build prefills it slowly, a release build in seconds.
+# Claude Code's prompt (system text and 12 tool schemas) is ~10k tokens and
+# one `claude -p` makes about 3 requests. Measured on the 2-core dev box: a
+# release build (run.sh's default) answers a run in ~14 s; a debug build
+# takes over 600 s per run (unoptimized prefill), so use a release binary.
 TIMEOUT_S = int(os.environ.get("CLAUDE_CODE_TEST_TIMEOUT", "600"))
 
 
