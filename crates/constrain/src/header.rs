@@ -32,7 +32,18 @@ impl HeaderGrammar {
     /// Headers whose recipient (if any) is one of `recipients` (full
     /// recipient names: `functions.get_weather`, `browser.search`, `python`).
     pub fn new(recipients: &[String]) -> Result<HeaderGrammar, Error> {
-        let body = header_rules(recipients);
+        Self::build(recipients, true)
+    }
+
+    /// As [`Self::new`], but no commentary message without a recipient (a
+    /// preamble to the user): with a response format the answer must be the
+    /// final message alone, and a preamble would be text beside the JSON.
+    pub fn without_preambles(recipients: &[String]) -> Result<HeaderGrammar, Error> {
+        Self::build(recipients, false)
+    }
+
+    fn build(recipients: &[String], preambles: bool) -> Result<HeaderGrammar, Error> {
+        let body = header_rules(recipients, preambles);
         Ok(HeaderGrammar {
             first: Grammar::compile_lark(&format!("start: header\n{body}"))?,
             next: Grammar::compile_lark(&format!("start: \"assistant\" header\n{body}"))?,
@@ -41,10 +52,11 @@ impl HeaderGrammar {
 }
 
 /// The lark rules of one header (rule `header`), from its text after the role.
-fn header_rules(recipients: &[String]) -> String {
-    let mut rules = String::from(
+fn header_rules(recipients: &[String], preambles: bool) -> String {
+    let unaddressed = if preambles { "plain" } else { "\"analysis\"" };
+    let mut rules = format!(
         "header: <|channel|> \"final\" <|message|>\n\
-         \x20   | <|channel|> plain <|message|>\n",
+         \x20   | <|channel|> {unaddressed} <|message|>\n",
     );
     if !recipients.is_empty() {
         rules.push_str(
@@ -111,6 +123,20 @@ mod tests {
         }
         assert!(accepts(&g.next, "assistant<|channel|>final<|message|>"));
         assert!(!accepts(&g.next, "user<|channel|>final<|message|>"));
+    }
+
+    #[test]
+    fn preambles_can_be_ruled_out() {
+        let g = HeaderGrammar::without_preambles(&["functions.f".into()]).expect("compiles");
+        assert!(accepts(&g.first, "<|channel|>analysis<|message|>"));
+        assert!(accepts(&g.first, "<|channel|>final<|message|>"));
+        assert!(accepts(
+            &g.first,
+            "<|channel|>commentary to=functions.f <|constrain|>json<|message|>"
+        ));
+        assert!(!accepts(&g.first, "<|channel|>commentary<|message|>"));
+        let g = HeaderGrammar::new(&[]).expect("compiles");
+        assert!(accepts(&g.first, "<|channel|>commentary<|message|>"));
     }
 
     #[test]

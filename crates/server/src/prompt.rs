@@ -118,6 +118,16 @@ pub fn parse_effort(value: &str, param: &str) -> Result<Effort, ApiError> {
     }
 }
 
+/// Whether `name` can name a tool or namespace: `^[a-zA-Z0-9_-]{1,64}$`
+/// (OpenAI's rule; it also keeps harmony headers unambiguous).
+pub fn is_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Validate a function tool's name and JSON-schema parameters.
 pub fn function_tool(
     name: Option<&str>,
@@ -132,12 +142,7 @@ pub fn function_tool(
             Some(&format!("{param}.name")),
         )
     })?;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if !is_tool_name(name) {
         return Err(ApiError::invalid(
             format!("Invalid function name {name:?}: it must match ^[a-zA-Z0-9_-]{{1,64}}$."),
             Some(&format!("{param}.name")),

@@ -301,12 +301,7 @@ fn apply_patch_tool() -> FunctionTool {
 /// A `namespace` tool: its functions and freeform tools as a harmony namespace.
 fn namespace(tool: &Value, param: &str, out: &mut RequestTools) -> Result<(), ApiError> {
     let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
+    if !prompt::is_tool_name(name) {
         return Err(ApiError::invalid(
             format!("Invalid namespace name {name:?} in '{param}.name': it must match ^[a-zA-Z0-9_-]{{1,64}}$."),
             Some(&format!("{param}.name")),

@@ -172,8 +172,16 @@ pub(crate) fn constraint_for(
         }
     }
     let recipients = recipients(spec);
-    let headers = cached(&HEADER_GRAMMARS, recipients.join("\n"), || {
-        HeaderGrammar::new(&recipients)
+    // With a response format the answer is the final message alone: no
+    // preamble beside the JSON.
+    let preambles = final_answer.is_none();
+    let key = format!("{preambles}|{}", recipients.join("\n"));
+    let headers = cached(&HEADER_GRAMMARS, key, || {
+        if preambles {
+            HeaderGrammar::new(&recipients)
+        } else {
+            HeaderGrammar::without_preambles(&recipients)
+        }
     })
     .map_err(|e| ApiError::internal(format!("tool-call constraint unavailable: {e}")))?;
     let structured = StructuredOutput {

@@ -217,3 +217,31 @@ async fn uncompilable_schemas_are_400() {
     let (status, v) = post_json(&app, "/v1/responses", &body.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
 }
+
+/// With a response format the answer is the final message alone: a model
+/// that starts with a commentary preamble (here a scripted one) is steered
+/// off it, so `content` is JSON and nothing else.
+#[tokio::test]
+async fn no_preamble_beside_a_json_answer() {
+    let (app, _) = common::app(
+        "<|channel|>commentary<|message|>Here is the JSON.<|end|><|start|>assistant<|channel|>final<|message|>{\"a\": 1}<|return|>",
+    );
+    let body = json!({
+        "messages": [{"role": "user", "content": "JSON please."}],
+        "temperature": 0, "max_tokens": 64,
+        "response_format": {"type": "json_object"},
+    });
+    let (status, v) = post_json(&app, "/v1/chat/completions", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // Steered off its script, the model may still be reasoning when the
+    // budget ends (empty content); whatever content there is, is the JSON.
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
+    assert!(
+        !content.contains("Here is"),
+        "a preamble reached content: {content:?}"
+    );
+    assert!(
+        content.is_empty() || serde_json::from_str::<Value>(content).is_ok_and(|j| j.is_object()),
+        "content must be the JSON answer alone: {content:?}"
+    );
+}
