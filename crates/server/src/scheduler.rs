@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use gptoss_engine::language_model::DecodeRow;
@@ -255,6 +255,8 @@ struct Submission {
 enum Command {
     Submit(Box<Submission>),
     CancelAll,
+    /// Cancel everything and end the thread (the model is dropped on it).
+    Shutdown,
 }
 
 /// The receiving end of one request. Dropping it cancels the request.
@@ -285,6 +287,8 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     accepting: Arc<AtomicBool>,
     info: EngineInfo,
+    /// Set by the engine thread once it has ended and dropped the model.
+    ended: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Engine {
@@ -311,16 +315,27 @@ impl Engine {
         let (tx, rx) = std_mpsc::channel();
         let metrics = Arc::new(Metrics::default());
         let worker_metrics = metrics.clone();
+        let ended = Arc::new((Mutex::new(false), Condvar::new()));
+        let worker_ended = ended.clone();
         std::thread::Builder::new()
             .name("gptoss-engine".into())
             // The caches are created on the engine thread and never leave it.
-            .spawn(move || Worker::new(model, info, rx, worker_metrics).run())
+            .spawn(move || {
+                // `run` consumes the worker: the model and caches are dropped here.
+                Worker::new(model, info, rx, worker_metrics).run();
+                let (lock, cvar) = &*worker_ended;
+                if let Ok(mut ended) = lock.lock() {
+                    *ended = true;
+                }
+                cvar.notify_all();
+            })
             .map_err(|e| EngineError::Forward(format!("could not start the engine thread: {e}")))?;
         Ok(Engine {
             commands: tx,
             metrics,
             accepting: Arc::new(AtomicBool::new(true)),
             info,
+            ended,
         })
     }
 
@@ -380,6 +395,22 @@ impl Engine {
     /// End every queued and active request now (`FinishReason::Cancelled`).
     pub fn cancel_all(&self) {
         let _ = self.commands.send(Command::CancelAll);
+    }
+
+    /// Cancel everything, end the engine thread and wait (at most `timeout`)
+    /// until it has dropped the model. Call before the process exits: a GPU
+    /// driver torn down by `exit` while the thread still frees its device
+    /// memory can crash. Returns whether the thread ended in time.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.stop_accepting();
+        let _ = self.commands.send(Command::Shutdown);
+        let (lock, cvar) = &*self.ended;
+        let Ok(guard) = lock.lock() else {
+            return false;
+        };
+        cvar.wait_timeout_while(guard, timeout, |ended| !*ended)
+            .map(|(ended, _)| *ended)
+            .unwrap_or(false)
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {
@@ -560,14 +591,20 @@ impl<M: LanguageModel> Worker<M> {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Submit(sub) => self.waiting.push_back(*sub),
-            Command::CancelAll => {
-                for sub in &self.waiting {
-                    sub.cancel.store(true, Ordering::Relaxed);
-                }
-                for seq in &self.active {
-                    seq.cancel.store(true, Ordering::Relaxed);
-                }
+            Command::CancelAll => self.cancel_everything(),
+            Command::Shutdown => {
+                self.cancel_everything();
+                self.disconnected = true;
             }
+        }
+    }
+
+    fn cancel_everything(&self) {
+        for sub in &self.waiting {
+            sub.cancel.store(true, Ordering::Relaxed);
+        }
+        for seq in &self.active {
+            seq.cancel.store(true, Ordering::Relaxed);
         }
     }
 

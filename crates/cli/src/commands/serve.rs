@@ -201,11 +201,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = config.response_store.describe();
     let app = gptoss_server::router(engine.clone(), config);
 
+    // Kept to end the engine thread before the process exits.
+    let engine_at_exit = engine.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr().unwrap_or(addr);
         eprintln!(
@@ -216,9 +218,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         gptoss_server::serve(listener, app, engine, shutdown_signal(), Duration::from_secs(args.shutdown_grace))
             .await
             .context("the server failed")?;
-        eprintln!("server stopped");
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    });
+    // The engine thread drops the model (a GPU device, its memory) before
+    // `exit` tears the driver down: a driver unloaded under a live device
+    // can crash at exit (seen with Mesa's lavapipe).
+    drop(runtime);
+    if !engine_at_exit.shutdown(Duration::from_secs(10)) {
+        eprintln!("warning: the engine did not stop within 10 s");
+    }
+    served?;
+    eprintln!("server stopped");
+    Ok(())
 }
 
 /// Weights of a gpt-oss checkpoint with this config: embedding and
