@@ -13,9 +13,9 @@
 //! - `POST /api/pull` succeeds for the served model (it is already local);
 //!   embeddings and model management answer a clear error.
 //!
-//! With a `format`, `content` is the final message alone: a commentary
-//! preamble before it (which gpt-oss may write, and which is not
-//! constrained) is returned as `thinking`, so the JSON always parses.
+//! With a `format`, `content` is the final message alone: the sampling
+//! constraint rules out a commentary preamble beside a formatted answer, so
+//! the JSON always parses.
 //!
 //! `logprobs` / `top_logprobs` (≤ 20) give the answer tokens' log
 //! probabilities (`{token, logprob, bytes, top_logprobs}`), on the line of
@@ -715,7 +715,7 @@ fn generation(
 /// (`None`: not asked for).
 fn parse_logprobs(logprobs: Option<bool>, top: Option<u64>) -> Result<Option<usize>, ApiError> {
     if let Some(top) = top {
-        if top > 20 {
+        if top > crate::scheduler::MAX_TOP_LOGPROBS as u64 {
             return Err(error(
                 StatusCode::BAD_REQUEST,
                 format!("invalid top_logprobs {top}: use 0 to 20"),
@@ -835,7 +835,6 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
     let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
     let (effort, show_thinking) = parse_think(req.think.as_ref(), state.config.default_effort)?;
     let response_format = parse_format(req.format.as_ref())?;
-    let structured = response_format != ResponseFormat::Text;
     let tools = convert_tools(req.tools.as_deref())?;
     let messages = req.messages.unwrap_or_default();
     let stream = req.stream.unwrap_or(true);
@@ -860,10 +859,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
         response_format,
         ..PromptSpec::default()
     };
-    let mut turn = state.start(generation(spec, req.options, &tools, logprobs)?)?;
-    if structured {
-        turn = turn.with_preambles_as_reasoning();
-    }
+    let turn = state.start(generation(spec, req.options, &tools, logprobs)?)?;
     run(turn, reply, stream).await
 }
 
@@ -902,7 +898,6 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
     }
     let (effort, show_thinking) = parse_think(req.think.as_ref(), state.config.default_effort)?;
     let response_format = parse_format(req.format.as_ref())?;
-    let structured = response_format != ResponseFormat::Text;
     let stream = req.stream.unwrap_or(true);
     let reply = Reply {
         api: Api::Generate,
@@ -925,10 +920,7 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
         response_format,
         ..PromptSpec::default()
     };
-    let mut turn = state.start(generation(spec, req.options, &[], logprobs)?)?;
-    if structured {
-        turn = turn.with_preambles_as_reasoning();
-    }
+    let turn = state.start(generation(spec, req.options, &[], logprobs)?)?;
     run(turn, reply, stream).await
 }
 

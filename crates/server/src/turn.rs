@@ -118,7 +118,6 @@ pub struct Turn {
     done: bool,
     // log probability of the token about to arrive
     logprob: Option<TokenLogprob>,
-    preambles_as_reasoning: bool,
 }
 
 impl Turn {
@@ -138,7 +137,6 @@ impl Turn {
             saw_tool_call: false,
             done: false,
             logprob: None,
-            preambles_as_reasoning: false,
         };
         for &token in prefeed {
             if let Ok(events) = turn.parser.push(token) {
@@ -146,14 +144,6 @@ impl Turn {
             }
         }
         turn
-    }
-
-    /// Report commentary preambles (commentary to no recipient) as reasoning
-    /// instead of content: for answers that must be the final message alone
-    /// (a response format), which a preamble before it would corrupt.
-    pub fn with_preambles_as_reasoning(mut self) -> Turn {
-        self.preambles_as_reasoning = true;
-        self
     }
 
     /// The next event, or `None` after `Finished` / `Error`.
@@ -337,7 +327,6 @@ impl Turn {
             };
         }
         match channel {
-            Some("commentary") if self.preambles_as_reasoning => SegmentKind::Reasoning,
             Some("final") | Some("commentary") | None => SegmentKind::Content,
             Some(_) => SegmentKind::Reasoning,
         }
