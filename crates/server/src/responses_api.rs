@@ -363,6 +363,11 @@ pub(crate) struct OutputBuilder {
     summarize: bool,
     /// Log probabilities of the open message's tokens (when asked for).
     logprobs: Vec<Value>,
+    /// Stream each `output_text.delta` with its tokens' log probabilities:
+    /// a delta is held until the log probability of its token arrives.
+    stream_logprobs: bool,
+    held_delta: Option<Value>,
+    unsent_logprobs: Vec<Value>,
 }
 
 impl OutputBuilder {
@@ -378,6 +383,18 @@ impl OutputBuilder {
             sealer,
             summarize,
             ..OutputBuilder::default()
+        }
+    }
+
+    /// The held `output_text.delta`, now carrying the log probabilities
+    /// that arrived since the last one was sent.
+    fn release_delta(&mut self) -> Vec<Value> {
+        match self.held_delta.take() {
+            Some(mut event) => {
+                event["logprobs"] = json!(std::mem::take(&mut self.unsent_logprobs));
+                vec![event]
+            }
+            None => Vec::new(),
         }
     }
 
@@ -479,10 +496,16 @@ impl OutputBuilder {
                         }
                         events
                     }
-                    "message" => vec![
-                        json!({"type": "response.output_text.delta", "item_id": item_id,
-                        "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
-                    ],
+                    "message" => {
+                        let event = json!({"type": "response.output_text.delta", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []});
+                        if !self.stream_logprobs {
+                            return vec![event];
+                        }
+                        let released = self.release_delta();
+                        self.held_delta = Some(event);
+                        released
+                    }
                     "function_call" => vec![
                         json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
                         "output_index": output_index, "delta": text}),
@@ -496,10 +519,11 @@ impl OutputBuilder {
                 let Some((output_index, item_id)) = self.open.take() else {
                     return Vec::new();
                 };
+                let mut events = self.release_delta();
+                self.unsent_logprobs.clear();
                 let item = &mut self.items[output_index];
                 let kind = item["type"].as_str().unwrap_or_default().to_string();
                 item["status"] = json!("completed");
-                let mut events = Vec::new();
                 match kind.as_str() {
                     "reasoning" => {
                         let part = json!({"type": "reasoning_text", "text": text});
@@ -573,9 +597,13 @@ impl OutputBuilder {
                 events
             }
             TurnEvent::Logprobs(lps) => {
-                self.logprobs
-                    .extend(lps.iter().map(crate::turn::logprob_json));
-                Vec::new()
+                let values: Vec<Value> = lps.iter().map(crate::turn::logprob_json).collect();
+                self.logprobs.extend(values.iter().cloned());
+                if !self.stream_logprobs {
+                    return Vec::new();
+                }
+                self.unsent_logprobs.extend(values);
+                self.release_delta()
             }
             TurnEvent::Finished { .. } | TurnEvent::Error(_) => Vec::new(),
         }
@@ -783,7 +811,8 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
             )
         }),
     };
-    let builder = OutputBuilder::new(builtin_active, tools.client, sealer, summary.is_some());
+    let mut builder = OutputBuilder::new(builtin_active, tools.client, sealer, summary.is_some());
+    builder.stream_logprobs = logprobs.is_some();
     for w in &warnings {
         eprintln!("warning: /v1/responses: {w}");
     }
