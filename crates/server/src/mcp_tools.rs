@@ -132,7 +132,7 @@ impl ToolFilter {
     fn matches(&self, tool: &McpTool) -> bool {
         self.names
             .as_ref()
-            .is_none_or(|names| names.iter().any(|n| *n == tool.name))
+            .is_none_or(|names| names.contains(&tool.name))
             && self.read_only.is_none_or(|r| tool.read_only() == r)
     }
 }
@@ -291,6 +291,43 @@ fn parse_spec(tool: &Value, param: &str) -> Result<Result<ServerSpec, String>, A
             .to_string(),
         echo,
     }))
+}
+
+/// `schema` with `additionalProperties: false` on every object that lists
+/// its properties and does not say: the arguments go to a remote server
+/// that knows only those, and a sampled model left free to add keys can
+/// write junk ones until its token budget runs out.
+fn closed(schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    close_objects(&mut schema, 0);
+    schema
+}
+
+fn close_objects(schema: &mut Value, depth: usize) {
+    let Value::Object(map) = schema else { return };
+    if depth > 32 {
+        return;
+    }
+    if map.get("properties").is_some_and(Value::is_object)
+        && !map.contains_key("additionalProperties")
+    {
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for sub in props.values_mut() {
+            close_objects(sub, depth + 1);
+        }
+    }
+    if let Some(items) = map.get_mut("items") {
+        close_objects(items, depth + 1);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(list)) = map.get_mut(key) {
+            for sub in list {
+                close_objects(sub, depth + 1);
+            }
+        }
+    }
 }
 
 /// An MCP tool the model may call.
@@ -835,7 +872,7 @@ pub(crate) async fn prepare(
             // A foreign schema the checks refuse still lets the tool be
             // called, with any JSON object.
             let parameters = prompt::check_schema(&tool.input_schema, "input_schema", true)
-                .map(|()| tool.input_schema.clone())
+                .map(|()| closed(&tool.input_schema))
                 .map_err(|e| {
                     prepared.warnings.push(format!(
                         "MCP tool {:?} of {:?}: its input schema is not usable ({e}); any JSON object is accepted",
@@ -1073,6 +1110,20 @@ mod tests {
             "deepwiki.ask_question"
         );
         assert!(prompt::is_tool_name(&namespace_for(&"x".repeat(100))));
+    }
+
+    #[test]
+    fn argument_objects_are_closed_unless_the_schema_says() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "integer"},
+            "o": {"type": "object", "properties": {"x": {"type": "string"}}},
+            "free": {"type": "object", "properties": {}, "additionalProperties": true},
+        }});
+        let c = closed(&schema);
+        assert_eq!(c["additionalProperties"], json!(false));
+        assert_eq!(c["properties"]["o"]["additionalProperties"], json!(false));
+        assert_eq!(c["properties"]["free"]["additionalProperties"], json!(true));
+        assert!(c["properties"]["a"].get("additionalProperties").is_none());
     }
 
     #[test]
