@@ -772,6 +772,21 @@ pub(crate) async fn prepare(
         warnings: Vec::new(),
         failed: Vec::new(),
     };
+    let Some(settings) = settings else {
+        // As with every hosted tool the server does not run: left out,
+        // whatever its fields say.
+        for (param, _) in tools {
+            prepared.warnings.push(format!(
+                "tool \"mcp\" ({param}) left out: this server does not run it (start `gpt-oss serve` with --mcp on)"
+            ));
+        }
+        if !carried.responses.is_empty() {
+            prepared.warnings.push(
+                "mcp_approval_response skipped: this server does not run MCP tools (start `gpt-oss serve` with --mcp on)".into(),
+            );
+        }
+        return Ok(prepared);
+    };
     let mut specs = Vec::new();
     for (param, tool) in tools {
         match parse_spec(tool, param)? {
@@ -779,19 +794,6 @@ pub(crate) async fn prepare(
             Err(warning) => prepared.warnings.push(warning),
         }
     }
-    let Some(settings) = settings else {
-        for (param, _) in &specs {
-            prepared.warnings.push(format!(
-                "tool \"mcp\" ({param}) left out: this server does not reach MCP servers (start `gpt-oss serve` with --mcp on)"
-            ));
-        }
-        if !carried.responses.is_empty() {
-            prepared.warnings.push(
-                "mcp_approval_response skipped: this server does not reach MCP servers (start `gpt-oss serve` with --mcp on)".into(),
-            );
-        }
-        return Ok(prepared);
-    };
     let mut seen: Vec<String> = taken.to_vec();
     for (param, spec) in &specs {
         let ns = namespace_for(&spec.label);
