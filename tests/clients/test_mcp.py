@@ -239,6 +239,10 @@ def test_approval_round_trip(mcp_gpt_server, mcp_url):
     assert call.output == str(args["a"] + args["b"])
     assert calls(record)[before:] == [{"name": "add", "arguments": {"a": args["a"], "b": args["b"]}}]
     assert r2.status in ("completed", "incomplete")
+    # Two responses on, the list made by the first is still in the chain.
+    r3 = api.responses.create(model=MODEL_NAME, previous_response_id=r2.id, input="Thanks.",
+                              max_output_tokens=16, tools=tools)
+    assert not items(r3, "mcp_list_tools"), r3.output
 
 
 def test_refused_approval_stateless(mcp_gpt_server, mcp_url):

@@ -526,17 +526,11 @@ fn answered(items: &[Value]) -> HashSet<String> {
         .collect()
 }
 
-/// Read the MCP items of the previous response's output and of the input.
-pub(crate) fn carried(
-    previous_output: Option<&Value>,
-    input: Option<&Value>,
-) -> Result<Carried, ApiError> {
-    let previous = previous_output
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+/// Read the MCP items of earlier responses' output (oldest first) and of
+/// the input.
+pub(crate) fn carried(previous: &[Value], input: Option<&Value>) -> Result<Carried, ApiError> {
     let input = input.and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut done = answered(&previous);
+    let mut done = answered(previous);
     done.extend(answered(&input));
     let mut out = Carried::default();
     let text = |i: &Value, k: &str| i.get(k).and_then(Value::as_str).map(str::to_string);
@@ -1186,7 +1180,7 @@ mod tests {
             {"type": "mcp_approval_request", "id": "mcpr_2", "server_label": "calc", "name": "add", "arguments": "{}"},
             {"type": "mcp_approval_response", "approval_request_id": "mcpr_2", "approve": false, "reason": "no"},
         ]);
-        let c = carried(None, Some(&input)).expect("valid");
+        let c = carried(&[], Some(&input)).expect("valid");
         assert_eq!(c.lists.get("calc").map(Vec::len), Some(1));
         assert_eq!(c.requests.len(), 2);
         assert_eq!(c.responses.len(), 1);

@@ -284,6 +284,34 @@ pub(crate) fn convert_input(
     Ok((instructions, history))
 }
 
+/// Most earlier responses searched for MCP tool lists.
+const MCP_CHAIN_DEPTH: usize = 16;
+
+/// The MCP items (tool lists, approval requests) of the output of the
+/// previous response and the ones before it, oldest first: a tool list
+/// anywhere in the chain is not fetched again, as OpenAI does.
+async fn earlier_mcp_items(state: &AppState, previous: Option<Value>) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut next = previous;
+    for _ in 0..MCP_CHAIN_DEPTH {
+        let Some(json) = next.take() else { break };
+        if let Some(Value::Array(output)) = json.get("output") {
+            let mine = output.iter().filter(|i| {
+                matches!(
+                    i.get("type").and_then(Value::as_str),
+                    Some("mcp_list_tools" | "mcp_approval_request" | "mcp_call")
+                )
+            });
+            items.splice(0..0, mine.cloned());
+        }
+        let Some(id) = json.get("previous_response_id").and_then(Value::as_str) else {
+            break;
+        };
+        next = state.store.get(id).await.ok().flatten().map(|s| s.json);
+    }
+    items
+}
+
 /// Fixed fields of the response object, set once per request.
 struct ResponseHead {
     id: String,
@@ -730,8 +758,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     };
 
     // Continue a stored conversation.
-    let (mut history, mut call_names, inherited, previous_output) = match &req.previous_response_id
-    {
+    let (mut history, mut call_names, inherited, previous_json) = match &req.previous_response_id {
         None => (Vec::new(), Vec::new(), None, None),
         Some(id) => {
             let prev = state.store.get(id).await?.ok_or_else(|| {
@@ -745,7 +772,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
                 prev.history.clone(),
                 prev.call_names.clone(),
                 prev.instructions.clone(),
-                prev.json.get("output").cloned(),
+                Some(prev.json.clone()),
             )
         }
     };
@@ -790,7 +817,12 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let response_format = parse_response_format(text_format.as_ref(), "text.format")?;
 
     // MCP servers: list their tools, run the calls this request approves.
-    let carried = mcp_tools::carried(previous_output.as_ref(), req.input.as_ref())?;
+    let earlier = if tools.mcp.is_empty() {
+        Vec::new()
+    } else {
+        earlier_mcp_items(&state, previous_json).await
+    };
+    let carried = mcp_tools::carried(&earlier, req.input.as_ref())?;
     let taken: Vec<String> = tools.namespaces.iter().map(|n| n.name.clone()).collect();
     let mut mcp =
         mcp_tools::prepare(&tools.mcp, state.config.mcp, &taken, carried, &mut history).await?;
