@@ -707,6 +707,13 @@ impl Prepared {
                 })?;
             let name = value.get("name").and_then(Value::as_str);
             let on_server = |e: &&McpEntry| e.server_label == label;
+            if self.runner.is_none() {
+                self.warnings.push(
+                    "tool_choice names an MCP tool, which this server does not run: using 'auto'"
+                        .into(),
+                );
+                return Ok(Some(json!("auto")));
+            }
             if self.failed.iter().any(|l| l == label) {
                 self.warnings.push(format!(
                     "tool_choice names the MCP server {label:?}, whose tools could not be listed: using 'auto'"

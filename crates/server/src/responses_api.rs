@@ -296,13 +296,7 @@ async fn earlier_mcp_items(state: &AppState, previous: Option<Value>) -> Vec<Val
     for _ in 0..MCP_CHAIN_DEPTH {
         let Some(json) = next.take() else { break };
         if let Some(Value::Array(output)) = json.get("output") {
-            let mine = output.iter().filter(|i| {
-                matches!(
-                    i.get("type").and_then(Value::as_str),
-                    Some("mcp_list_tools" | "mcp_approval_request" | "mcp_call")
-                )
-            });
-            items.splice(0..0, mine.cloned());
+            items.splice(0..0, output.iter().filter(|i| is_mcp_item(i)).cloned());
         }
         let Some(id) = json.get("previous_response_id").and_then(Value::as_str) else {
             break;
@@ -310,6 +304,13 @@ async fn earlier_mcp_items(state: &AppState, previous: Option<Value>) -> Vec<Val
         next = state.store.get(id).await.ok().flatten().map(|s| s.json);
     }
     items
+}
+
+fn is_mcp_item(item: &Value) -> bool {
+    matches!(
+        item.get("type").and_then(Value::as_str),
+        Some("mcp_list_tools" | "mcp_approval_request" | "mcp_call")
+    )
 }
 
 /// Fixed fields of the response object, set once per request.
@@ -817,11 +818,13 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let response_format = parse_response_format(text_format.as_ref(), "text.format")?;
 
     // MCP servers: list their tools, run the calls this request approves.
-    let earlier = if tools.mcp.is_empty() {
-        Vec::new()
-    } else {
-        earlier_mcp_items(&state, previous_json).await
-    };
+    let mut earlier = Vec::new();
+    if !tools.mcp.is_empty() {
+        if let Some((_, items)) = &conversation {
+            earlier.extend(items.iter().filter(|i| is_mcp_item(i)).cloned());
+        }
+        earlier.extend(earlier_mcp_items(&state, previous_json).await);
+    }
     let carried = mcp_tools::carried(&earlier, req.input.as_ref())?;
     let taken: Vec<String> = tools.namespaces.iter().map(|n| n.name.clone()).collect();
     let mut mcp =
