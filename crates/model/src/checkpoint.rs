@@ -306,7 +306,9 @@ pub(crate) fn find_gguf(path: &Path) -> Result<Option<PathBuf>, LoadError> {
         let mut magic = [0u8; 4];
         let mut f = File::open(path).map_err(io)?;
         let n = std::io::Read::read(&mut f, &mut magic).map_err(io)?;
-        let named = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf"));
+        let named = path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("gguf"));
         return Ok((named || crate::gguf::has_magic(&magic[..n])).then(|| path.to_path_buf()));
     }
     if path.join("config.json").is_file() || path.join("original").join("config.json").is_file() {
@@ -315,7 +317,10 @@ pub(crate) fn find_gguf(path: &Path) -> Result<Option<PathBuf>, LoadError> {
     let mut found: Vec<PathBuf> = vec![];
     for entry in std::fs::read_dir(path).map_err(io)? {
         let p = entry.map_err(io)?.path();
-        if p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf")) {
+        if p.is_file()
+            && p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
+        {
             found.push(p);
         }
     }

@@ -170,7 +170,9 @@ impl Meta<'_> {
             Some(v) => v
                 .as_u64()
                 .and_then(|u| usize::try_from(u).ok())
-                .ok_or_else(|| meta_err(&Self::key(k), format!("expected an integer, found {v:?}"))),
+                .ok_or_else(|| {
+                    meta_err(&Self::key(k), format!("expected an integer, found {v:?}"))
+                }),
         }
     }
 
@@ -183,7 +185,10 @@ impl Meta<'_> {
             None => Ok(None),
             Some(v) => match v.as_f64() {
                 Some(f) if f.is_finite() => Ok(Some(f)),
-                _ => Err(meta_err(&Self::key(k), format!("expected a number, found {v:?}"))),
+                _ => Err(meta_err(
+                    &Self::key(k),
+                    format!("expected a number, found {v:?}"),
+                )),
             },
         }
     }
@@ -266,7 +271,10 @@ pub(crate) fn config(file: &GgufFile) -> Result<Config, LoadError> {
     };
     // Which layers slide: llama.cpp's optional per-layer pattern, else every even layer (its
     // default for gpt-oss, and the reference's).
-    let layer_types = match m.get("attention.sliding_window_pattern").map(|v| v.as_array()) {
+    let layer_types = match m
+        .get("attention.sliding_window_pattern")
+        .map(|v| v.as_array())
+    {
         Some(Some(a)) => a
             .iter()
             .map(|v| match v {
@@ -496,7 +504,12 @@ impl GgufBinder<'_> {
 
     /// A dense tensor: F32/BF16 in place, Q8_0 in place when `allow_q8` (the consumer reads
     /// Q8_0), else widened to owned f32 (F16, Q8_0).
-    fn dense(&mut self, name: &str, shape: &[usize], allow_q8: bool) -> Result<DenseRef, LoadError> {
+    fn dense(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        allow_q8: bool,
+    ) -> Result<DenseRef, LoadError> {
         let t = self.info(name, shape)?;
         let n_elems: usize = shape.iter().product();
         let in_place = |dtype| DenseRef {
@@ -656,9 +669,18 @@ impl GgufBinder<'_> {
 
     /// [E, 2·inter, hidden] with gate and up rows interleaved, from `ffn_gate_exps` and
     /// `ffn_up_exps` (or the fused `ffn_gate_up_exps`: all gate rows, then all up rows).
-    fn gate_up(&mut self, p: &str, e: usize, h: usize, inter: usize) -> Result<ExpertMatrix, LoadError> {
+    fn gate_up(
+        &mut self,
+        p: &str,
+        e: usize,
+        h: usize,
+        inter: usize,
+    ) -> Result<ExpertMatrix, LoadError> {
         if !h.is_multiple_of(32) {
-            return Err(meta_err("hidden_size", format!("{h} is not a multiple of 32")));
+            return Err(meta_err(
+                "hidden_size",
+                format!("{h} is not a multiple of 32"),
+            ));
         }
         let row_bytes = h / 32 * 17;
         let fused = format!("{p}ffn_gate_up_exps.weight");
@@ -711,7 +733,13 @@ impl GgufBinder<'_> {
         })
     }
 
-    fn down(&mut self, p: &str, e: usize, h: usize, inter: usize) -> Result<ExpertMatrix, LoadError> {
+    fn down(
+        &mut self,
+        p: &str,
+        e: usize,
+        h: usize,
+        inter: usize,
+    ) -> Result<ExpertMatrix, LoadError> {
         if !inter.is_multiple_of(32) {
             return Err(meta_err(
                 "intermediate_size",

@@ -36,10 +36,10 @@ pub use cache::{plan_rollback, KvCache, Rollback, MAX_SNAPSHOTS, PAGE_LEN};
 pub use config::Config;
 pub use error::{ForwardError, LoadError};
 pub use forward::{check_room, check_tokens};
+pub use gguf_load::{GgufTokenizer, ReferenceVocab};
 pub use tensors::{
     DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
 };
-pub use gguf_load::{GgufTokenizer, ReferenceVocab};
 pub use weights::Layout;
 
 use checkpoint::{Blob, Store};
@@ -154,8 +154,7 @@ impl Model {
         let w = &model.weights;
         let is_q8 = |r: &weights::DenseRef| r.dtype == weights::DenseDtype::Q8_0;
         model.native_q8 = is_q8(&w.unembedding)
-            || w
-                .layers
+            || w.layers
                 .iter()
                 .any(|l| [&l.q, &l.k, &l.v, &l.out].iter().any(|lin| is_q8(&lin.w)));
         if model.native_q8 {

@@ -246,6 +246,7 @@ mod tests {
         match m.weights.unembedding.view(&m.store) {
             DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, &mut out, h, v),
             DenseView::F32(w) => matmul_f32_f32w(hn, w, None, &mut out, h, v),
+            DenseView::Q8_0 => unreachable!("the synthetic models are bf16/f32"),
         }
         out
     }
