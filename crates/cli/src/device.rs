@@ -83,7 +83,10 @@ pub fn place(
     let index = match device {
         Device::Cpu => return Ok(DeviceModel::Cpu(model)),
         Device::Gpu(_) if model.gpu_unsupported().is_some() => {
-            anyhow::bail!("--device gpu: {}", model.gpu_unsupported().unwrap_or_default());
+            anyhow::bail!(
+                "--device gpu: {}",
+                model.gpu_unsupported().unwrap_or_default()
+            );
         }
         Device::Auto if model.gpu_unsupported().is_some() => {
             eprintln!("device: cpu (the GPU backend cannot read this file's Q8_0 matrices)");

@@ -79,8 +79,8 @@ pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
 
 fn load_folder(arg: &Path) -> anyhow::Result<Model> {
     let path = crate::model_stores::resolve(arg)?;
-    let model =
-        Model::load(&path).with_context(|| format!("cannot load the model in {}", path.display()))?;
+    let model = Model::load(&path)
+        .with_context(|| format!("cannot load the model in {}", path.display()))?;
     if let Some(tok) = model.gguf_tokenizer() {
         tok.check(&HarmonyVocab(gptoss_harmony::Tokenizer::o200k_harmony()))
             .with_context(|| format!("cannot use {}", path.display()))?;

@@ -106,9 +106,9 @@ fn ollama_blob(root: &Path, manifest: &Path) -> anyhow::Result<(PathBuf, u64)> {
             )
         })?;
     let digest = layer["digest"].as_str().unwrap_or_default();
-    let hex = digest.strip_prefix("sha256:").filter(|h| {
-        !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit())
-    });
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()));
     let Some(hex) = hex else {
         anyhow::bail!(
             "the Ollama manifest {} has a model layer with digest {digest:?}",
@@ -221,7 +221,9 @@ fn folder_models(source: &'static str, name: &str, dir: &Path, out: &mut Vec<Fou
             source,
             name: format!(
                 "{name}/{}",
-                g.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+                g.file_name()
+                    .map(|f| f.to_string_lossy())
+                    .unwrap_or_default()
             ),
             format: "gguf",
             bytes: size_of(std::slice::from_ref(&g)),
@@ -238,7 +240,12 @@ fn folder_models(source: &'static str, name: &str, dir: &Path, out: &mut Vec<Fou
             model_arg: dir.display().to_string(),
         });
     } else if dir.join("original").is_dir() {
-        folder_models(source, &format!("{name}/original"), &dir.join("original"), out);
+        folder_models(
+            source,
+            &format!("{name}/original"),
+            &dir.join("original"),
+            out,
+        );
     }
 }
 
@@ -259,11 +266,13 @@ pub fn discover() -> Vec<Found> {
                 continue;
             }
             // The newest snapshot (by modification time) is the one a fresh download made.
-            let snap = subdirs(&repo.join("snapshots")).into_iter().max_by_key(|s| {
-                std::fs::metadata(s)
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
-            });
+            let snap = subdirs(&repo.join("snapshots"))
+                .into_iter()
+                .max_by_key(|s| {
+                    std::fs::metadata(s)
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+                });
             if let Some(snap) = snap {
                 folder_models("huggingface", &id, &snap, &mut out);
             }

@@ -30,7 +30,17 @@ fn bin(home: &Path) -> Command {
 
 fn generate(home: &Path, model: &str) -> Output {
     bin(home)
-        .args(["generate", "--device", "cpu", "--max-tokens", "6", "--tokens", "1,2,3,4"])
+        .args([
+            "generate",
+            "--device",
+            "cpu",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "6",
+            "--tokens",
+            "1,2,3,4",
+        ])
         .args(["--model", model])
         .output()
         .unwrap()
@@ -80,21 +90,42 @@ fn ollama_name_gguf_file_and_folder_give_the_safetensors_tokens() {
     ));
     let by_name = bin(home.path())
         .env("OLLAMA_MODELS", &store)
-        .args(["generate", "--device", "cpu", "--max-tokens", "6", "--tokens", "1,2,3,4"])
+        .args([
+            "generate",
+            "--device",
+            "cpu",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "6",
+            "--tokens",
+            "1,2,3,4",
+        ])
         .args(["--model", "gpt-oss:tiny"])
         .output()
         .unwrap();
     assert_eq!(ok_stdout(&by_name), reference);
     // Without OLLAMA_MODELS the default store is ~/.ollama/models.
-    ollama_store(&home.path().join(".ollama/models"), "gpt-oss", "tiny", &gguf_fixture());
+    ollama_store(
+        &home.path().join(".ollama/models"),
+        "gpt-oss",
+        "tiny",
+        &gguf_fixture(),
+    );
     assert_eq!(ok_stdout(&generate(home.path(), "gpt-oss:tiny")), reference);
 
     let file = testdata().join("gguf/tiny-2of4-bf16.gguf");
-    assert_eq!(ok_stdout(&generate(home.path(), file.to_str().unwrap())), reference);
+    assert_eq!(
+        ok_stdout(&generate(home.path(), file.to_str().unwrap())),
+        reference
+    );
     let folder = home.path().join("one-gguf");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("model.gguf"), gguf_fixture()).unwrap();
-    assert_eq!(ok_stdout(&generate(home.path(), folder.to_str().unwrap())), reference);
+    assert_eq!(
+        ok_stdout(&generate(home.path(), folder.to_str().unwrap())),
+        reference
+    );
 }
 
 #[test]
@@ -140,8 +171,11 @@ fn models_lists_hf_ollama_and_lmstudio() {
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::create_dir_all(repo.join("blobs")).unwrap();
     std::fs::write(repo.join("blobs/b1"), vec![0u8; 3000]).unwrap();
-    std::os::unix::fs::symlink(repo.join("blobs/b1"), snap.join("model-00000-of-00001.safetensors"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        repo.join("blobs/b1"),
+        snap.join("model-00000-of-00001.safetensors"),
+    )
+    .unwrap();
     std::fs::write(snap.join("config.json"), "{}").unwrap();
     // Not gpt-oss: not listed.
     std::fs::create_dir_all(h.join(".cache/huggingface/hub/models--other--llama/snapshots/x"))
@@ -167,11 +201,17 @@ fn models_lists_hf_ollama_and_lmstudio() {
     assert_eq!(ol["bytes"], gguf_fixture().len());
     let ls = find("lmstudio");
     assert_eq!(ls["format"], "gguf");
-    assert!(ls["model_arg"].as_str().unwrap().ends_with("gpt-oss-20b-MXFP4.gguf"));
+    assert!(ls["model_arg"]
+        .as_str()
+        .unwrap()
+        .ends_with("gpt-oss-20b-MXFP4.gguf"));
 
     // The table names the same things, and the Ollama name it prints loads.
     let table = ok_stdout(&bin(h).arg("models").output().unwrap());
-    assert!(table.contains("gpt-oss:20b") && table.contains("openai/gpt-oss-20b"), "{table}");
+    assert!(
+        table.contains("gpt-oss:20b") && table.contains("openai/gpt-oss-20b"),
+        "{table}"
+    );
     ok_stdout(&generate(h, "gpt-oss:20b"));
 
     // HF_HOME moves the cache.
