@@ -7,8 +7,9 @@ Runs `LLAMA_CPP_DIR/convert_hf_to_gguf.py` (its `main()`, with its own gguf-py) 
 weights. Two things around it, both about the test models, never the tensors:
 
 * Tokenizer. The converter reads the tokenizer from HF_DIR. Our golden checkpoints have a
-  vocabulary of a few hundred ids and no tokenizer files, so when HF_DIR has no tokenizer.json
-  this writes one holding the first 256 ids of o200k_harmony, which are the 256 single bytes in
+  vocabulary of a few hundred ids and no tokenizer files (nor has `gpt-oss synth`'s output),
+  so when HF_DIR has no tokenizer.json this writes one holding the first 256 ids of
+  o200k_harmony (fewer if the vocabulary is smaller), which are the 256 single bytes in
   GPT-2's byte-level order (ids above are padded by the converter as unused `[PADn]` tokens),
   and tells the converter the pre-tokenizer is o200k's (`gpt-4o`): its hash check only knows
   full published tokenizers. A real checkpoint brings its own tokenizer.json and is untouched.
@@ -38,8 +39,9 @@ def bytes_to_unicode_order():
     return [chars[b] for b in order]
 
 
-def write_byte_tokenizer(folder: Path):
-    vocab = {c: i for i, c in enumerate(bytes_to_unicode_order())}
+def write_byte_tokenizer(folder: Path, vocab_size: int):
+    # A vocabulary smaller than 256 (synth's tiny shape) keeps its first ids only.
+    vocab = {c: i for i, c in enumerate(bytes_to_unicode_order()[:vocab_size])}
     tok = {
         "version": "1.0",
         "truncation": None,
@@ -70,7 +72,7 @@ def main():
         shutil.copytree(hf_dir, work)
         config = json.loads((work / "config.json").read_text())
         if not (work / "tokenizer.json").exists():
-            write_byte_tokenizer(work)
+            write_byte_tokenizer(work, int(config["vocab_size"]))
             TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-4o"
         limit = config.get("swiglu_limit", 7.0)
         if limit != 7.0:
