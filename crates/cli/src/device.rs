@@ -82,6 +82,16 @@ pub fn place(
 ) -> anyhow::Result<DeviceModel> {
     let index = match device {
         Device::Cpu => return Ok(DeviceModel::Cpu(model)),
+        Device::Gpu(_) if model.gpu_unsupported().is_some() => {
+            anyhow::bail!(
+                "--device gpu: {}",
+                model.gpu_unsupported().unwrap_or_default()
+            );
+        }
+        Device::Auto if model.gpu_unsupported().is_some() => {
+            eprintln!("device: cpu (the GPU backend cannot read this file's Q8_0 matrices)");
+            return Ok(DeviceModel::Cpu(model));
+        }
         Device::Gpu(i) => i,
         Device::Auto => {
             // Only a real GPU is worth it; lavapipe and friends are slower than our CPU kernels.

@@ -5,6 +5,7 @@ mod commands;
 mod device;
 mod generation_args;
 mod model_source;
+mod model_stores;
 mod tool_args;
 mod tool_loop;
 
@@ -48,6 +49,8 @@ enum Command {
     Index(commands::index::Args),
     /// Write a random checkpoint with the real gpt-oss names, shapes and dtypes.
     Synth(commands::synth::Args),
+    /// List the gpt-oss models already on this machine (Hugging Face cache, Ollama, LM Studio).
+    Models(commands::models::Args),
     /// List the GPU adapters `--device gpu:N` can use.
     Devices(commands::devices::Args),
     /// Measure prefill/decode speed against this machine's bandwidth and FMA limits.
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Index(args) => commands::index::run(args),
         Command::Synth(args) => commands::synth::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Models(args) => commands::models::run(args),
         Command::Devices(args) => commands::devices::run(args),
     };
     match result {

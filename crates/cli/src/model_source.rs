@@ -1,7 +1,9 @@
-//! Where the model comes from — the one place the CLI decides it: a
-//! checkpoint folder given with `--model DIR`, or else the built-in demo
-//! model embedded in the binary. Shows a spinner on stderr while loading
-//! (hidden when stderr is not a terminal).
+//! Where the model comes from — the one place the CLI decides it: what
+//! `--model` names (a checkpoint folder, a GGUF file or a folder holding one,
+//! or an Ollama model name such as `gpt-oss:20b`, see `model_stores.rs`), or
+//! else the built-in demo model embedded in the binary. A GGUF file's
+//! tokenizer is checked against our o200k_harmony. Shows a spinner on stderr
+//! while loading (hidden when stderr is not a terminal).
 
 use std::io::Read;
 use std::path::Path;
@@ -75,17 +77,31 @@ pub fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
     result
 }
 
-fn load_folder(dir: &Path) -> anyhow::Result<Model> {
-    if !dir.exists() {
-        anyhow::bail!("model folder {} does not exist", dir.display());
+fn load_folder(arg: &Path) -> anyhow::Result<Model> {
+    let path = crate::model_stores::resolve(arg)?;
+    let model = Model::load(&path)
+        .with_context(|| format!("cannot load the model in {}", path.display()))?;
+    if let Some(tok) = model.gguf_tokenizer() {
+        tok.check(&HarmonyVocab(gptoss_harmony::Tokenizer::o200k_harmony()))
+            .with_context(|| format!("cannot use {}", path.display()))?;
     }
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "--model must be a checkpoint folder, but {} is a file",
-            dir.display()
-        );
+    Ok(model)
+}
+
+/// Our tokenizer, as the reference a GGUF file's tokenizer metadata is checked against.
+struct HarmonyVocab(gptoss_harmony::Tokenizer);
+
+impl gptoss_model::ReferenceVocab for HarmonyVocab {
+    fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        if gptoss_harmony::tokenizer::is_special_token(id) {
+            return None;
+        }
+        self.0.token_bytes(id).ok()
     }
-    Model::load(dir).with_context(|| format!("cannot load the model in {}", dir.display()))
+
+    fn special_name(&self, id: u32) -> Option<String> {
+        gptoss_harmony::tokenizer::special_token_name(id)
+    }
 }
 
 fn load_builtin() -> anyhow::Result<Model> {

@@ -157,11 +157,16 @@ impl Store {
     /// (the whole pages inside its byte range); the next read of them faults them back in from
     /// the file. Owned blobs are left as they are. Best effort: a failed advice changes nothing.
     pub(crate) fn release(&self, t: &crate::weights::DenseRef) {
-        let Blob::Mapped(m) = &self.blobs[t.blob] else {
+        self.release_range(t.blob, t.start, t.byte_len());
+    }
+
+    /// As [`Store::release`], for the bytes `start .. start + len` of blob `blob`.
+    pub(crate) fn release_range(&self, blob: usize, start: usize, len: usize) {
+        let Blob::Mapped(m) = &self.blobs[blob] else {
             return;
         };
         const PAGE: usize = 4096;
-        let (start, end) = (t.start, t.start + t.byte_len());
+        let end = start + len;
         let (first, last) = (start.div_ceil(PAGE) * PAGE, end / PAGE * PAGE);
         if last > first {
             // SAFETY: the map is a read-only MAP_SHARED file mapping (`map_file`), so after
@@ -285,6 +290,57 @@ pub(crate) fn find_files(path: &Path) -> Result<CheckpointFiles, LoadError> {
         config: dir.join("config.json"),
         safetensors: files,
     })
+}
+
+/// The GGUF file `path` means, if any: `path` itself when it is a file starting with the GGUF
+/// magic (Ollama's blobs have no extension), or the one `*.gguf` file of a folder that holds no
+/// config.json (neither here nor in `original/`). A folder with several GGUF files is an error
+/// naming them; split GGUFs (`-00001-of-00003.gguf`) are not supported.
+pub(crate) fn find_gguf(path: &Path) -> Result<Option<PathBuf>, LoadError> {
+    let io = |e| LoadError::Io {
+        path: path.into(),
+        source: e,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_file() {
+        let mut magic = [0u8; 4];
+        let mut f = File::open(path).map_err(io)?;
+        let n = std::io::Read::read(&mut f, &mut magic).map_err(io)?;
+        let named = path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("gguf"));
+        return Ok((named || crate::gguf::has_magic(&magic[..n])).then(|| path.to_path_buf()));
+    }
+    if path.join("config.json").is_file() || path.join("original").join("config.json").is_file() {
+        return Ok(None);
+    }
+    let mut found: Vec<PathBuf> = vec![];
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        if p.is_file()
+            && p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
+        {
+            found.push(p);
+        }
+    }
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(LoadError::MissingFiles {
+            dir: path.into(),
+            problem: format!(
+                "it holds {} GGUF files ({}); pass the one to load with --model FILE                  (split GGUF files are not supported)",
+                found.len(),
+                found
+                    .iter()
+                    .filter_map(|p| p.file_name()?.to_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
 }
 
 /// Maps one file read-only.

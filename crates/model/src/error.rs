@@ -37,6 +37,16 @@ pub enum LoadError {
     BadValue { name: String, problem: String },
     #[error("unsupported quantization: {problem}")]
     UnsupportedQuantization { problem: String },
+    #[error("{file}: {source}")]
+    Gguf {
+        file: String,
+        #[source]
+        source: crate::gguf::GgufError,
+    },
+    #[error("tensor `{name}` is stored as {ty}, which gpt-oss-rs does not read (MXFP4, Q8_0, BF16, F16 and F32 are supported)")]
+    UnsupportedTensorType { name: String, ty: String },
+    #[error("the file's tokenizer is not o200k_harmony: {problem}")]
+    TokenizerMismatch { problem: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -35,6 +35,9 @@ fn linear(store: &Store, lin: &Linear, x: &[f32], xq: Option<&Q8Rows>, y: &mut [
     match lin.w.view(store) {
         DenseView::Bf16(w) => matmul_f32_bf16w(x, w, b, y, lin.d_in, lin.d_out),
         DenseView::F32(w) => matmul_f32_f32w(x, w, b, y, lin.d_in, lin.d_out),
+        // Q8_0 matrices always have their `q8` form (set at load, never cleared: see
+        // `Model::set_weights_q8`), so this arm is not reached; NaN rather than a panic.
+        DenseView::Q8_0 => y.fill(f32::NAN),
     }
 }
 
@@ -66,13 +69,16 @@ fn expert_linear(
             let sc = scales.get(store, expert * per_expert / 32, per_expert / 32);
             matmul_f32_mxfp4w(x, blk, sc, Some(bias), y, d_in, d_out);
         }
+        // Dense experts come from safetensors only (bf16/f32); a GGUF's must be MXFP4.
         ExpertWeights::OutIn(w) => match w.slice(expert * per_expert, per_expert).view(store) {
             DenseView::Bf16(w) => matmul_f32_bf16w(x, w, Some(bias), y, d_in, d_out),
             DenseView::F32(w) => matmul_f32_f32w(x, w, Some(bias), y, d_in, d_out),
+            DenseView::Q8_0 => y.fill(f32::NAN),
         },
         ExpertWeights::InOut(w) => match w.slice(expert * per_expert, per_expert).view(store) {
             DenseView::Bf16(w) => matmul_f32_bf16w_io(x, w, Some(bias), y, d_in, d_out),
             DenseView::F32(w) => matmul_f32_f32w_io(x, w, Some(bias), y, d_in, d_out),
+            DenseView::Q8_0 => y.fill(f32::NAN),
         },
     }
 }
@@ -176,6 +182,14 @@ impl Model {
         match self.weights.embedding.view(&self.store) {
             DenseView::Bf16(t) => embed_rows_bf16(t, tokens, h, x),
             DenseView::F32(t) => embed_rows_f32(t, tokens, h, x),
+            // A GGUF's Q8_0 embedding: each row decoded exactly where it lies.
+            DenseView::Q8_0 => {
+                for (&t, row) in tokens.iter().zip(x.chunks_exact_mut(h)) {
+                    self.weights
+                        .embedding
+                        .read_f32(&self.store, t as usize * h, row);
+                }
+            }
         }
         // RoPE tables for this call's positions, shared by every layer: f32 [n, head_dim/2].
         let d_half = c.head_dim / 2;
@@ -274,6 +288,14 @@ impl Model {
         match self.weights.embedding.view(&self.store) {
             DenseView::Bf16(t) => embed_rows_bf16(t, tokens, h, x),
             DenseView::F32(t) => embed_rows_f32(t, tokens, h, x),
+            // A GGUF's Q8_0 embedding: each row decoded exactly where it lies.
+            DenseView::Q8_0 => {
+                for (&t, row) in tokens.iter().zip(x.chunks_exact_mut(h)) {
+                    self.weights
+                        .embedding
+                        .read_f32(&self.store, t as usize * h, row);
+                }
+            }
         }
         // RoPE tables, one row per sequence at its own position: f32 [n, head_dim/2].
         let d_half = c.head_dim / 2;

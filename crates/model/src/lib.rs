@@ -20,6 +20,8 @@ mod checkpoint;
 mod config;
 mod error;
 mod forward;
+pub mod gguf;
+mod gguf_load;
 mod q8_weights;
 pub mod synth;
 mod tensors;
@@ -34,6 +36,7 @@ pub use cache::{plan_rollback, KvCache, Rollback, MAX_SNAPSHOTS, PAGE_LEN};
 pub use config::Config;
 pub use error::{ForwardError, LoadError};
 pub use forward::{check_room, check_tokens};
+pub use gguf_load::{GgufTokenizer, ReferenceVocab};
 pub use tensors::{
     DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
 };
@@ -67,6 +70,11 @@ pub struct Model {
     /// The unembedding quantized to 8 bits, present exactly when 8-bit weights are on
     /// (`set_weights_q8`; the attention projections' copies are in their `Linear::q8`).
     q8_unembed: Option<q8_weights::Q8Unembedding>,
+    /// The checkpoint stores some of the 8-bit path's matrices as Q8_0 (a GGUF file): 8-bit
+    /// weights are on from load and stay on (those matrices have no other form).
+    native_q8: bool,
+    /// The tokenizer metadata of a GGUF file, for the caller to check (`GgufTokenizer::check`).
+    gguf_tokenizer: Option<GgufTokenizer>,
 }
 
 /// The numerics of the MXFP4 expert matrix products (docs/numerics.md).
@@ -97,8 +105,13 @@ impl ExpertPath {
 
 impl Model {
     /// `path`: an `original/` folder, a Hugging Face folder (MXFP4 or dequantized bf16),
-    /// or the parent of a Hugging Face download (which contains `original/` too). Memory-mapped.
+    /// the parent of a Hugging Face download (which contains `original/` too), a GGUF file
+    /// (by its magic, whatever its name: Ollama's blobs have none), or a folder holding one GGUF
+    /// file and no config.json. Memory-mapped.
     pub fn load(path: &Path) -> Result<Model, LoadError> {
+        if let Some(file) = checkpoint::find_gguf(path)? {
+            return Model::load_gguf(&file);
+        }
         let files = checkpoint::find_files(path)?;
         let config_bytes = std::fs::read(&files.config).map_err(|e| LoadError::Io {
             path: files.config.clone(),
@@ -123,8 +136,58 @@ impl Model {
         Model::assemble(config, store)
     }
 
+    /// Loads one GGUF file (llama.cpp's `gpt-oss` architecture, see `gguf_load.rs`).
+    pub fn load_gguf(path: &Path) -> Result<Model, LoadError> {
+        let name = checkpoint::display_name(path);
+        let blob = checkpoint::map_file(path)?;
+        let file = gguf::GgufFile::parse(blob.bytes()).map_err(|source| LoadError::Gguf {
+            file: name.clone(),
+            source,
+        })?;
+        let config = gguf_load::config(&file)?;
+        let mut store = Store::new();
+        store.blobs.push(blob);
+        store.blob_names.push(name);
+        let weights = gguf_load::bind(&mut store, &file, &config)?;
+        let mut model = Model::finish(config, store, weights);
+        model.gguf_tokenizer = gguf_load::tokenizer(&file);
+        let w = &model.weights;
+        let is_q8 = |r: &weights::DenseRef| r.dtype == weights::DenseDtype::Q8_0;
+        model.native_q8 = is_q8(&w.unembedding)
+            || w.layers
+                .iter()
+                .any(|l| [&l.q, &l.k, &l.v, &l.out].iter().any(|lin| is_q8(&lin.w)));
+        if model.native_q8 {
+            model.zero_rows.disable();
+            model.set_weights_q8_inner(true)?;
+        }
+        Ok(model)
+    }
+
+    /// The tokenizer metadata of a GGUF checkpoint (None for safetensors checkpoints, and for a
+    /// GGUF file without `tokenizer.ggml.model`). Check it against the tokenizer you run with
+    /// [`GgufTokenizer::check`] before trusting token ids.
+    pub fn gguf_tokenizer(&self) -> Option<&GgufTokenizer> {
+        self.gguf_tokenizer.as_ref()
+    }
+
+    /// Why the GPU backend cannot take this model's weights as they are (it reads bf16/f32
+    /// matrices and MXFP4 experts; a GGUF's Q8_0 matrices have no such form), None when it can.
+    pub fn gpu_unsupported(&self) -> Option<String> {
+        let w = &self.weights;
+        let q8 = w.embedding.dtype == weights::DenseDtype::Q8_0 || self.native_q8;
+        q8.then(|| {
+            "this GGUF file stores matrices as Q8_0, which the GPU backend does not read yet;              run it with --device cpu (or use a BF16 GGUF / the safetensors checkpoint)"
+                .to_string()
+        })
+    }
+
     fn assemble(config: Config, mut store: Store) -> Result<Model, LoadError> {
         let weights = weights::bind(&mut store, &config)?;
+        Ok(Model::finish(config, store, weights))
+    }
+
+    fn finish(config: Config, store: Store, weights: Weights) -> Model {
         let mut zero_rows = unembed::ZeroRowSkip::detect(
             &store,
             &weights.unembedding,
@@ -137,7 +200,7 @@ impl Model {
             zero_rows.disable();
         }
         let rope = config.yarn_rope();
-        Ok(Model {
+        Model {
             config,
             store,
             weights,
@@ -145,7 +208,9 @@ impl Model {
             expert_path: ExpertPath::from_env(),
             zero_rows,
             q8_unembed: None,
-        })
+            native_q8: false,
+            gguf_tokenizer: None,
+        }
     }
 
     /// How many unembedding rows are multiplied when most rows are exactly zero (the demo model:
@@ -186,7 +251,18 @@ impl Model {
     /// Fails (and stays off) when a quantized matrix's row length (`hidden_size`, the attention
     /// width) is not a multiple of 32. Without AVX2 the products run their scalar oracle: the
     /// same results, slowly.
+    ///
+    /// A GGUF file whose matrices are Q8_0 has 8-bit weights on from load (converted losslessly
+    /// from its Q8_0 blocks); turning them off is then a no-op, as those matrices have no other
+    /// form.
     pub fn set_weights_q8(&mut self, on: bool) -> Result<(), LoadError> {
+        if !on && self.native_q8 {
+            return Ok(());
+        }
+        self.set_weights_q8_inner(on)
+    }
+
+    fn set_weights_q8_inner(&mut self, on: bool) -> Result<(), LoadError> {
         if on == self.weights_q8() {
             return Ok(());
         }

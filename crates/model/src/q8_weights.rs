@@ -105,6 +105,14 @@ fn quantize_dense(
         match part.view(store) {
             DenseView::Bf16(v) => q.quantize_rows_bf16(r0, v),
             DenseView::F32(v) => q.quantize_rows_f32(r0, v),
+            // A GGUF's Q8_0 blocks, decoded exactly and quantized again: ggml's quantizer gives
+            // every nonzero block a code of ±127 at its largest element, so the requantization
+            // finds the same scale and codes (lossless).
+            DenseView::Q8_0 => {
+                let mut buf = vec![0f32; rows * d_in];
+                part.read_f32(store, 0, &mut buf);
+                q.quantize_rows_f32(r0, &buf)
+            }
         }
         .map_err(|e| unsupported(what(), e))?;
         store.release(&part);

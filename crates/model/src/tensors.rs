@@ -112,10 +112,13 @@ pub struct ModelTensors<'a> {
     pub layers: Vec<LayerTensors<'a>>,
 }
 
+/// Q8_0 tensors (GGUF files) have no dense view: they come out empty, and
+/// [`Model::gpu_unsupported`] tells backends not to take such a model.
 fn dense<'a>(store: &'a Store, r: &DenseRef) -> DenseTensor<'a> {
     match r.view(store) {
         DenseView::Bf16(v) => DenseTensor::Bf16(v),
         DenseView::F32(v) => DenseTensor::F32(v),
+        DenseView::Q8_0 => DenseTensor::F32(&[]),
     }
 }
 

@@ -60,9 +60,14 @@ impl ZeroRowSkip {
             return ZeroRowSkip::default();
         }
         let view = unembedding.view(store);
+        // Q8_0 (a GGUF file) runs on the 8-bit path, which has its own compact form.
+        if matches!(view, DenseView::Q8_0) {
+            return ZeroRowSkip::default();
+        }
         let is_zero = |r: usize| match &view {
             DenseView::Bf16(w) => row_is_zero_bf16(&w[r * hidden..(r + 1) * hidden]),
             DenseView::F32(w) => row_is_zero_f32(&w[r * hidden..(r + 1) * hidden]),
+            DenseView::Q8_0 => false,
         };
         // Cheap look first: a dense table shows up in the sample and is never scanned whole.
         let n_sample = SAMPLE_ROWS.min(vocab);
@@ -82,6 +87,7 @@ impl ZeroRowSkip {
         let w = match &view {
             DenseView::Bf16(w) => Compact::Bf16(gather(w, &ids, hidden)),
             DenseView::F32(w) => Compact::F32(gather(w, &ids, hidden)),
+            DenseView::Q8_0 => return ZeroRowSkip::default(),
         };
         ZeroRowSkip {
             sparse: Some(Sparse { ids, w }),
@@ -119,6 +125,8 @@ impl ZeroRowSkip {
             None => match unembedding.view(store) {
                 DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, logits, hidden, vocab),
                 DenseView::F32(w) => matmul_f32_f32w(hn, w, None, logits, hidden, vocab),
+                // A Q8_0 unembedding always runs on the 8-bit path (`Model::set_weights_q8`).
+                DenseView::Q8_0 => logits.fill(f32::NAN),
             },
         }
     }
@@ -140,6 +148,7 @@ impl ZeroRowSkip {
             None => match unembedding.view(store) {
                 DenseView::Bf16(w) => matmul_f32_bf16w_each(hn, w, None, outs, hidden, vocab),
                 DenseView::F32(w) => matmul_f32_f32w_each(hn, w, None, outs, hidden, vocab),
+                DenseView::Q8_0 => outs.iter_mut().for_each(|o| o.fill(f32::NAN)),
             },
         }
     }
@@ -237,6 +246,7 @@ mod tests {
         match m.weights.unembedding.view(&m.store) {
             DenseView::Bf16(w) => matmul_f32_bf16w(hn, w, None, &mut out, h, v),
             DenseView::F32(w) => matmul_f32_f32w(hn, w, None, &mut out, h, v),
+            DenseView::Q8_0 => unreachable!("the synthetic models are bf16/f32"),
         }
         out
     }

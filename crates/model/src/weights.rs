@@ -22,13 +22,23 @@ pub enum Layout {
     HuggingFace,
     /// Hugging Face with dequantized experts stored [E, in, out] (`gate_up_proj`, `down_proj`).
     HuggingFaceDequantized,
+    /// One GGUF file in llama.cpp's `gpt-oss` names (`blk.{n}.attn_q`, `ffn_gate_exps`, ...).
+    Gguf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DenseDtype {
     F32,
     Bf16,
+    /// ggml Q8_0 blocks (f16 scale, 32 int8 codes), only from GGUF files, and only where a
+    /// consumer reads them: the embedding (rows decoded on gather) and the matrices of the 8-bit
+    /// weight path (converted once into `Q8Weights`, see `q8_weights.rs`).
+    Q8_0,
 }
+
+/// Bytes of one Q8_0 block (f16 scale + 32 codes) and the elements it holds.
+pub(crate) const Q8_0_BLOCK_BYTES: usize = 34;
+pub(crate) const Q8_0_BLOCK: usize = 32;
 
 /// A dense matrix or vector stored in a blob, read in place.
 #[derive(Clone, Copy, Debug)]
@@ -42,47 +52,67 @@ pub(crate) struct DenseRef {
 pub(crate) enum DenseView<'a> {
     F32(&'a [f32]),
     Bf16(&'a [bf16]),
+    /// ggml Q8_0 blocks: no slice view (read through `DenseRef::read_f32` or the 8-bit path).
+    Q8_0,
 }
 
 impl DenseRef {
     /// Bytes the tensor (or slice) spans.
     pub fn byte_len(&self) -> usize {
-        self.n_elems * self.elem_size()
+        self.offset_of(self.n_elems)
     }
 
-    fn elem_size(&self) -> usize {
+    /// Byte offset of element `e` (a block boundary for Q8_0).
+    fn offset_of(&self, e: usize) -> usize {
         match self.dtype {
-            DenseDtype::F32 => 4,
-            DenseDtype::Bf16 => 2,
+            DenseDtype::F32 => e * 4,
+            DenseDtype::Bf16 => e * 2,
+            DenseDtype::Q8_0 => e / Q8_0_BLOCK * Q8_0_BLOCK_BYTES,
         }
     }
 
-    /// Elements `[e0, e0 + n)` of this tensor (e.g. a row range or one expert).
+    /// Elements `[e0, e0 + n)` of this tensor (e.g. a row range or one expert; for Q8_0 both
+    /// multiples of 32, which every row range is: rows are whole blocks).
     pub fn slice(&self, e0: usize, n: usize) -> DenseRef {
         debug_assert!(e0 + n <= self.n_elems);
+        debug_assert!(
+            self.dtype != DenseDtype::Q8_0
+                || (e0.is_multiple_of(Q8_0_BLOCK) && n.is_multiple_of(Q8_0_BLOCK))
+        );
         DenseRef {
-            start: self.start + e0 * self.elem_size(),
+            start: self.start + self.offset_of(e0),
             n_elems: n,
             ..*self
         }
     }
 
     pub fn view<'a>(&self, store: &'a Store) -> DenseView<'a> {
-        let bytes = store.bytes(
-            self.blob,
-            self.start,
-            self.start + self.n_elems * self.elem_size(),
-        );
+        let bytes = store.bytes(self.blob, self.start, self.start + self.byte_len());
         // Alignment was checked (or fixed by copying) when the tensor was bound, and sub-slices
         // start at element boundaries, so these casts cannot fail.
         match self.dtype {
             DenseDtype::F32 => DenseView::F32(bytemuck::cast_slice(bytes)),
             DenseDtype::Bf16 => DenseView::Bf16(bytemuck::cast_slice(bytes)),
+            DenseDtype::Q8_0 => DenseView::Q8_0,
         }
     }
 
-    /// Converts elements `[e0, e0 + out.len())` to f32.
+    /// Converts elements `[e0, e0 + out.len())` to f32 (Q8_0: exactly, `d · q` as ggml's
+    /// `dequantize_row_q8_0`; an f16 scale times a 7-bit code is exact in f32).
     pub fn read_f32(&self, store: &Store, e0: usize, out: &mut [f32]) {
+        if self.dtype == DenseDtype::Q8_0 {
+            let b0 = e0 / Q8_0_BLOCK;
+            let b1 = (e0 + out.len()).div_ceil(Q8_0_BLOCK);
+            let start = self.start + b0 * Q8_0_BLOCK_BYTES;
+            let bytes = store.bytes(self.blob, start, start + (b1 - b0) * Q8_0_BLOCK_BYTES);
+            for (i, o) in out.iter_mut().enumerate() {
+                let idx = e0 + i - b0 * Q8_0_BLOCK;
+                let blk = &bytes[idx / Q8_0_BLOCK * Q8_0_BLOCK_BYTES..];
+                let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+                *o = d * f32::from(blk[2 + idx % Q8_0_BLOCK] as i8);
+            }
+            return;
+        }
         match self.slice(e0, out.len()).view(store) {
             DenseView::F32(v) => out.copy_from_slice(v),
             DenseView::Bf16(v) => {
@@ -90,6 +120,7 @@ impl DenseRef {
                     *o = gptoss_backend::bf16_to_f32(x);
                 }
             }
+            DenseView::Q8_0 => {}
         }
     }
 }

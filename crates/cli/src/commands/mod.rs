@@ -8,6 +8,7 @@ pub mod devices;
 pub mod generate;
 pub mod index;
 pub mod logits;
+pub mod models;
 pub mod parse;
 pub mod render;
 pub mod run;
