@@ -85,6 +85,16 @@ mod tests {
     }
 
     #[test]
+    fn negated_classes_do_not_admit_escaped_quotes() {
+        // A class of every control character but no `"` (derivre's shortcut).
+        let schema = freeform_arguments_schema(FreeformSyntax::Regex, r#""[^"\\]*";"#).unwrap();
+        let g = Grammar::compile(&Format::JsonSchema(schema)).unwrap();
+        assert!(complete(&g, r#"{"input":"\"x\ty\";"}"#));
+        assert!(!complete(&g, r#"{"input":"\"x\"y\";"}"#));
+        assert!(!complete(&g, r#"{"input":"\"x\\y\";"}"#));
+    }
+
+    #[test]
     fn anchors_inside_are_refused_by_the_engine() {
         let schema = freeform_arguments_schema(FreeformSyntax::Regex, r"a(^b)").unwrap();
         assert!(Grammar::compile(&Format::JsonSchema(schema)).is_err());

@@ -80,11 +80,20 @@ pub fn lark_to_regex(grammar: &str) -> Result<String, LarkError> {
 /// Rewrite a regex (Rust syntax) for embedding: named groups become plain
 /// groups, `\d`/`\w` become ASCII classes and `\D`/`\W` their exact Unicode
 /// complements (llguidance would otherwise read `\D` as `[^0-9]`, wider than
-/// Rust's `\D`). Everything else is kept byte for byte.
+/// Rust's `\D`), and a negated class also excludes NUL. Everything else is
+/// kept byte for byte.
+///
+/// Why NUL: llguidance's JSON quoting (derivre 0.3) takes a class holding
+/// every control character (or all but `\n`) as "any character" when it
+/// writes the escapes, so `[^"\\]` would admit the escaped `\"` and `\\`;
+/// one control character fewer keeps the class on its exact path.
 pub fn normalize_regex(rx: &str) -> String {
     let chars: Vec<char> = rx.chars().collect();
     let mut out = String::with_capacity(rx.len());
     let mut class_depth = 0usize;
+    // The outermost class: negated, and whether it uses `&&`/`--`/`~~`
+    // (where an added item would bind differently).
+    let (mut negated, mut set_ops) = (false, false);
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -122,6 +131,10 @@ pub fn normalize_regex(rx: &str) -> String {
                     continue;
                 }
                 class_depth += 1;
+                if class_depth == 1 {
+                    negated = chars.get(i) == Some(&'^');
+                    set_ops = false;
+                }
                 // A `]` (after an optional `^`) first in a class is literal.
                 if chars.get(i) == Some(&'^') {
                     out.push('^');
@@ -133,7 +146,13 @@ pub fn normalize_regex(rx: &str) -> String {
                 }
                 continue;
             }
-            ']' if class_depth > 0 => class_depth -= 1,
+            ']' if class_depth > 0 => {
+                class_depth -= 1;
+                if class_depth == 0 && negated && !set_ops {
+                    out.push_str(r"\x00");
+                }
+            }
+            '&' | '-' | '~' if class_depth > 0 && chars.get(i + 1) == Some(&c) => set_ops = true,
             '(' if class_depth == 0 => {
                 let rest: String = chars[i..chars.len().min(i + 4)].iter().collect();
                 let named = if rest.starts_with("(?P<") {
@@ -987,14 +1006,39 @@ impl Parser {
 
 // ---------------------------------------------------------------- inlining
 
+/// Expands rules and terminals from `start`. With `%ignore`, llguidance's
+/// lexer skips ignored text *between* tokens only (not before the first
+/// token nor after the last), so each node is rendered two ways: `every`
+/// (each token preceded by the skip) and `first` (its derivations with at
+/// least one token, the first with no skip before it).
 struct Inliner<'a> {
     defs: &'a Definitions,
     /// Terminals already turned into regexes.
     terminals: HashMap<String, String>,
     /// Names being expanded (to find cycles).
     stack: Vec<String>,
-    /// What may come before each token: `(?:IGNORED)*`, or empty.
+    /// What may come between two tokens: `(?:IGNORED)*`, or empty.
     skip: String,
+}
+
+/// `(?:a|b|...)`, or `None` for no alternatives.
+fn alternation(options: Vec<String>) -> Option<String> {
+    match options.len() {
+        0 => None,
+        1 => options.into_iter().next(),
+        _ => Some(format!("(?:{})", options.join("|"))),
+    }
+}
+
+fn repetition(min: u32, max: Option<u32>) -> String {
+    match (min, max) {
+        (0, Some(1)) => "?".into(),
+        (0, None) => "*".into(),
+        (1, None) => "+".into(),
+        (n, None) => format!("{{{n},}}"),
+        (n, Some(m)) if n == m => format!("{{{n}}}"),
+        (n, Some(m)) => format!("{{{n},{m}}}"),
+    }
 }
 
 impl<'a> Inliner<'a> {
@@ -1009,103 +1053,41 @@ impl<'a> Inliner<'a> {
 
     fn run(mut self) -> Result<String, LarkError> {
         let start = self.defs.rules.get("start").ok_or(LarkError::NoStart)?;
-        if !self.defs.ignore.is_empty() {
+        self.stack.push("start".into());
+        let out = if self.defs.ignore.is_empty() {
+            self.every(start)?
+        } else {
             let mut alts = Vec::new();
             for node in &self.defs.ignore {
-                let mut rx = String::new();
-                self.emit(node, true, &mut rx)?;
-                alts.push(rx);
+                alts.push(self.terminal_body(node)?);
             }
             self.skip = format!("(?:{})*", alts.join("|"));
-        }
-        self.stack.push("start".into());
-        let mut out = String::new();
-        self.emit(start, false, &mut out)?;
-        out.push_str(&self.skip.clone());
-        if out.len() > MAX_REGEX_LEN {
-            return Err(LarkError::TooLarge);
-        }
+            let first = self.first(start)?;
+            match (first, self.nullable(start)?) {
+                (Some(f), true) => format!("(?:{f})?"),
+                (Some(f), false) => f,
+                (None, _) => String::new(),
+            }
+        };
+        self.check_size(&out)?;
         Ok(out)
     }
 
-    /// Append the regex of `node` to `out`. `in_terminal`: inside a
-    /// terminal's definition (no skipping between its parts).
-    fn emit(&mut self, node: &Node, in_terminal: bool, out: &mut String) -> Result<(), LarkError> {
-        if out.len() > MAX_REGEX_LEN {
-            return Err(LarkError::TooLarge);
+    fn check_size(&self, rx: &str) -> Result<(), LarkError> {
+        if rx.len() > MAX_REGEX_LEN {
+            Err(LarkError::TooLarge)
+        } else {
+            Ok(())
         }
-        let token_start = |this: &Self, out: &mut String| {
-            if !in_terminal {
-                out.push_str(&this.skip);
-            }
-        };
-        match node {
-            Node::Seq(items) => {
-                out.push_str("(?:");
-                for item in items {
-                    self.emit(item, in_terminal, out)?;
-                }
-                out.push(')');
-            }
-            Node::Alt(options) => {
-                out.push_str("(?:");
-                for (i, option) in options.iter().enumerate() {
-                    if i > 0 {
-                        out.push('|');
-                    }
-                    self.emit(option, in_terminal, out)?;
-                }
-                out.push(')');
-            }
-            Node::Literal { text, insensitive } => {
-                token_start(self, out);
-                out.push_str(if *insensitive { "(?i:" } else { "(?:" });
-                escape_literal(text, out);
-                out.push(')');
-            }
-            Node::Regex { body, flags } => {
-                token_start(self, out);
-                let flags: String = flags.chars().filter(|f| "imsu".contains(*f)).collect();
-                let _ = write!(out, "(?{flags}:{})", normalize_regex(body));
-            }
-            Node::Range(lo, hi) => {
-                token_start(self, out);
-                out.push('[');
-                escape_literal(&lo.to_string(), out);
-                out.push('-');
-                escape_literal(&hi.to_string(), out);
-                out.push(']');
-            }
-            Node::Repeat { node, min, max } => {
-                out.push_str("(?:");
-                self.emit(node, in_terminal, out)?;
-                out.push(')');
-                match (min, max) {
-                    (0, Some(1)) => out.push('?'),
-                    (0, None) => out.push('*'),
-                    (1, None) => out.push('+'),
-                    (n, None) => {
-                        let _ = write!(out, "{{{n},}}");
-                    }
-                    (n, Some(m)) if n == m => {
-                        let _ = write!(out, "{{{n}}}");
-                    }
-                    (n, Some(m)) => {
-                        let _ = write!(out, "{{{n},{m}}}");
-                    }
-                }
-            }
-            Node::Name(name) => self.emit_name(name, in_terminal, out)?,
-        }
-        Ok(())
     }
 
-    fn emit_name(
+    /// Run `f` with `name` on the expansion stack (a name already on it is
+    /// a cycle).
+    fn within<T>(
         &mut self,
         name: &str,
-        in_terminal: bool,
-        out: &mut String,
-    ) -> Result<(), LarkError> {
+        f: impl FnOnce(&mut Self) -> Result<T, LarkError>,
+    ) -> Result<T, LarkError> {
         if let Some(at) = self.stack.iter().position(|n| n == name) {
             let mut cycle: Vec<&str> = self.stack[at..].iter().map(String::as_str).collect();
             cycle.push(name);
@@ -1113,45 +1095,234 @@ impl<'a> Inliner<'a> {
                 cycle: cycle.join(" -> "),
             });
         }
-        if is_terminal_name(name) {
-            let rx = match self.terminals.get(name) {
-                Some(rx) => rx.clone(),
-                None => {
-                    let node = self
-                        .defs
-                        .terminals
-                        .get(name)
-                        .ok_or_else(|| LarkError::Undefined(name.to_string()))?;
-                    self.stack.push(name.to_string());
-                    let mut rx = String::from("(?:");
-                    self.emit(node, true, &mut rx)?;
-                    rx.push(')');
-                    self.stack.pop();
-                    self.terminals.insert(name.to_string(), rx.clone());
-                    rx
-                }
-            };
-            if !in_terminal {
-                out.push_str(&self.skip);
-            }
-            out.push_str(&rx);
-            return Ok(());
+        self.stack.push(name.to_string());
+        let result = f(self);
+        self.stack.pop();
+        result
+    }
+
+    fn rule(&self, name: &str) -> Result<&'a Node, LarkError> {
+        self.defs
+            .rules
+            .get(name)
+            .ok_or_else(|| LarkError::Undefined(name.to_string()))
+    }
+
+    /// Whether `node` is one token (a literal, regex, range or terminal).
+    fn is_token(node: &Node) -> bool {
+        match node {
+            Node::Literal { .. } | Node::Regex { .. } | Node::Range(..) => true,
+            Node::Name(n) => is_terminal_name(n),
+            _ => false,
         }
-        if in_terminal {
-            return Err(LarkError::Invalid(format!(
-                "the terminal {:?} uses the rule {name:?}",
-                self.stack.last().map_or("", String::as_str)
-            )));
+    }
+
+    /// Every derivation, each token preceded by the skip.
+    fn every(&mut self, node: &Node) -> Result<String, LarkError> {
+        if Self::is_token(node) {
+            let token = self.token(node)?;
+            return Ok(format!("{}{token}", self.skip));
+        }
+        let out = match node {
+            Node::Seq(items) => self.every_seq(items)?,
+            Node::Alt(options) => {
+                let mut alts = Vec::new();
+                for option in options {
+                    alts.push(self.every(option)?);
+                }
+                alternation(alts).unwrap_or_default()
+            }
+            Node::Repeat { node, min, max } => {
+                format!("(?:{}){}", self.every(node)?, repetition(*min, *max))
+            }
+            Node::Name(name) => {
+                let body = self.rule(name)?;
+                self.within(name, |this| this.every(body))?
+            }
+            _ => String::new(),
+        };
+        self.check_size(&out)?;
+        Ok(out)
+    }
+
+    fn every_seq(&mut self, items: &[Node]) -> Result<String, LarkError> {
+        let mut out = String::from("(?:");
+        for item in items {
+            out.push_str(&self.every(item)?);
+            self.check_size(&out)?;
+        }
+        out.push(')');
+        Ok(out)
+    }
+
+    /// The derivations with at least one token, the first token with no
+    /// skip before it (the rest with one); `None` if there are none.
+    fn first(&mut self, node: &Node) -> Result<Option<String>, LarkError> {
+        if Self::is_token(node) {
+            return self.token(node).map(Some);
+        }
+        let out = match node {
+            Node::Seq(items) => self.first_seq(items)?,
+            Node::Alt(options) => {
+                let mut alts = Vec::new();
+                for option in options {
+                    alts.extend(self.first(option)?);
+                }
+                alternation(alts)
+            }
+            Node::Repeat { node, min, max } => {
+                let Some(first) = self.first(node)? else {
+                    return Ok(None);
+                };
+                if *max == Some(0) {
+                    return Ok(None);
+                }
+                // Iterations that derive no token can pad the count.
+                let rest_min = if self.nullable(node)? {
+                    0
+                } else {
+                    min.saturating_sub(1)
+                };
+                let rest_max = max.map(|m| m - 1);
+                if rest_max == Some(0) {
+                    Some(first)
+                } else {
+                    let every = self.every(node)?;
+                    Some(format!(
+                        "{first}(?:{every}){}",
+                        repetition(rest_min, rest_max)
+                    ))
+                }
+            }
+            Node::Name(name) => {
+                let body = self.rule(name)?;
+                self.within(name, |this| this.first(body))?
+            }
+            _ => None,
+        };
+        if let Some(rx) = &out {
+            self.check_size(rx)?;
+        }
+        Ok(out)
+    }
+
+    fn first_seq(&mut self, items: &[Node]) -> Result<Option<String>, LarkError> {
+        let Some((head, rest)) = items.split_first() else {
+            return Ok(None);
+        };
+        let mut alts = Vec::new();
+        if let Some(first) = self.first(head)? {
+            alts.push(format!("{first}{}", self.every_seq(rest)?));
+        }
+        if self.nullable(head)? {
+            alts.extend(self.first_seq(rest)?);
+        }
+        Ok(alternation(alts))
+    }
+
+    /// Whether `node` can derive no token at all.
+    fn nullable(&mut self, node: &Node) -> Result<bool, LarkError> {
+        if Self::is_token(node) {
+            return Ok(false);
+        }
+        Ok(match node {
+            Node::Seq(items) => {
+                for item in items {
+                    if !self.nullable(item)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Node::Alt(options) => {
+                for option in options {
+                    if self.nullable(option)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Node::Repeat { node, min, .. } => *min == 0 || self.nullable(node)?,
+            Node::Name(name) => {
+                let body = self.rule(name)?;
+                self.within(name, |this| this.nullable(body))?
+            }
+            _ => true,
+        })
+    }
+
+    /// One token's regex (no skip).
+    fn token(&mut self, node: &Node) -> Result<String, LarkError> {
+        match node {
+            Node::Name(name) => self.terminal(name),
+            other => self.terminal_body(other),
+        }
+    }
+
+    /// A terminal by name (memoized).
+    fn terminal(&mut self, name: &str) -> Result<String, LarkError> {
+        if let Some(rx) = self.terminals.get(name) {
+            return Ok(rx.clone());
         }
         let node = self
             .defs
-            .rules
+            .terminals
             .get(name)
             .ok_or_else(|| LarkError::Undefined(name.to_string()))?;
-        self.stack.push(name.to_string());
-        let result = self.emit(node, false, out);
-        self.stack.pop();
-        result
+        let rx = self.within(name, |this| this.terminal_body(node))?;
+        let rx = format!("(?:{rx})");
+        self.terminals.insert(name.to_string(), rx.clone());
+        Ok(rx)
+    }
+
+    /// The regex of a terminal's definition: no skipping inside.
+    fn terminal_body(&mut self, node: &Node) -> Result<String, LarkError> {
+        let mut out = String::new();
+        match node {
+            Node::Seq(items) => {
+                out.push_str("(?:");
+                for item in items {
+                    out.push_str(&self.terminal_body(item)?);
+                }
+                out.push(')');
+            }
+            Node::Alt(options) => {
+                let mut alts = Vec::new();
+                for option in options {
+                    alts.push(self.terminal_body(option)?);
+                }
+                out.push_str(&alternation(alts).unwrap_or_default());
+            }
+            Node::Literal { text, insensitive } => {
+                out.push_str(if *insensitive { "(?i:" } else { "(?:" });
+                escape_literal(text, &mut out);
+                out.push(')');
+            }
+            Node::Regex { body, flags } => {
+                let flags: String = flags.chars().filter(|f| "imsu".contains(*f)).collect();
+                let _ = write!(out, "(?{flags}:{})", normalize_regex(body));
+            }
+            Node::Range(lo, hi) => {
+                out.push('[');
+                escape_literal(&lo.to_string(), &mut out);
+                out.push('-');
+                escape_literal(&hi.to_string(), &mut out);
+                out.push(']');
+            }
+            Node::Repeat { node, min, max } => {
+                let inner = self.terminal_body(node)?;
+                let _ = write!(out, "(?:{inner}){}", repetition(*min, *max));
+            }
+            Node::Name(name) if is_terminal_name(name) => out.push_str(&self.terminal(name)?),
+            Node::Name(name) => {
+                return Err(LarkError::Invalid(format!(
+                    "the terminal {:?} uses the rule {name:?}",
+                    self.stack.last().map_or("", String::as_str)
+                )))
+            }
+        }
+        self.check_size(&out)?;
+        Ok(out)
     }
 }
 
@@ -1249,10 +1420,17 @@ mod tests {
 
     #[test]
     fn ignored_terminals_may_come_between_tokens() {
+        // Between tokens only, as llguidance's lexer skips them.
         accepts(
             "start: WORD \"=\" INT\n%import common.WORD\n%import common.INT\n%import common.WS\n%ignore WS\n",
-            &["a=1", "  a =\n 1  "],
-            &["a b=1", "a=1 2"],
+            &["a=1", "a =\n 1"],
+            &["a b=1", "a=1 2", " a=1", "a=1 "],
+        );
+        // An optional first item: the skip goes before whichever token is second.
+        accepts(
+            "start: [\"-\"] (\"x\" ~ 0..2) \"y\"\n%ignore \" \"\n",
+            &["y", "-y", "- x y", "x  x y", "-x y"],
+            &[" y", "- ", "x x x y", "y "],
         );
     }
 
@@ -1304,6 +1482,11 @@ mod tests {
         );
         assert_eq!(normalize_regex(r"[\d_]\\d[(?P<x>]"), r"[[0-9]_]\\d[(?P<x>]");
         assert_eq!(normalize_regex(r"[]\d]"), r"[][0-9]]");
+        assert_eq!(
+            normalize_regex(r#"[^"\\][^]a[^b]]"#),
+            r#"[^"\\\x00][^]a[^b]\x00]"#
+        );
+        assert_eq!(normalize_regex(r"[^a&&b]"), r"[^a&&b]");
         assert_eq!(strip_outer_anchors(r"^a|b$|\$|^(c|d)$"), r"a|b|\$|(c|d)");
         assert_eq!(strip_outer_anchors(r"^[|]$"), r"[|]");
     }
