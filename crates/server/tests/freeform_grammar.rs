@@ -10,7 +10,7 @@ mod common;
 use std::io::Read;
 
 use axum::http::StatusCode;
-use common::{config, post_with_headers};
+use common::{config, post_with_headers, MODEL_ID};
 use gptoss_model::Model;
 use gptoss_server::SchedulerConfig;
 use serde_json::{json, Value};
@@ -65,7 +65,7 @@ async fn a_regex_grammar_is_enforced_on_the_input() {
     let tools = json!([{"type": "custom", "name": "book", "description": "Books a room by its code.",
         "format": {"type": "grammar", "syntax": "regex", "definition": "^(?:[0-9]{3}-[a-z]{2})$"}}]);
     for seed in 1..=4 {
-        let body = json!({"model": "m", "input": "Book room 12 on the east side.", "tools": tools,
+        let body = json!({"model": MODEL_ID, "input": "Book room 12 on the east side.", "tools": tools,
             "tool_choice": {"type": "custom", "name": "book"}, "temperature": 1.0, "seed": seed,
             "max_output_tokens": 64, "store": false});
         let (status, headers, r) =
@@ -87,7 +87,7 @@ async fn a_recursive_lark_grammar_warns_and_the_call_stays_well_formed() {
         "format": {"type": "grammar", "syntax": "lark",
                    "definition": "start: expr\nexpr: term ((\"+\" | \"-\") term)*\nterm: INT | \"(\" expr \")\"\n%import common.INT\n"}}]);
     for seed in [5, 6] {
-        let body = json!({"model": "m", "input": "What is (1+2)-3?", "tools": tools,
+        let body = json!({"model": MODEL_ID, "input": "What is (1+2)-3?", "tools": tools,
             "tool_choice": {"type": "custom", "name": "calc"}, "temperature": 1.0, "seed": seed,
             "max_output_tokens": 48, "store": false});
         let (status, headers, r) =
