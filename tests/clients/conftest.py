@@ -78,6 +78,15 @@ def server(tmp_path_factory):
     stop_server(proc, log)
 
 
+@pytest.fixture(scope="session")
+def mcp_gpt_server():
+    """A second server with `--mcp on` (the default one keeps it off); a
+    short MCP time limit so the timeout test is quick."""
+    proc, base, log = start_server(["--mcp", "on", "--mcp-timeout", "3"])
+    yield base
+    stop_server(proc, log)
+
+
 def npm_client(env_name: str) -> str:
     """Path of an npm client installed by run.sh; a missing one fails the test
     (CI must run it), it is never skipped silently."""

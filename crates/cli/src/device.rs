@@ -177,6 +177,19 @@ impl KvState for DeviceCache {
             DeviceCache::Gpu(c) => c.mark_snapshot(),
         }
     }
+    fn supports_copy(&self) -> bool {
+        match self {
+            DeviceCache::Cpu(c) => KvState::supports_copy(c),
+            DeviceCache::Gpu(c) => c.supports_copy(),
+        }
+    }
+    fn copy_from(&mut self, source: &Self) -> bool {
+        match (self, source) {
+            (DeviceCache::Cpu(c), DeviceCache::Cpu(s)) => KvState::copy_from(c, s),
+            (DeviceCache::Gpu(c), DeviceCache::Gpu(s)) => c.copy_from(s),
+            _ => false,
+        }
+    }
 }
 
 fn wrong_device() -> EngineError {

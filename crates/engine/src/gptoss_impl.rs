@@ -23,6 +23,12 @@ impl KvState for KvCache {
     fn mark_snapshot(&mut self) {
         KvCache::mark_snapshot(self)
     }
+    fn supports_copy(&self) -> bool {
+        true
+    }
+    fn copy_from(&mut self, source: &Self) -> bool {
+        KvCache::copy_from(self, source)
+    }
 }
 
 impl LanguageModel for Model {

@@ -32,6 +32,20 @@ pub trait KvState {
     /// Remember the state at the current length so a later `rollback_to`
     /// can return exactly here.
     fn mark_snapshot(&mut self);
+    /// Whether [`KvState::copy_from`] works for this cache type. The
+    /// scheduler only waits for another sequence's prefill to copy it when
+    /// it does.
+    fn supports_copy(&self) -> bool {
+        false
+    }
+    /// Become an exact copy of `source` (positions and snapshots), so two
+    /// sequences with one prompt pay for one prefill. Returns false, leaving
+    /// `self` unchanged, when the caches differ in shape or the type cannot
+    /// copy.
+    fn copy_from(&mut self, source: &Self) -> bool {
+        let _ = source;
+        false
+    }
 }
 
 /// A causal language model over token ids.

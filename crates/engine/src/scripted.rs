@@ -146,6 +146,16 @@ impl KvState for ScriptedCache {
             self.snapshots.push(len);
         }
     }
+    fn supports_copy(&self) -> bool {
+        true
+    }
+    fn copy_from(&mut self, source: &Self) -> bool {
+        if self.max_tokens != source.max_tokens || self.sliding_window != source.sliding_window {
+            return false;
+        }
+        self.clone_from(source);
+        true
+    }
 }
 
 impl LanguageModel for ScriptedModel {

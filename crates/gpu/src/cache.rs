@@ -174,6 +174,67 @@ impl GpuCache {
         self.len
     }
 
+    /// Makes this cache an exact copy of `source` (positions, rings, snapshots) with device
+    /// copies, reusing this cache's buffers where they are large enough. Returns false,
+    /// changing nothing, when the two differ in model or shape.
+    pub fn copy_from(&mut self, ctx: &GpuContext, source: &GpuCache) -> bool {
+        let same_shape = self.model_id == source.model_id
+            && self.kv_dim == source.kv_dim
+            && self.max_tokens == source.max_tokens
+            && self.layers.len() == source.layers.len()
+            && self
+                .layers
+                .iter()
+                .zip(&source.layers)
+                .all(|(a, b)| a.ring == b.ring);
+        if !same_shape {
+            return false;
+        }
+        let row = (self.kv_dim * 4) as u64;
+        let mut rec = Recorder::new(ctx);
+        for (mine, theirs) in self.layers.iter_mut().zip(&source.layers) {
+            let (Some(sk), Some(sv)) = (&theirs.k, &theirs.v) else {
+                continue;
+            };
+            if mine.k.is_none() || mine.capacity < theirs.capacity {
+                mine.k = Some(ctx.storage("kv cache k", theirs.capacity as u64 * row));
+                mine.v = Some(ctx.storage("kv cache v", theirs.capacity as u64 * row));
+                mine.capacity = theirs.capacity;
+            }
+            if let (Some(k), Some(v)) = (&mine.k, &mine.v) {
+                let bytes = theirs.capacity as u64 * row;
+                rec.copy(sk, 0, k, 0, bytes);
+                rec.copy(sv, 0, v, 0, bytes);
+            }
+        }
+        let snapshots = source
+            .snapshots
+            .iter()
+            .map(|snap| Snapshot {
+                len: snap.len,
+                rings: snap
+                    .rings
+                    .iter()
+                    .map(|ring| {
+                        ring.as_ref().map(|(k, v)| {
+                            let (ck, cv) = (
+                                ctx.storage("snapshot k", k.size()),
+                                ctx.storage("snapshot v", v.size()),
+                            );
+                            rec.copy(k, 0, &ck, 0, k.size());
+                            rec.copy(v, 0, &cv, 0, v.size());
+                            (ck, cv)
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        rec.submit(ctx, &mut None);
+        self.snapshots = snapshots;
+        self.len = source.len;
+        true
+    }
+
     /// Forgets everything and frees the buffers.
     pub fn clear(&mut self) {
         self.len = 0;

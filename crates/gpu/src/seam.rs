@@ -30,6 +30,12 @@ impl KvState for GpuKv {
     fn mark_snapshot(&mut self) {
         self.cache.mark_snapshot(self.model.context())
     }
+    fn supports_copy(&self) -> bool {
+        true
+    }
+    fn copy_from(&mut self, source: &Self) -> bool {
+        self.cache.copy_from(self.model.context(), &source.cache)
+    }
 }
 
 fn engine_error(e: GpuError) -> EngineError {

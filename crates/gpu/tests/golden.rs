@@ -200,4 +200,18 @@ fn batched_decode_and_rollback_match_single_sequences() {
     gpu.forward(&tokens[half..], &mut cache, LogitsFor::Last, &mut again)
         .unwrap();
     assert_eq!(first, again, "replay after rollback");
+
+    // A copy (into a cache that held other tokens) carries positions and snapshots: rolled back
+    // to the snapshot and replayed, it gives the same logits too.
+    let mut twin = gpu.new_cache(tokens.len() + 8);
+    let mut scratch = Vec::new();
+    gpu.forward(&tokens[..3], &mut twin, LogitsFor::Nothing, &mut scratch)
+        .unwrap();
+    assert!(twin.copy_from(&cache));
+    assert_eq!(twin.len(), cache.len());
+    assert_eq!(twin.rollback_to(half), half);
+    let mut from_twin = Vec::new();
+    gpu.forward(&tokens[half..], &mut twin, LogitsFor::Last, &mut from_twin)
+        .unwrap();
+    assert_eq!(first, from_twin, "replay on a copy");
 }

@@ -63,6 +63,7 @@ impl LayerKv {
 }
 
 /// Sliding rings at one length.
+#[derive(Clone)]
 struct Snapshot {
     len: usize,
     /// (k, v) ring contents per sliding layer, in layer order (empty if not yet allocated)
@@ -213,6 +214,31 @@ impl KvCache {
     /// Lengths at which snapshots are held, oldest first.
     pub fn snapshot_lens(&self) -> Vec<usize> {
         self.snapshots.iter().map(|s| s.len).collect()
+    }
+
+    /// Makes this cache an exact copy of `source` (positions, rings and snapshots), reusing
+    /// this cache's allocations. Returns false, changing nothing, when the two differ in shape
+    /// (another model or another `max_tokens`). Two sequences with one prompt then pay for one
+    /// prefill: a copy is a memcpy of what the prefill wrote.
+    pub fn copy_from(&mut self, source: &KvCache) -> bool {
+        let same_shape = self.kv_dim == source.kv_dim
+            && self.max_tokens == source.max_tokens
+            && self.layers.len() == source.layers.len()
+            && self
+                .layers
+                .iter()
+                .zip(&source.layers)
+                .all(|(a, b)| a.ring_len == b.ring_len);
+        if !same_shape {
+            return false;
+        }
+        for (mine, theirs) in self.layers.iter_mut().zip(&source.layers) {
+            mine.k_pages.clone_from(&theirs.k_pages);
+            mine.v_pages.clone_from(&theirs.v_pages);
+        }
+        self.snapshots.clone_from(&source.snapshots);
+        self.len = source.len;
+        true
     }
 
     /// Forgets everything and frees the pages.

@@ -11,6 +11,8 @@ enum Op {
     Forward(Vec<u32>),
     Mark,
     Rollback(usize),
+    /// Continue on a copy made into a second cache that held these other tokens.
+    CopyInto(Vec<u32>),
 }
 
 fn op(vocab: u32) -> impl Strategy<Value = Op> {
@@ -18,6 +20,7 @@ fn op(vocab: u32) -> impl Strategy<Value = Op> {
         4 => proptest::collection::vec(0..vocab, 1..12).prop_map(Op::Forward),
         1 => Just(Op::Mark),
         2 => (0usize..40).prop_map(Op::Rollback),
+        1 => proptest::collection::vec(0..vocab, 0..30).prop_map(Op::CopyInto),
     ]
 }
 
@@ -71,10 +74,28 @@ proptest! {
                     }
                     held.truncate(kept);
                 }
+                Op::CopyInto(other_tokens) => {
+                    let mut other = m.new_cache(200);
+                    if !other_tokens.is_empty() {
+                        m.forward(&other_tokens, &mut other, LogitsFor::Nothing).unwrap();
+                        other.mark_snapshot();
+                    }
+                    prop_assert!(other.copy_from(&cache));
+                    prop_assert_eq!(other.snapshot_lens(), cache.snapshot_lens());
+                    cache = other;
+                }
             }
             check_invariants(&cache, &held);
         }
     }
+}
+
+#[test]
+fn copy_refuses_another_shape() {
+    let m = model();
+    let mut small = m.new_cache(20);
+    let big = m.new_cache(200);
+    assert!(!small.copy_from(&big));
 }
 
 #[test]

@@ -54,6 +54,8 @@ pub mod chat_api;
 pub mod conversations_api;
 pub mod error;
 pub mod ids;
+pub mod mcp_client;
+mod mcp_tools;
 pub mod ollama_api;
 pub mod prompt;
 pub mod responses_api;
@@ -115,6 +117,9 @@ pub struct ServerConfig {
     /// The checkpoint's shape and size for Ollama's `/api/show`, `/api/tags`
     /// and `/api/ps` (`gpt-oss serve` fills it); `None`: unknown.
     pub model_facts: Option<ModelFacts>,
+    /// `/v1/responses` connects to the MCP servers of `mcp` tools
+    /// (`gpt-oss serve --mcp on`); `None`: those tools are left out.
+    pub mcp: Option<mcp_client::McpSettings>,
 }
 
 impl Default for ServerConfig {
@@ -127,6 +132,7 @@ impl Default for ServerConfig {
             tools: gptoss_tools::ToolKit::default(),
             reasoning_key: None,
             model_facts: None,
+            mcp: None,
         }
     }
 }

@@ -35,6 +35,12 @@
 //! appended, and generation continues (at most [`MAX_BUILTIN_ROUNDS`] calls
 //! per response). Function calls still end the response.
 //!
+//! MCP (`mcp_tools`, with `--mcp on`): the servers' tools are listed before
+//! generation (`mcp_list_tools` items first in the output), their calls run
+//! in the same loop (`mcp_call` items), or end the response with an
+//! `mcp_approval_request` that the next request's `mcp_approval_response`
+//! answers.
+//!
 //! `previous_response_id`: responses are kept in the response store
 //! (`store`: in memory or an SQLite file, bounded, oldest dropped first)
 //! unless `store: false`; a follow-up continues the stored conversation and
@@ -55,6 +61,7 @@ use serde_json::{json, Value};
 use crate::builtin;
 use crate::chat_api::{parse_response_format, parse_tool_choice};
 use crate::error::ApiError;
+use crate::mcp_tools::{self, McpCatalog, McpOutcome, McpRunner};
 use crate::prompt::{self, PromptSpec, ToolChoice};
 use crate::responses_tools::{self, ClientTool};
 use crate::sealed::Sealer;
@@ -229,6 +236,9 @@ pub(crate) fn convert_input(
                     history.push(Message::from_role_and_content(Role::Assistant, text).with_channel("analysis"));
                 }
             }
+            "mcp_call" | "mcp_approval_request" | "mcp_list_tools" | "mcp_approval_response" => {
+                history.extend(mcp_tools::input_messages(kind, item, items).unwrap_or_default());
+            }
             kind if responses_tools::is_call_output(kind) => {
                 let call_id = item
                     .get("call_id")
@@ -272,6 +282,35 @@ pub(crate) fn convert_input(
         }
     }
     Ok((instructions, history))
+}
+
+/// Most earlier responses searched for MCP tool lists.
+const MCP_CHAIN_DEPTH: usize = 16;
+
+/// The MCP items (tool lists, approval requests) of the output of the
+/// previous response and the ones before it, oldest first: a tool list
+/// anywhere in the chain is not fetched again, as OpenAI does.
+async fn earlier_mcp_items(state: &AppState, previous: Option<Value>) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut next = previous;
+    for _ in 0..MCP_CHAIN_DEPTH {
+        let Some(json) = next.take() else { break };
+        if let Some(Value::Array(output)) = json.get("output") {
+            items.splice(0..0, output.iter().filter(|i| is_mcp_item(i)).cloned());
+        }
+        let Some(id) = json.get("previous_response_id").and_then(Value::as_str) else {
+            break;
+        };
+        next = state.store.get(id).await.ok().flatten().map(|s| s.json);
+    }
+    items
+}
+
+fn is_mcp_item(item: &Value) -> bool {
+    matches!(
+        item.get("type").and_then(Value::as_str),
+        Some("mcp_list_tools" | "mcp_approval_request" | "mcp_call")
+    )
 }
 
 /// Fixed fields of the response object, set once per request.
@@ -363,6 +402,15 @@ pub(crate) struct OutputBuilder {
     summarize: bool,
     /// Log probabilities of the open message's tokens (when asked for).
     logprobs: Vec<Value>,
+    /// Stream each `output_text.delta` with its tokens' log probabilities:
+    /// a delta is held until the log probability of its token arrives.
+    stream_logprobs: bool,
+    held_delta: Option<Value>,
+    unsent_logprobs: Vec<Value>,
+    /// The request's MCP tools: calls to them become MCP items.
+    mcp: McpCatalog,
+    /// Output index of the MCP call waiting for its result.
+    pending_mcp: Option<usize>,
 }
 
 impl OutputBuilder {
@@ -371,13 +419,46 @@ impl OutputBuilder {
         client: Vec<ClientTool>,
         sealer: Option<Sealer>,
         summarize: bool,
+        mcp: McpCatalog,
     ) -> OutputBuilder {
         OutputBuilder {
             builtin,
             client,
             sealer,
             summarize,
+            mcp,
             ..OutputBuilder::default()
+        }
+    }
+
+    /// The held `output_text.delta`, now carrying the log probabilities
+    /// that arrived since the last one was sent.
+    fn release_delta(&mut self) -> Vec<Value> {
+        match self.held_delta.take() {
+            Some(mut event) => {
+                event["logprobs"] = json!(std::mem::take(&mut self.unsent_logprobs));
+                vec![event]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Items made before generation (MCP tool lists, approved MCP calls),
+    /// first in the output; their stream events.
+    fn prelude(&mut self, items: Vec<Value>) -> Vec<Value> {
+        let mut events = Vec::new();
+        for item in items {
+            events.extend(mcp_tools::prelude_events(&item, self.items.len()));
+            self.items.push(item);
+        }
+        events
+    }
+
+    /// The result of the pending MCP call: completes its item.
+    fn on_mcp_result(&mut self, outcome: &McpOutcome) -> Vec<Value> {
+        match self.pending_mcp.take() {
+            Some(idx) => mcp_tools::call_finished(&mut self.items[idx], outcome, idx),
+            None => Vec::new(),
         }
     }
 
@@ -392,6 +473,9 @@ impl OutputBuilder {
     /// A built-in call that will get no result (too many rounds, an error).
     fn abandon_pending(&mut self) {
         if let Some(idx) = self.pending_builtin.take() {
+            self.items[idx]["status"] = json!("incomplete");
+        }
+        if let Some(idx) = self.pending_mcp.take() {
             self.items[idx]["status"] = json!("incomplete");
         }
     }
@@ -414,6 +498,19 @@ impl OutputBuilder {
             self.open_builtin = None;
         }
         match event {
+            TurnEvent::Start(SegmentKind::ToolCall { name, .. })
+                if self.mcp.find(name).is_some() =>
+            {
+                let Some(entry) = self.mcp.find(name) else {
+                    return Vec::new();
+                };
+                let output_index = self.items.len();
+                let (item, events) = mcp_tools::call_started(entry, output_index);
+                let item_id = item["id"].as_str().unwrap_or_default().to_string();
+                self.items.push(item);
+                self.open = Some((output_index, item_id));
+                events
+            }
             TurnEvent::Start(SegmentKind::ToolCall { name, .. })
                 if builtin::is_builtin(&self.builtin, name) =>
             {
@@ -479,14 +576,23 @@ impl OutputBuilder {
                         }
                         events
                     }
-                    "message" => vec![
-                        json!({"type": "response.output_text.delta", "item_id": item_id,
-                        "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
-                    ],
+                    "message" => {
+                        let event = json!({"type": "response.output_text.delta", "item_id": item_id,
+                        "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []});
+                        if !self.stream_logprobs {
+                            return vec![event];
+                        }
+                        let released = self.release_delta();
+                        self.held_delta = Some(event);
+                        released
+                    }
                     "function_call" => vec![
                         json!({"type": "response.function_call_arguments.delta", "item_id": item_id,
                         "output_index": output_index, "delta": text}),
                     ],
+                    "mcp_call" => {
+                        mcp_tools::arguments_delta(&self.items[output_index], output_index, text)
+                    }
                     // Other calls are JSON to us, not to the client: their
                     // fields are known once the arguments are complete.
                     _ => Vec::new(),
@@ -496,10 +602,22 @@ impl OutputBuilder {
                 let Some((output_index, item_id)) = self.open.take() else {
                     return Vec::new();
                 };
+                let mut events = self.release_delta();
+                self.unsent_logprobs.clear();
+                let kind = self.items[output_index]["type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if kind == "mcp_call" || kind == "mcp_approval_request" {
+                    if kind == "mcp_call" {
+                        self.pending_mcp = Some(output_index);
+                    }
+                    let item = &mut self.items[output_index];
+                    events.extend(mcp_tools::arguments_done(item, output_index, text));
+                    return events;
+                }
                 let item = &mut self.items[output_index];
-                let kind = item["type"].as_str().unwrap_or_default().to_string();
                 item["status"] = json!("completed");
-                let mut events = Vec::new();
                 match kind.as_str() {
                     "reasoning" => {
                         let part = json!({"type": "reasoning_text", "text": text});
@@ -573,9 +691,13 @@ impl OutputBuilder {
                 events
             }
             TurnEvent::Logprobs(lps) => {
-                self.logprobs
-                    .extend(lps.iter().map(crate::turn::logprob_json));
-                Vec::new()
+                let values: Vec<Value> = lps.iter().map(crate::turn::logprob_json).collect();
+                self.logprobs.extend(values.iter().cloned());
+                if !self.stream_logprobs {
+                    return Vec::new();
+                }
+                self.unsent_logprobs.extend(values);
+                self.release_delta()
             }
             TurnEvent::Finished { .. } | TurnEvent::Error(_) => Vec::new(),
         }
@@ -637,8 +759,8 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     };
 
     // Continue a stored conversation.
-    let (mut history, mut call_names, inherited) = match &req.previous_response_id {
-        None => (Vec::new(), Vec::new(), None),
+    let (mut history, mut call_names, inherited, previous_json) = match &req.previous_response_id {
+        None => (Vec::new(), Vec::new(), None, None),
         Some(id) => {
             let prev = state.store.get(id).await?.ok_or_else(|| {
                 ApiError::not_found(
@@ -651,6 +773,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
                 prev.history.clone(),
                 prev.call_names.clone(),
                 prev.instructions.clone(),
+                Some(prev.json.clone()),
             )
         }
     };
@@ -691,9 +814,37 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let tools = responses_tools::convert(req.tools.as_deref(), &state.config.tools)?;
     warnings.extend(tools.warnings.iter().cloned());
     let builtin_namespaces = tools.builtin_namespaces.clone();
-    let tool_choice = parse_tool_choice(req.tool_choice.as_ref(), &tools.functions)?;
     let text_format = req.text.as_ref().and_then(|t| t.format.clone());
     let response_format = parse_response_format(text_format.as_ref(), "text.format")?;
+
+    // MCP servers: list their tools, run the calls this request approves.
+    let mut earlier = Vec::new();
+    if !tools.mcp.is_empty() {
+        if let Some((_, items)) = &conversation {
+            earlier.extend(items.iter().filter(|i| is_mcp_item(i)).cloned());
+        }
+        earlier.extend(earlier_mcp_items(&state, previous_json).await);
+    }
+    let carried = mcp_tools::carried(&earlier, req.input.as_ref())?;
+    let taken: Vec<String> = tools.namespaces.iter().map(|n| n.name.clone()).collect();
+    let mut mcp =
+        mcp_tools::prepare(&tools.mcp, state.config.mcp, &taken, carried, &mut history).await?;
+    let choice = mcp.tool_choice(
+        req.tool_choice.as_ref(),
+        tools.functions.is_empty() && tools.namespaces.is_empty(),
+    )?;
+    warnings.append(&mut mcp.warnings);
+    // A choice may name any client tool, namespaced ones as `NS.NAME`.
+    let mut choosable = tools.functions.clone();
+    for ns in &tools.namespaces {
+        choosable.extend(ns.tools.iter().map(|t| prompt::FunctionTool {
+            name: format!("{}.{}", ns.name, t.name),
+            ..t.clone()
+        }));
+    }
+    choosable.extend(mcp.choosable());
+    let tool_choice = parse_tool_choice(choice.as_ref(), &choosable)?;
+    let mcp_catalog = mcp.catalog();
 
     let registry = if builtin_namespaces.is_empty() || tool_choice == ToolChoice::None {
         None
@@ -704,12 +855,15 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     if registry.is_some() {
         tool_names.extend(builtin::recipients(&builtin_namespaces));
     }
+    tool_names.extend(mcp_catalog.recipients());
+    let mut namespaces = tools.namespaces.clone();
+    namespaces.extend(std::mem::take(&mut mcp.namespaces));
     let spec = PromptSpec {
         instructions: all_instructions,
         history: history.clone(),
         effort,
         tools: tools.functions.clone(),
-        namespaces: tools.namespaces.clone(),
+        namespaces,
         tool_choice,
         response_format,
         builtin_tools: registry
@@ -746,6 +900,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         template,
         registry,
         namespaces: builtin_active.clone(),
+        mcp: mcp.runner.take(),
         rounds: 0,
         added: Vec::new(),
         usage: TurnUsage::default(),
@@ -757,7 +912,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         model: state.config.model_id.clone(),
         instructions,
         effort,
-        tools: tools.echo.clone(),
+        tools: tools.echo.iter().chain(&mcp.echo).cloned().collect(),
         summary: summary.clone(),
         tool_choice: req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
         previous_response_id: req.previous_response_id.clone(),
@@ -783,21 +938,31 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
             )
         }),
     };
-    let builder = OutputBuilder::new(builtin_active, tools.client, sealer, summary.is_some());
+    let mut builder = OutputBuilder::new(
+        builtin_active,
+        tools.client,
+        sealer,
+        summary.is_some(),
+        mcp_catalog,
+    );
+    let prelude = builder.prelude(std::mem::take(&mut mcp.items));
+    builder.stream_logprobs = logprobs.is_some();
     for w in &warnings {
         eprintln!("warning: /v1/responses: {w}");
     }
     let mut response = if req.stream.unwrap_or(false) {
-        run.stream(driver, builder).into_response()
+        run.stream(driver, builder, prelude).into_response()
     } else {
         let mut driver = driver;
-        let mut builder = builder;
         let mut finished = None;
         let mut error = None;
         while let Some(step) = driver.next().await {
             match step {
                 Step::ToolResult(output) => {
                     builder.on_tool_result(&output);
+                }
+                Step::McpResult(outcome) => {
+                    builder.on_mcp_result(&outcome);
                 }
                 Step::Event(event) => {
                     builder.on_event(&event);
@@ -889,6 +1054,7 @@ impl RoundTemplate {
 enum Step {
     Event(TurnEvent),
     ToolResult(gptoss_tools::ToolOutput),
+    McpResult(McpOutcome),
 }
 
 /// Runs the rounds of one response: each built-in call is answered and
@@ -900,6 +1066,8 @@ struct Driver {
     template: RoundTemplate,
     registry: Option<gptoss_tools::ToolRegistry>,
     namespaces: Vec<String>,
+    /// The response's MCP servers (calls not waiting for approval run here).
+    mcp: Option<McpRunner>,
     rounds: usize,
     /// Messages of finished rounds: assistant messages and tool results.
     added: Vec<Message>,
@@ -933,19 +1101,33 @@ impl Driver {
             return Some(finished);
         }
         let messages = self.turn.messages();
-        let Some((recipient, channel, arguments)) =
+        let mcp_call = self.mcp.as_ref().and_then(|m| m.pending_call(&messages));
+        let (step, tool, message) = if let Some((recipient, channel, arguments)) =
             builtin::pending_call(&messages, &self.namespaces)
-        else {
-            return Some(finished);
-        };
-        let Some(registry) = self.registry.take() else {
+        {
+            let Some(registry) = self.registry.take() else {
+                return Some(finished);
+            };
+            let (registry, output) = builtin::call(registry, recipient, arguments).await;
+            self.registry = Some(registry);
+            let message = output.to_message(channel.as_deref());
+            let tool = Some(output.author.clone());
+            (Step::ToolResult(output), tool, message)
+        } else if let (Some((entry, channel, arguments)), Some(mcp)) = (mcp_call, self.mcp.as_mut())
+        {
+            if entry.approval {
+                // The response ends with the approval request.
+                return Some(finished);
+            }
+            let outcome = mcp.call(&entry.server_label, &entry.name, &arguments).await;
+            let message = outcome.message(&entry.recipient, channel.as_deref());
+            (Step::McpResult(outcome), Some(entry.recipient), message)
+        } else {
             return Some(finished);
         };
         self.rounds += 1;
-        let (registry, output) = builtin::call(registry, recipient, arguments).await;
-        self.registry = Some(registry);
         self.added.extend(messages);
-        self.added.push(output.to_message(channel.as_deref()));
+        self.added.push(message);
         self.usage = total;
         let used = total.completion_tokens as u64;
         if self.template.max_tokens.is_some_and(|m| used >= m) {
@@ -964,7 +1146,8 @@ impl Driver {
                     // queue is full): end here, as a cut answer.
                     eprintln!(
                         "warning: cannot continue after the {} call: {}",
-                        output.author, e.message
+                        tool.as_deref().unwrap_or("tool"),
+                        e.message
                     );
                     self.queued = Some(TurnEvent::Finished {
                         finish: Finish::Length,
@@ -973,7 +1156,7 @@ impl Driver {
                 }
             }
         }
-        Some(Step::ToolResult(output))
+        Some(step)
     }
 
     /// Every assistant and tool message of the response so far.
@@ -1037,6 +1220,7 @@ impl Run {
         self,
         mut driver: Driver,
         mut builder: OutputBuilder,
+        prelude: Vec<Value>,
     ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Event>(64);
         tokio::spawn(async move {
@@ -1057,10 +1241,23 @@ impl Run {
                     return;
                 }
             }
+            for e in prelude {
+                if tx.send(frame(e)).await.is_err() {
+                    return;
+                }
+            }
             while let Some(step) = driver.next().await {
                 let event = match step {
                     Step::ToolResult(output) => {
                         for e in builder.on_tool_result(&output) {
+                            if tx.send(frame(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    Step::McpResult(outcome) => {
+                        for e in builder.on_mcp_result(&outcome) {
                             if tx.send(frame(e)).await.is_err() {
                                 return;
                             }

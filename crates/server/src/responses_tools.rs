@@ -11,9 +11,10 @@
 //! writes the JSON it knows and the sampling constraint keeps it valid; a
 //! custom tool's Lark or regex grammar constrains its `input` string.
 //! Built-in tools the server runs (`web_search`, `code_interpreter`,
-//! `handoff`) go to `builtin`; hosted tools it does not run
-//! (`image_generation`, `mcp`, `file_search`, `web_search` without
-//! `--browser`, ...) are left out of the prompt with a warning, never a 400.
+//! `handoff`) go to `builtin`; `mcp` tools go to `mcp_tools` (run with
+//! `--mcp on`); hosted tools it does not run (`image_generation`,
+//! `file_search`, `web_search` without `--browser`, ...) are left out of the
+//! prompt with a warning, never a 400.
 //!
 //! Does not own: the generation loop and stream events (`responses_api`).
 
@@ -67,6 +68,9 @@ pub(crate) struct RequestTools {
     pub echo: Vec<Value>,
     /// Tools left out, and why (logged and sent as a response header).
     pub warnings: Vec<String>,
+    /// `mcp` tools as given, with their parameter path (`mcp_tools`
+    /// checks and runs them).
+    pub mcp: Vec<(String, Value)>,
 }
 
 impl RequestTools {
@@ -108,9 +112,8 @@ impl RequestTools {
 }
 
 /// Hosted tool types the server never runs (left out with a warning).
-const HOSTED_ELSEWHERE: [&str; 8] = [
+const HOSTED_ELSEWHERE: [&str; 7] = [
     "image_generation",
-    "mcp",
     "file_search",
     "computer_use_preview",
     "computer_use",
@@ -171,6 +174,10 @@ pub(crate) fn convert(
             "shell" => out.add_function(shell_tool(), CallShape::Shell, &param)?,
             "apply_patch" => out.add_function(apply_patch_tool(), CallShape::ApplyPatch, &param)?,
             "namespace" => namespace(tool, &param, &mut out)?,
+            "mcp" => {
+                out.mcp.push((param, tool.clone()));
+                continue;
+            }
             other => {
                 let why = if HOSTED_ELSEWHERE.contains(&other) {
                     "a hosted tool this server does not run"
@@ -510,10 +517,6 @@ pub(crate) fn is_skippable_item(kind: &str) -> bool {
             | "computer_call"
             | "computer_call_output"
             | "code_interpreter_call"
-            | "mcp_list_tools"
-            | "mcp_call"
-            | "mcp_approval_request"
-            | "mcp_approval_response"
             | "tool_search_call"
             | "tool_search_output"
             | "item_reference"

@@ -42,6 +42,10 @@ use tokio::sync::mpsc;
 /// between two chunks, so a long prompt does not stall running streams.
 pub const PREFILL_CHUNK: usize = 256;
 
+/// Fewest prompt positions worth waiting for another sequence's prefill to
+/// copy (below this, prefilling them again is as cheap as waiting).
+const MIN_SHARED_PREFILL: usize = 16;
+
 /// Scheduler limits.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
@@ -211,6 +215,10 @@ pub struct Metrics {
     pub failed_total: AtomicU64,
     pub prompt_tokens_total: AtomicU64,
     pub reused_tokens_total: AtomicU64,
+    /// Prompt positions copied from another live sequence's cache instead of
+    /// prefilled (`n > 1` choices, concurrent requests continuing one prompt).
+    /// Counted in `reused_tokens_total` too.
+    pub copied_tokens_total: AtomicU64,
     pub generated_tokens_total: AtomicU64,
     /// Decode steps run (one per `forward_batch` call).
     pub decode_steps_total: AtomicU64,
@@ -231,6 +239,7 @@ pub struct MetricsSnapshot {
     pub failed_total: u64,
     pub prompt_tokens_total: u64,
     pub reused_tokens_total: u64,
+    pub copied_tokens_total: u64,
     pub generated_tokens_total: u64,
     pub decode_steps_total: u64,
     pub decode_rows_total: u64,
@@ -427,6 +436,7 @@ impl Engine {
             failed_total: r(&m.failed_total),
             prompt_tokens_total: r(&m.prompt_tokens_total),
             reused_tokens_total: r(&m.reused_tokens_total),
+            copied_tokens_total: r(&m.copied_tokens_total),
             generated_tokens_total: r(&m.generated_tokens_total),
             decode_steps_total: r(&m.decode_steps_total),
             decode_rows_total: r(&m.decode_rows_total),
@@ -630,10 +640,18 @@ impl<M: LanguageModel> Worker<M> {
     }
 
     /// Move waiting requests into free slots, choosing for each the free slot
-    /// with the longest cached prefix of its prompt (least recently used on ties).
+    /// with the longest cached prefix of its prompt (least recently used on
+    /// ties). A request whose prompt continues the prompt of a sequence still
+    /// being prefilled waits for it, then starts from a copy of its cache, so
+    /// `n` choices (or a burst of one prompt) pay for one prefill.
     fn admit(&mut self) {
-        while self.active.len() < self.info.max_concurrency {
-            let Some(sub) = self.waiting.pop_front() else {
+        let mut idx = 0;
+        while self.active.len() < self.info.max_concurrency && idx < self.waiting.len() {
+            if self.waits_for_shared_prefill(&self.waiting[idx].request.prompt) {
+                idx += 1;
+                continue;
+            }
+            let Some(sub) = self.waiting.remove(idx) else {
                 break;
             };
             self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
@@ -652,7 +670,7 @@ impl<M: LanguageModel> Worker<M> {
             let Some(slot_idx) = best else {
                 // Cannot happen (active < slots), but never lose a request.
                 self.metrics.queued.fetch_add(1, Ordering::SeqCst);
-                self.waiting.push_front(sub);
+                self.waiting.insert(idx, sub);
                 break;
             };
             let sampler = match Sampler::new(sub.request.sampling.clone()) {
@@ -690,6 +708,16 @@ impl<M: LanguageModel> Worker<M> {
                 }
             }
             slot.tokens.truncate(kept);
+            let kept = match self.copy_longer_prefix(slot_idx, &sub.request.prompt) {
+                Some(copied) => {
+                    self.metrics
+                        .copied_tokens_total
+                        .fetch_add(copied as u64, Ordering::Relaxed);
+                    copied
+                }
+                None => kept,
+            };
+            let prompt = &sub.request.prompt;
             let usage = TokenUsage {
                 prompt_tokens: prompt.len(),
                 reused_tokens: kept,
@@ -717,6 +745,73 @@ impl<M: LanguageModel> Worker<M> {
                 failed: false,
             });
         }
+    }
+
+    /// Whether `prompt` continues the whole prompt of a sequence still being
+    /// prefilled (and so should wait for it and copy its cache) by more than
+    /// any idle cache already holds. Only where caches can be copied.
+    fn waits_for_shared_prefill(&self, prompt: &[u32]) -> bool {
+        let wanted = prompt.len().saturating_sub(1);
+        let cached = self
+            .slots
+            .iter()
+            .map(|s| common_prefix_len(&s.tokens, prompt))
+            .max()
+            .unwrap_or(0)
+            .min(wanted);
+        self.active.iter().any(|seq| {
+            let its_prompt = &seq.request.prompt;
+            let shared = its_prompt.len().saturating_sub(1);
+            seq.finished.is_none()
+                && matches!(seq.phase, Phase::Prefill { .. })
+                && shared <= wanted
+                && shared >= cached + MIN_SHARED_PREFILL
+                && prompt.starts_with(&its_prompt[..shared])
+                && self.slots[seq.slot_idx]
+                    .cache
+                    .as_ref()
+                    .is_some_and(|c| c.supports_copy())
+        })
+    }
+
+    /// If another slot's cache holds a longer prefix of `prompt` (minus its
+    /// last token) than slot `dst` does, make `dst` a copy of it rolled back
+    /// to that prefix. Returns the positions `dst` then holds, or None when
+    /// nothing was copied (`dst` unchanged).
+    fn copy_longer_prefix(&mut self, dst: usize, prompt: &[u32]) -> Option<usize> {
+        let wanted = prompt.len().saturating_sub(1);
+        let own = self.slots[dst].tokens.len();
+        let source = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != dst && s.cache.is_some())
+            .map(|(i, s)| (i, common_prefix_len(&s.tokens, prompt).min(wanted)))
+            .filter(|&(_, common)| common > own)
+            .max_by_key(|&(_, common)| common);
+        let (src, common) = source?;
+        let (dst_slot, src_slot) = if dst < src {
+            let (left, right) = self.slots.split_at_mut(src);
+            (&mut left[dst], &right[0])
+        } else {
+            let (left, right) = self.slots.split_at_mut(dst);
+            (&mut right[0], &left[src])
+        };
+        let (Some(dst_cache), Some(src_cache)) = (dst_slot.cache.as_mut(), src_slot.cache.as_ref())
+        else {
+            return None;
+        };
+        if src_cache.len() != src_slot.tokens.len() || !dst_cache.copy_from(src_cache) {
+            return None;
+        }
+        let mut kept = dst_cache.rollback_to(common).min(common);
+        if dst_cache.len() != kept {
+            dst_cache.clear();
+            kept = 0;
+        }
+        dst_slot.tokens.clear();
+        dst_slot.tokens.extend_from_slice(&prompt[..kept]);
+        Some(kept)
     }
 
     /// One scheduler step: a prefill chunk (without logits) for each prefilling

@@ -55,8 +55,17 @@ fn script_through_tool(
     if let Some(ct) = content_type {
         call = call.with_content_type(ct);
     }
-    let mut registry = kit.registry(|_| true).expect("tools start");
-    let output = registry.call(recipient, arguments);
+    // Tools block (the web backend's HTTP client owns a runtime): run them on a
+    // plain thread, as the server does with spawn_blocking.
+    let output = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut registry = kit.registry(|_| true).expect("tools start");
+                registry.call(recipient, arguments)
+            })
+            .join()
+            .expect("tool thread")
+    });
     let tool = output.to_message(Some("analysis"));
     let options = RenderOptions::default();
     let call_tokens = render_message(&call, &options).expect("render");

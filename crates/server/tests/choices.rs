@@ -1,5 +1,6 @@
 //! `n > 1` on Chat Completions: n choices of one prompt, each a complete
-//! answer with its own index (stream and not), usage counting the prompt once.
+//! answer with its own index (stream and not), usage counting the prompt once,
+//! and the prompt prefilled once (the other choices start from a copy).
 
 mod common;
 
@@ -80,4 +81,26 @@ async fn n_out_of_range_is_a_400() {
         assert_eq!(s, 400, "{r}");
         assert_error(&r, Some("n"));
     }
+}
+
+#[tokio::test]
+async fn n_choices_share_one_prefill() {
+    let (app, engine) = app(ANSWER);
+    let body = json!({
+        "model": MODEL_ID,
+        "messages": [{"role": "user", "content": "What is two plus two, written as a word?"}],
+        "n": 3,
+        "temperature": 0,
+    });
+    let (s, r) = post_json(&app, "/v1/chat/completions", &body.to_string()).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["choices"].as_array().map(Vec::len), Some(3), "{r}");
+    let prompt = r["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
+    assert!(prompt > 20, "{r}");
+    let m = engine.metrics();
+    // Fresh engine: choice 0 prefills all but the last prompt token, the other
+    // two copy exactly that from its cache.
+    assert_eq!(m.copied_tokens_total, 2 * (prompt - 1), "{m:?}");
+    assert_eq!(m.reused_tokens_total, 2 * (prompt - 1), "{m:?}");
+    assert_eq!(m.prompt_tokens_total, 3 * prompt, "{m:?}");
 }

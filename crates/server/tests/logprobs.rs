@@ -101,6 +101,38 @@ async fn responses_logprobs_when_included() {
     let entries = part["logprobs"].as_array().cloned().unwrap_or_default();
     check_entries(&entries, 2);
     assert_eq!(tokens_text(&entries), part["text"].as_str().unwrap_or("-"));
+
+    // Streamed: every output_text.delta carries the log probabilities of its
+    // own tokens (their texts join to the delta), the done event all of them.
+    let mut sbody = body.clone();
+    sbody["stream"] = json!(true);
+    let (s, raw) = send(&app, "POST", "/v1/responses", Some(&sbody.to_string()), &[]).await;
+    assert_eq!(s, 200);
+    let mut deltas = 0;
+    let mut streamed = Vec::new();
+    let mut done = Vec::new();
+    for (_, data) in sse_frames(&raw) {
+        let Ok(v) = serde_json::from_str::<Value>(&data) else {
+            continue;
+        };
+        match v["type"].as_str() {
+            Some("response.output_text.delta") => {
+                deltas += 1;
+                let list = v["logprobs"].as_array().cloned().unwrap_or_default();
+                assert!(!list.is_empty(), "{v}");
+                assert_eq!(tokens_text(&list), v["delta"].as_str().unwrap_or("-"));
+                check_entries(&list, 2);
+                streamed.extend(list);
+            }
+            Some("response.output_text.done") => {
+                done = v["logprobs"].as_array().cloned().unwrap_or_default();
+            }
+            _ => {}
+        }
+    }
+    assert!(deltas > 1, "{deltas}");
+    assert_eq!(streamed, done);
+    assert_eq!(tokens_text(&streamed), part["text"].as_str().unwrap_or("-"));
 }
 
 #[tokio::test]

@@ -84,6 +84,13 @@ pub struct Args {
     /// them (browser_search / web_search, code_interpreter, handoff).
     #[command(flatten)]
     pub builtin: crate::tool_args::BuiltinToolArgs,
+    /// Remote MCP servers for `/v1/responses` tools of type `mcp`: on lets the server connect
+    /// to the URLs requests name (network use); off leaves those tools out with a warning.
+    #[arg(long, value_enum, default_value = "off")]
+    pub mcp: crate::tool_args::Switch,
+    /// Time limit of one MCP request (initialize, tools/list, tools/call), seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub mcp_timeout: f64,
 }
 
 fn parse_effort(s: &str) -> Result<Effort, String> {
@@ -159,6 +166,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|_| format!("[{}]:{}", args.host, args.port).parse())
         .with_context(|| format!("--host {:?} is not an IP address", args.host))?;
     let tools = args.builtin.kit(None)?;
+    if !(args.mcp_timeout.is_finite() && args.mcp_timeout > 0.0) {
+        anyhow::bail!("--mcp-timeout must be a positive number of seconds");
+    }
+    let mcp = (args.mcp == crate::tool_args::Switch::On).then(|| {
+        let call_timeout = Duration::from_secs_f64(args.mcp_timeout.min(86_400.0));
+        gptoss_server::mcp_client::McpSettings {
+            call_timeout,
+            connect_timeout: call_timeout.min(Duration::from_secs(10)),
+        }
+    });
     let reasoning_key = args
         .reasoning_key
         .as_deref()
@@ -196,6 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         reasoning_key,
         response_store,
         model_facts: Some(model_facts),
+        mcp,
     };
     let model_name = config.model_id.clone();
     let store = config.response_store.describe();
