@@ -36,6 +36,10 @@ use std::fmt::Write as _;
 /// better left unenforced than compiled for seconds.
 pub const MAX_REGEX_LEN: usize = 64 * 1024;
 
+/// Most nesting of groups in one definition, and of rules inside rules:
+/// the translation recurses, and a grammar is user input.
+pub const MAX_DEPTH: usize = 128;
+
 /// Why a grammar cannot be turned into one regex.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LarkError {
@@ -71,6 +75,7 @@ pub fn lark_to_regex(grammar: &str) -> Result<String, LarkError> {
     let defs = Parser {
         tokens,
         pos: 0,
+        depth: 0,
         defs: Definitions::default(),
     }
     .parse()?;
@@ -584,6 +589,8 @@ struct Definitions {
 struct Parser {
     tokens: Vec<Lexed>,
     pos: usize,
+    /// Groups open around the current position.
+    depth: usize,
     defs: Definitions,
 }
 
@@ -817,6 +824,18 @@ impl Parser {
 
     /// `a b | c d -> alias | ...`, continued on the next line when it starts with `|`.
     fn alternatives(&mut self) -> Result<Node, LarkError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(LarkError::Unsupported(format!(
+                "nesting groups more than {MAX_DEPTH} deep"
+            )));
+        }
+        self.depth += 1;
+        let result = self.alternatives_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn alternatives_inner(&mut self) -> Result<Node, LarkError> {
         let mut options = vec![self.sequence()?];
         loop {
             if self.eat(&Tok::VBar) {
@@ -1017,6 +1036,8 @@ struct Inliner<'a> {
     terminals: HashMap<String, String>,
     /// Names being expanded (to find cycles).
     stack: Vec<String>,
+    /// Rules known to derive no token or not.
+    nullable: HashMap<String, bool>,
     /// What may come between two tokens: `(?:IGNORED)*`, or empty.
     skip: String,
 }
@@ -1047,6 +1068,7 @@ impl<'a> Inliner<'a> {
             defs,
             terminals: HashMap::new(),
             stack: Vec::new(),
+            nullable: HashMap::new(),
             skip: String::new(),
         }
     }
@@ -1094,6 +1116,11 @@ impl<'a> Inliner<'a> {
             return Err(LarkError::Recursive {
                 cycle: cycle.join(" -> "),
             });
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(LarkError::Unsupported(format!(
+                "rules nested more than {MAX_DEPTH} deep"
+            )));
         }
         self.stack.push(name.to_string());
         let result = f(self);
@@ -1244,8 +1271,13 @@ impl<'a> Inliner<'a> {
             }
             Node::Repeat { node, min, .. } => *min == 0 || self.nullable(node)?,
             Node::Name(name) => {
+                if let Some(&known) = self.nullable.get(name) {
+                    return Ok(known);
+                }
                 let body = self.rule(name)?;
-                self.within(name, |this| this.nullable(body))?
+                let known = self.within(name, |this| this.nullable(body))?;
+                self.nullable.insert(name.clone(), known);
+                known
             }
             _ => true,
         })
@@ -1472,6 +1504,31 @@ mod tests {
                 lark_to_regex(broken)
             );
         }
+    }
+
+    #[test]
+    fn hostile_grammars_fail_fast() {
+        let deep = format!("start: {}\"a\"{}\n", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(matches!(
+            lark_to_regex(&deep),
+            Err(LarkError::Unsupported(_))
+        ));
+        let mut chain = String::from("start: r0\n");
+        for i in 0..1_000 {
+            chain.push_str(&format!("r{i}: r{}\n", i + 1));
+        }
+        chain.push_str("r1000: \"x\"\n");
+        assert!(matches!(
+            lark_to_regex(&chain),
+            Err(LarkError::Unsupported(_))
+        ));
+        // Each rule uses the one below twice: 2^60 copies, refused by size.
+        let mut doubling = String::from("start: d0\n%ignore \" \"\n");
+        for i in 0..60 {
+            doubling.push_str(&format!("d{i}: d{0}? d{0}?\n", i + 1));
+        }
+        doubling.push_str("d60: \"x\"\n");
+        assert_eq!(lark_to_regex(&doubling), Err(LarkError::TooLarge));
     }
 
     #[test]

@@ -676,6 +676,7 @@ mod tests {
             json!({"type": "custom", "name": "expr", "format": {"type": "grammar", "syntax": "lark",
                    "definition": "start: e\ne: \"(\" e \")\" | \"x\"\n"}}),
             json!({"type": "custom", "name": "free", "format": {"type": "text"}}),
+            json!({"type": "custom", "name": "look", "format": {"type": "grammar", "syntax": "regex", "definition": "(?=a)b"}}),
         ];
         let t = convert(Some(&tools), &kit()).expect("accepted");
         let input = |i: usize| {
@@ -691,12 +692,19 @@ mod tests {
             Some("^(?:[0-9]{3}-[a-z]{2})$")
         );
         assert!(input(1).is_some_and(|i| i["pattern"].is_string()));
-        for i in [2, 3] {
+        for i in [2, 3, 4] {
             assert!(input(i).is_some_and(|i| i.get("pattern").is_none()), "{i}");
         }
-        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert_eq!(t.warnings.len(), 2, "{:?}", t.warnings);
         assert!(
             t.warnings[0].contains("\"expr\"") && t.warnings[0].contains("recursive"),
+            "{:?}",
+            t.warnings
+        );
+        assert!(
+            t.warnings[1].contains("\"look\"")
+                && t.warnings[1].contains("look-around")
+                && !t.warnings[1].contains('\n'),
             "{:?}",
             t.warnings
         );

@@ -56,7 +56,12 @@ pub(crate) fn freeform_schema(syntax: &str, definition: &str) -> Result<Value, S
         other => return Err(format!("unknown grammar syntax {other:?}")),
     };
     let schema = freeform_arguments_schema(syntax, definition).map_err(|e| e.to_string())?;
-    check_response_schema(&schema).map_err(|e| format!("the grammar engine refused it: {e}"))?;
+    check_response_schema(&schema).map_err(|e| {
+        // The engine's message spans lines (it points at the regex); a
+        // warning header is one line.
+        let e: Vec<&str> = e.split_whitespace().collect();
+        format!("the grammar engine refused it: {}", e.join(" "))
+    })?;
     Ok(schema)
 }
 
