@@ -18,6 +18,11 @@
 //!   while it is incomplete, no control token is. With a token budget it
 //!   steers the JSON to a close before the budget runs out.
 //!
+//! - Freeform tools (`freeform`, `lark_regex`): a `custom` tool's Lark or
+//!   regex grammar becomes the `pattern` of its `input` string
+//!   ([`freeform_arguments_schema`]); a Lark grammar is inlined into one
+//!   regex when no rule is recursive.
+//!
 //! Does not own: the OpenAI wire format (gptoss-server) or sampling.
 //!
 //! # Example
@@ -40,14 +45,18 @@
 //! # Ok::<(), gptoss_constrain::Error>(())
 //! ```
 
+mod freeform;
 mod harmony;
 mod header;
 mod json;
+pub mod lark_regex;
 mod vocab;
 
+pub use freeform::{freeform_arguments_schema, freeform_pattern, FreeformSyntax};
 pub use harmony::{HarmonyConstraint, StructuredOutput};
 pub use header::HeaderGrammar;
 pub use json::{Format, Grammar, Matcher, TokenSet};
+pub use lark_regex::{lark_to_regex, LarkError};
 pub use vocab::Vocab;
 
 /// Everything that can go wrong in this crate.

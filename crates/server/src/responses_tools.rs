@@ -8,7 +8,8 @@
 //! tools, `local_shell`, `shell` and `apply_patch` become functions whose
 //! JSON arguments are turned back into the item the client expects
 //! (`custom_tool_call.input`, `local_shell_call.action`, ...), so the model
-//! writes the JSON it knows and the sampling constraint keeps it valid.
+//! writes the JSON it knows and the sampling constraint keeps it valid; a
+//! custom tool's Lark or regex grammar constrains its `input` string.
 //! Built-in tools the server runs (`web_search`, `code_interpreter`,
 //! `handoff`) go to `builtin`; `mcp` tools go to `mcp_tools` (run with
 //! `--mcp on`); hosted tools it does not run (`image_generation`,
@@ -23,6 +24,7 @@ use crate::builtin;
 use crate::error::ApiError;
 use crate::ids;
 use crate::prompt::{self, FunctionNamespace, FunctionTool};
+use crate::structured;
 
 /// The item a client tool's call becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,7 +167,7 @@ pub(crate) fn convert(
                 out.add_function(f, CallShape::Function, &param)?;
             }
             "custom" => {
-                let f = custom(tool, &param)?;
+                let f = custom(tool, &param, &mut out.warnings)?;
                 out.add_function(f, CallShape::Custom, &param)?;
             }
             "local_shell" => out.add_function(local_shell_tool(), CallShape::LocalShell, &param)?,
@@ -213,38 +215,54 @@ fn function(tool: &Value, param: &str) -> Result<FunctionTool, ApiError> {
     )
 }
 
-/// A freeform tool as a function of one string, `input`; its grammar (if
-/// any) is shown to the model in the description.
-fn custom(tool: &Value, param: &str) -> Result<FunctionTool, ApiError> {
+/// A freeform tool as a function of one string, `input`. Its grammar (if
+/// any) is shown to the model in the description and enforced at sampling:
+/// the `input` string's `pattern` ([`structured::freeform_schema`]). A
+/// grammar that cannot be enforced (a recursive Lark grammar, a regex the
+/// engine refuses) leaves the input free, with a warning.
+fn custom(tool: &Value, param: &str, warnings: &mut Vec<String>) -> Result<FunctionTool, ApiError> {
+    let name = tool.get("name").and_then(Value::as_str);
     let mut description = tool
         .get("description")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let mut input = json!({"type": "string", "description": "The freeform input of the tool."});
     let format = tool.get("format");
     if format.and_then(|f| f.get("type")).and_then(Value::as_str) == Some("grammar") {
         let syntax = format
             .and_then(|f| f.get("syntax"))
             .and_then(Value::as_str)
             .unwrap_or("lark");
-        if let Some(definition) = format
+        let definition = format
             .and_then(|f| f.get("definition"))
-            .and_then(Value::as_str)
-        {
-            description.push_str(&format!(
-                "\nThe input must follow this {syntax} grammar:\n{definition}"
-            ));
+            .and_then(Value::as_str);
+        let enforced = match definition {
+            Some(definition) => {
+                description.push_str(&format!(
+                    "\nThe input must follow this {syntax} grammar:\n{definition}"
+                ));
+                structured::freeform_schema(syntax, definition)
+            }
+            None => Err("the grammar has no definition".to_string()),
+        };
+        match enforced {
+            Ok(schema) => input = schema["properties"]["input"].clone(),
+            Err(why) => warnings.push(format!(
+                "the grammar of tool {:?} ({param}) is not enforced: {why}; its input is checked only as a string",
+                name.unwrap_or_default()
+            )),
         }
     }
     description.push_str("\nPut the whole freeform input in the `input` string.");
     let schema = json!({
         "type": "object",
-        "properties": {"input": {"type": "string", "description": "The freeform input of the tool."}},
+        "properties": {"input": input},
         "required": ["input"],
         "additionalProperties": false,
     });
     prompt::function_tool(
-        tool.get("name").and_then(Value::as_str),
+        name,
         Some(description.trim_start()),
         Some(&schema),
         true,
@@ -334,7 +352,7 @@ fn namespace(tool: &Value, param: &str, out: &mut RequestTools) -> Result<(), Ap
         let p = format!("{param}.tools[{j}]");
         let (f, shape) = match t.get("type").and_then(Value::as_str) {
             Some("function") => (function(t, &p)?, CallShape::Function),
-            Some("custom") => (custom(t, &p)?, CallShape::Custom),
+            Some("custom") => (custom(t, &p, &mut out.warnings)?, CallShape::Custom),
             other => {
                 out.warnings.push(format!(
                     "tool {other:?} ({p}) left out: namespaces hold function and custom tools"
@@ -646,6 +664,49 @@ mod tests {
         assert_eq!(
             input_call("function_call", &item).map(|c| c.0).as_deref(),
             Some("crm.lookup")
+        );
+    }
+
+    #[test]
+    fn custom_grammars_constrain_the_input_or_warn() {
+        let tools = vec![
+            json!({"type": "custom", "name": "code", "format": {"type": "grammar", "syntax": "regex", "definition": "^[0-9]{3}-[a-z]{2}$"}}),
+            json!({"type": "custom", "name": "patch", "format": {"type": "grammar", "syntax": "lark",
+                   "definition": "start: \"*** Begin Patch\" LF \"*** End Patch\"\n%import common.LF\n"}}),
+            json!({"type": "custom", "name": "expr", "format": {"type": "grammar", "syntax": "lark",
+                   "definition": "start: e\ne: \"(\" e \")\" | \"x\"\n"}}),
+            json!({"type": "custom", "name": "free", "format": {"type": "text"}}),
+            json!({"type": "custom", "name": "look", "format": {"type": "grammar", "syntax": "regex", "definition": "(?=a)b"}}),
+        ];
+        let t = convert(Some(&tools), &kit()).expect("accepted");
+        let input = |i: usize| {
+            t.functions[i]
+                .parameters
+                .as_ref()
+                .map(|p| p["properties"]["input"].clone())
+        };
+        assert_eq!(
+            input(0)
+                .and_then(|i| i["pattern"].as_str().map(str::to_string))
+                .as_deref(),
+            Some("^(?:[0-9]{3}-[a-z]{2})$")
+        );
+        assert!(input(1).is_some_and(|i| i["pattern"].is_string()));
+        for i in [2, 3, 4] {
+            assert!(input(i).is_some_and(|i| i.get("pattern").is_none()), "{i}");
+        }
+        assert_eq!(t.warnings.len(), 2, "{:?}", t.warnings);
+        assert!(
+            t.warnings[0].contains("\"expr\"") && t.warnings[0].contains("recursive"),
+            "{:?}",
+            t.warnings
+        );
+        assert!(
+            t.warnings[1].contains("\"look\"")
+                && t.warnings[1].contains("look-around")
+                && !t.warnings[1].contains('\n'),
+            "{:?}",
+            t.warnings
         );
     }
 

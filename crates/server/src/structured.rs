@@ -4,7 +4,8 @@
 //! built-in tool; no control token inside a message body; header text never
 //! becomes content), and makes the final answer (`response_format` /
 //! `text.format`) and every function's arguments valid JSON for their
-//! schemas by construction. Analysis and preambles stay free text.
+//! schemas by construction; a `custom` tool's input follows its Lark or
+//! regex grammar ([`freeform_schema`]). Analysis and preambles stay free text.
 //!
 //! Owns: request types -> grammars, schema errors as 400s, the engine-side
 //! adapter. Does not own: the grammar engine or the harmony state machine.
@@ -12,7 +13,10 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
-use gptoss_constrain::{Format, Grammar, HarmonyConstraint, HeaderGrammar, StructuredOutput};
+use gptoss_constrain::{
+    freeform_arguments_schema, Format, FreeformSyntax, Grammar, HarmonyConstraint, HeaderGrammar,
+    StructuredOutput,
+};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
@@ -32,11 +36,33 @@ pub(crate) fn warm_up() {
 }
 
 /// Compile a JSON schema (response format or strict tool parameters); the
-/// message says what is wrong.
+/// message says what is wrong. Compiled once per distinct schema (the
+/// constraint then takes it from the cache).
 pub(crate) fn check_response_schema(schema: &Value) -> Result<(), String> {
-    Grammar::compile(&Format::JsonSchema(schema.clone()))
-        .map(drop)
-        .map_err(|e| e.to_string())
+    cached(&TOOL_GRAMMARS, grammar_key(true, Some(schema)), || {
+        Grammar::compile(&Format::JsonSchema(schema.clone())).map_err(|e| e.to_string())
+    })
+    .map(drop)
+}
+
+/// The arguments schema of a `custom` tool with a grammar (`format.syntax`
+/// `lark` or `regex`): `{"input": string}` whose string follows the
+/// grammar, compiled here so a grammar the engine cannot take is caught
+/// before the request runs. The error says why it cannot be enforced.
+pub(crate) fn freeform_schema(syntax: &str, definition: &str) -> Result<Value, String> {
+    let syntax = match syntax {
+        "lark" => FreeformSyntax::Lark,
+        "regex" => FreeformSyntax::Regex,
+        other => return Err(format!("unknown grammar syntax {other:?}")),
+    };
+    let schema = freeform_arguments_schema(syntax, definition).map_err(|e| e.to_string())?;
+    check_response_schema(&schema).map_err(|e| {
+        // The engine's message spans lines (it points at the regex); a
+        // warning header is one line.
+        let e: Vec<&str> = e.split_whitespace().collect();
+        format!("the grammar engine refused it: {}", e.join(" "))
+    })?;
+    Ok(schema)
 }
 
 /// The grammar of a tool's arguments. Strict: its schema (no parameters:
@@ -45,15 +71,17 @@ pub(crate) fn check_response_schema(schema: &Value) -> Result<(), String> {
 /// stay allowed unless the schema forbids them); no parameters, or a schema
 /// the engine cannot compile: any JSON object (logged).
 fn tool_grammar(tool: &FunctionTool) -> Result<Grammar, String> {
-    let key = format!(
-        "{}|{}",
-        tool.strict,
-        tool.parameters
-            .as_ref()
-            .map(Value::to_string)
-            .unwrap_or_default()
-    );
+    let key = grammar_key(tool.strict, tool.parameters.as_ref());
     cached(&TOOL_GRAMMARS, key, || compile_tool_grammar(tool))
+}
+
+/// A compiled schema's key in [`TOOL_GRAMMARS`]: a strict tool's grammar is
+/// its schema's, the same as a response format's.
+fn grammar_key(strict: bool, schema: Option<&Value>) -> String {
+    format!(
+        "{strict}|{}",
+        schema.map(Value::to_string).unwrap_or_default()
+    )
 }
 
 /// Compiled grammars by what they were made from: agents send the same tools
