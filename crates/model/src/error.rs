@@ -37,11 +37,12 @@ pub enum LoadError {
     BadValue { name: String, problem: String },
     #[error("unsupported quantization: {problem}")]
     UnsupportedQuantization { problem: String },
-    #[error("{file}: {source}")]
+    /// The container itself is damaged. (Not a `source` chain: the message
+    /// already says it, and a chain would print it twice.)
+    #[error("{file}: {problem}")]
     Gguf {
         file: String,
-        #[source]
-        source: crate::gguf::GgufError,
+        problem: crate::gguf::GgufError,
     },
     #[error("tensor `{name}` is stored as {ty}, which gpt-oss-rs does not read (MXFP4, Q8_0, BF16, F16 and F32 are supported)")]
     UnsupportedTensorType { name: String, ty: String },

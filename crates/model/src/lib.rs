@@ -140,9 +140,9 @@ impl Model {
     pub fn load_gguf(path: &Path) -> Result<Model, LoadError> {
         let name = checkpoint::display_name(path);
         let blob = checkpoint::map_file(path)?;
-        let file = gguf::GgufFile::parse(blob.bytes()).map_err(|source| LoadError::Gguf {
+        let file = gguf::GgufFile::parse(blob.bytes()).map_err(|problem| LoadError::Gguf {
             file: name.clone(),
-            source,
+            problem,
         })?;
         let config = gguf_load::config(&file)?;
         let mut store = Store::new();

@@ -46,7 +46,7 @@ fn bad_magic() {
         matches!(
             e,
             LoadError::Gguf {
-                source: GgufError::BadMagic(_),
+                problem: GgufError::BadMagic(_),
                 ..
             }
         ),
@@ -63,7 +63,7 @@ fn wrong_version() {
         matches!(
             e,
             LoadError::Gguf {
-                source: GgufError::Version(7),
+                problem: GgufError::Version(7),
                 ..
             }
         ),
@@ -80,7 +80,7 @@ fn truncated_header() {
         matches!(
             e,
             LoadError::Gguf {
-                source: GgufError::Truncated(_),
+                problem: GgufError::Truncated(_),
                 ..
             }
         ),
@@ -96,7 +96,7 @@ fn truncated_data_is_a_tensor_out_of_bounds() {
         matches!(
             e,
             LoadError::Gguf {
-                source: GgufError::OutOfBounds { .. },
+                problem: GgufError::OutOfBounds { .. },
                 ..
             }
         ),
@@ -116,7 +116,7 @@ fn tensor_out_of_bounds() {
     let e = expect_err(&join(&p));
     match e {
         LoadError::Gguf {
-            source: GgufError::OutOfBounds { name, .. },
+            problem: GgufError::OutOfBounds { name, .. },
             ..
         } => assert_eq!(name, "blk.1.attn_sinks.weight"),
         other => panic!("{other}"),
