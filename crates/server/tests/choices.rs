@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use gptoss_server::SchedulerConfig;
 use serde_json::{json, Value};
 
 const ANSWER: &str = "<|channel|>final<|message|>Four.<|return|>";
@@ -83,9 +84,24 @@ async fn n_out_of_range_is_a_400() {
     }
 }
 
+/// The prompt is prefilled once: choice 0 prefills all but its last token,
+/// the other choices start from that (a copy of its cache while it runs).
+/// The model sleeps 30 ms per forward so the three requests are in flight
+/// together whatever the machine's speed.
 #[tokio::test]
 async fn n_choices_share_one_prefill() {
-    let (app, engine) = app(ANSWER);
+    let model = SlowModel {
+        inner: scripted(ANSWER),
+        delay: std::time::Duration::from_millis(30),
+    };
+    let (app, engine) = app_with(
+        model,
+        SchedulerConfig {
+            context_tokens: 4096,
+            ..SchedulerConfig::default()
+        },
+        config(),
+    );
     let body = json!({
         "model": MODEL_ID,
         "messages": [{"role": "user", "content": "What is two plus two, written as a word?"}],
@@ -98,9 +114,16 @@ async fn n_choices_share_one_prefill() {
     let prompt = r["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
     assert!(prompt > 20, "{r}");
     let m = engine.metrics();
-    // Fresh engine: choice 0 prefills all but the last prompt token, the other
-    // two copy exactly that from its cache.
     assert_eq!(m.copied_tokens_total, 2 * (prompt - 1), "{m:?}");
     assert_eq!(m.reused_tokens_total, 2 * (prompt - 1), "{m:?}");
     assert_eq!(m.prompt_tokens_total, 3 * prompt, "{m:?}");
+
+    // On a model too fast for the requests to overlap, a later choice reuses
+    // the finished first one's slot instead: still one prefill.
+    let (app, engine) = common::app(ANSWER);
+    let (s, r) = post_json(&app, "/v1/chat/completions", &body.to_string()).await;
+    assert_eq!(s, 200, "{r}");
+    let prompt = r["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
+    let m = engine.metrics();
+    assert_eq!(m.reused_tokens_total, 2 * (prompt - 1), "{m:?}");
 }
