@@ -42,8 +42,9 @@ use tokio::sync::mpsc;
 /// between two chunks, so a long prompt does not stall running streams.
 pub const PREFILL_CHUNK: usize = 256;
 
-/// Fewest prompt positions worth waiting for another sequence's prefill to
-/// copy (below this, prefilling them again is as cheap as waiting).
+/// Fewest prompt positions worth waiting for another sequence's prefill, or
+/// copying another slot's whole cache, for (below this, prefilling them again
+/// is as cheap).
 const MIN_SHARED_PREFILL: usize = 16;
 
 /// Scheduler limits.
@@ -787,7 +788,8 @@ impl<M: LanguageModel> Worker<M> {
             .enumerate()
             .filter(|(i, s)| *i != dst && s.cache.is_some())
             .map(|(i, s)| (i, common_prefix_len(&s.tokens, prompt).min(wanted)))
-            .filter(|&(_, common)| common > own)
+            // Worth a copy of the whole source cache only for a real gain.
+            .filter(|&(_, common)| common >= own + MIN_SHARED_PREFILL)
             .max_by_key(|&(_, common)| common);
         let (src, common) = source?;
         let (dst_slot, src_slot) = if dst < src {
