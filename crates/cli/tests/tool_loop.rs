@@ -41,6 +41,8 @@ fn run_demo(args: &[&str], envs: &[(&str, &str)]) -> Output {
 }
 
 /// A loopback port nothing listens on.
+const FIXED_CLOSED_PORT: u16 = 9;
+
 fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
@@ -491,7 +493,10 @@ fn handoff_is_answered_by_a_second_server_and_the_key_never_leaks() {
 
 #[test]
 fn unreachable_tools_become_errors_the_model_reads() {
-    let port = closed_port();
+    // A fixed closed port (9, discard: no service listens on loopback here),
+    // not a random one: the error text the model reads holds the URL, and the
+    // demo model's continuation depends on its digits.
+    let port = FIXED_CLOSED_PORT;
     let search = format!("http://127.0.0.1:{port}/search");
     let remote = format!("http://127.0.0.1:{port}/v1");
     // The same browser through the `tool` command: a clear error text.
