@@ -157,19 +157,27 @@ def test_chat_streams_reasoning_answer_and_keeps_the_conversation(pages, server)
 
 def test_stop_cancels_generation_on_the_server(pages, server):
     page = open_chat(pages, server)
-    before = server.metrics()
     page.select_option("#effort", "high")
-    # The demo model's longest answers: a three-digit product at high effort
-    # reasons for about 300 tokens.
-    ask(page, "What's the product of 987 and 654?")
     turn = page.locator(LAST_ASSISTANT)
-    # Stop as soon as the reasoning streams (checked every frame).
-    page.wait_for_function(
-        """() => { const r = document.querySelector('#messages .turn.assistant:last-child .reasoning-text');
-                   return r && r.textContent.length > 5; }""",
-        polling="raf", timeout=30_000)
-    page.click("#stop")
-    expect(turn).to_have_attribute("data-status", "stopped")
+    # The demo model's longest answers: a three-digit product at high effort
+    # reasons for about 300 tokens. On an idle machine it can still finish
+    # before the click reaches the server; that race is not what this test
+    # checks, so such a turn (completed, not stopped) is asked again.
+    for attempt, question in enumerate(["What's the product of 987 and 654?",
+                                        "What's the product of 876 and 543?",
+                                        "What's the product of 765 and 432?"]):
+        before = server.metrics()
+        ask(page, question)
+        # Stop as soon as the reasoning streams (checked every frame).
+        page.wait_for_function(
+            """() => { const r = document.querySelector('#messages .turn.assistant:last-child .reasoning-text');
+                       return r && r.textContent.length > 5; }""",
+            polling="raf", timeout=30_000)
+        page.click("#stop")
+        expect(turn).to_have_attribute("data-status", re.compile("stopped|completed"))
+        if turn.get_attribute("data-status") == "stopped":
+            break
+        assert attempt < 2, "the answer finished before Stop, three times"
     expect(turn.locator(".answer-meta")).to_contain_text("stopped")
     expect(page.locator("#send")).to_be_visible()
     # The server cancelled the sequence: its slot is free, the cancel counted,
