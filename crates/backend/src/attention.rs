@@ -117,7 +117,7 @@ impl<'a> KvPages<'a> {
 /// Keys `lo..end` of one attention call, stored ones then the call's own new rows, as runs
 /// contiguous in memory: (first position, k rows, v rows), rows f32 [run length, kv_dim].
 /// An iterator rather than a callback so that the loops over it are compiled inside
-/// `group_task_avx2` (a callback ends up as its own function, built for baseline SSE2).
+/// an ISA level's attention task (a callback ends up as its own function, built for baseline SSE2).
 #[inline(always)]
 fn key_runs<'s>(
     a: &'s GroupArgs<'s, '_>,
@@ -192,14 +192,10 @@ pub fn sdpa_sinks_f32(
         p,
         group,
     };
-    let task = |idx: usize, o: &mut [f32], scores: &mut Vec<f32>| {
-        #[cfg(target_arch = "x86_64")]
-        if crate::matmul::fast_kernels() {
-            // SAFETY: fast_kernels() checked AVX2 and FMA.
-            unsafe { group_task_avx2(&args, idx, o, scores) };
-            return;
-        }
-        group_task(&args, idx, o, scores, Kernels::Portable);
+    let simd = crate::cpu::simd();
+    let task = |idx: usize, o: &mut [f32], scores: &mut Vec<f32>| match simd {
+        Some(k) => k.attention_group(&args, idx, o, scores),
+        None => group_task::<PortableKeyOps>(&args, idx, o, scores),
     };
     let keys = n_past + n;
     // Scores and values: two multiply-adds per (query, head, key, dim).
@@ -215,46 +211,63 @@ pub fn sdpa_sinks_f32(
     }
 }
 
-struct GroupArgs<'a, 'b> {
-    q: &'a [f32],
-    k_new: &'a [f32],
-    v_new: &'a [f32],
-    past: &'a KvPages<'b>,
-    n_past: usize,
-    sinks: &'a [f32],
-    p: &'a SdpaParams,
-    group: usize,
+/// One attention call's inputs, shared by its tasks (see [`group_task`]).
+pub(crate) struct GroupArgs<'a, 'b> {
+    pub(crate) q: &'a [f32],
+    pub(crate) k_new: &'a [f32],
+    pub(crate) v_new: &'a [f32],
+    pub(crate) past: &'a KvPages<'b>,
+    pub(crate) n_past: usize,
+    pub(crate) sinks: &'a [f32],
+    pub(crate) p: &'a SdpaParams,
+    pub(crate) group: usize,
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn group_task_avx2(a: &GroupArgs<'_, '_>, idx: usize, out: &mut [f32], scores: &mut Vec<f32>) {
-    let kernels = if a.p.head_dim == crate::avx2_attention::D {
-        Kernels::Avx2Head64
-    } else {
-        Kernels::Portable
-    };
-    group_task(a, idx, out, scores, kernels)
+/// The per-key loops [`group_task`] runs: the portable ones ([`PortableKeyOps`], vectorized
+/// where the compiler manages) or an ISA level's (`cpu/`), which must give the same bits.
+pub(crate) trait KeyOps {
+    /// Scores of four consecutive heads (`q` f32 [4, d]) against one key row (`k` f32 [d]):
+    /// the bits of [`dot8_x4`].
+    fn dot_x4(q: &[f32], k: &[f32], d: usize) -> [f32; 4];
+    /// The bits of [`max8`].
+    fn max(init: f32, xs: &[f32]) -> f32;
+    /// The bits of [`exp_shifted`].
+    fn exp_shifted(xs: &mut [f32], m: f32);
+    /// The bits of [`add_weighted_values`].
+    fn add_weighted_values(o: &mut [f32], w: &[f32], v: &[f32], stride: usize);
 }
 
-/// Which per-key loops [`group_task`] runs: the portable ones (auto-vectorized where the
-/// compiler manages) or the AVX2 ones for head_dim 64. Both give the same bits.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kernels {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2Head64,
+/// The portable per-key loops.
+pub(crate) struct PortableKeyOps;
+
+impl KeyOps for PortableKeyOps {
+    #[inline(always)]
+    fn dot_x4(q: &[f32], k: &[f32], d: usize) -> [f32; 4] {
+        let heads = [&q[..d], &q[d..2 * d], &q[2 * d..3 * d], &q[3 * d..4 * d]];
+        dot8_x4(heads, k)
+    }
+    #[inline(always)]
+    fn max(init: f32, xs: &[f32]) -> f32 {
+        max8(init, xs)
+    }
+    #[inline(always)]
+    fn exp_shifted(xs: &mut [f32], m: f32) {
+        exp_shifted(xs, m)
+    }
+    #[inline(always)]
+    fn add_weighted_values(o: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
+        add_weighted_values(o, w, v, stride)
+    }
 }
 
 /// Query `idx / n_kv_heads`, KV head `idx % n_kv_heads`: writes that group's heads into `out`
 /// (f32 [group, head_dim]).
 #[inline(always)]
-fn group_task(
+pub(crate) fn group_task<K: KeyOps>(
     a: &GroupArgs<'_, '_>,
     idx: usize,
     out: &mut [f32],
     scores: &mut Vec<f32>,
-    kernels: Kernels,
 ) {
     let p = a.p;
     let d = p.head_dim;
@@ -282,24 +295,8 @@ fn group_task(
             }
             let mut hh = 0;
             while hh + 4 <= a.group {
-                #[cfg(target_arch = "x86_64")]
-                if kernels == Kernels::Avx2Head64 {
-                    // SAFETY: this variant is only chosen inside `group_task_avx2`, whose
-                    // caller checked AVX2.
-                    let s4 = unsafe { crate::avx2_attention::dot64_x4(&qs[hh * d..], kh) };
-                    for (t, s) in s4.into_iter().enumerate() {
-                        scores[(hh + t) * n_keys + jj] = s * p.sm_scale;
-                    }
-                    hh += 4;
-                    continue;
-                }
-                let heads = [
-                    &qs[hh * d..(hh + 1) * d],
-                    &qs[(hh + 1) * d..(hh + 2) * d],
-                    &qs[(hh + 2) * d..(hh + 3) * d],
-                    &qs[(hh + 3) * d..(hh + 4) * d],
-                ];
-                for (t, s) in dot8_x4(heads, kh).into_iter().enumerate() {
+                let s4 = K::dot_x4(&qs[hh * d..(hh + 4) * d], kh, d);
+                for (t, s) in s4.into_iter().enumerate() {
                     scores[(hh + t) * n_keys + jj] = s * p.sm_scale;
                 }
                 hh += 4;
@@ -321,17 +318,8 @@ fn group_task(
     for (hh, inv_h) in inv.iter_mut().enumerate() {
         let sink = a.sinks[h0 + hh];
         let srow = &mut scores[hh * n_keys..(hh + 1) * n_keys];
-        let m = match kernels {
-            // SAFETY (both arms below): AVX2 was checked before this variant was chosen.
-            #[cfg(target_arch = "x86_64")]
-            Kernels::Avx2Head64 => unsafe { crate::avx2_attention::max8(sink, srow) },
-            Kernels::Portable => max8(sink, srow),
-        };
-        match kernels {
-            #[cfg(target_arch = "x86_64")]
-            Kernels::Avx2Head64 => unsafe { crate::avx2_attention::exp_shifted(srow, m) },
-            Kernels::Portable => exp_shifted(srow, m),
-        }
+        let m = K::max(sink, srow);
+        K::exp_shifted(srow, m);
         *inv_h = 1.0 / (exp_f32(sink - m) + sum8(srow));
     }
     out.fill(0.0);
@@ -351,14 +339,7 @@ fn group_task(
             let block = &vs[r0 * kv_dim + g * d..];
             for (hh, o) in out.chunks_exact_mut(d).enumerate() {
                 let w = &scores[hh * n_keys + j0..hh * n_keys + j1];
-                match kernels {
-                    // SAFETY: AVX2 was checked before this variant was chosen.
-                    #[cfg(target_arch = "x86_64")]
-                    Kernels::Avx2Head64 => unsafe {
-                        crate::avx2_attention::add_weighted_values64(o, w, block, kv_dim)
-                    },
-                    Kernels::Portable => add_weighted_values(o, w, block, kv_dim),
-                }
+                K::add_weighted_values(o, w, block, kv_dim);
             }
             r0 = r1;
         }
@@ -377,7 +358,7 @@ const VALUE_BLOCK: usize = 32;
 /// `o[l] += w[j] · v[j · stride + l]` for j = 0, 1, … in order (`o` is one head's output row,
 /// `v` the block's value rows of its KV head at `stride` floats apart).
 #[inline(always)]
-fn add_weighted_values(o: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
+pub(crate) fn add_weighted_values(o: &mut [f32], w: &[f32], v: &[f32], stride: usize) {
     let d = o.len();
     for (j, &wj) in w.iter().enumerate() {
         for (a, &x) in o.iter_mut().zip(&v[j * stride..j * stride + d]) {
@@ -413,7 +394,7 @@ pub(crate) fn max8_finish(lanes: [f32; 8], tail: &[f32]) -> f32 {
 
 /// `s = exp_f32(s - m)` for every element.
 #[inline(always)]
-fn exp_shifted(xs: &mut [f32], m: f32) {
+pub(crate) fn exp_shifted(xs: &mut [f32], m: f32) {
     for s in xs.iter_mut() {
         *s = exp_f32(*s - m);
     }
@@ -504,7 +485,7 @@ fn prefetch_row(row: &[f32]) {
 /// Four of [`dot8`] against the same `b`, interleaved: the same operations in the same order
 /// per head, so each result has the same bits as `dot8(a[t], b)`.
 #[inline(always)]
-fn dot8_x4(a: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
+pub(crate) fn dot8_x4(a: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
     let mut acc = [[0f32; 8]; 4];
     let n8 = b.len() / 8 * 8;
     for c in (0..n8).step_by(8) {
@@ -880,87 +861,57 @@ mod tests {
         println!("exp_f32: worst {worst:.2} ulp");
     }
 
-    /// The AVX2 loops equal their portable twins bit for bit, piece by piece and for whole
-    /// attention calls at head_dim 64 (odd key counts, NaN among the scores, tails of every
-    /// length).
-    #[cfg(target_arch = "x86_64")]
+    /// Every SIMD level's attention tasks equal the portable loops bit for bit at head_dim 64
+    /// and at another head size (odd key counts, windows, a long past).
     #[test]
-    fn avx2_head64_equals_portable_bitwise() {
-        use crate::avx2_attention as fast;
-        if !crate::matmul::fast_kernels() {
-            return;
-        }
-        let mut r = Rng(17);
-        for len in [0usize, 1, 7, 8, 9, 63, 130] {
-            let mut xs: Vec<f32> = (0..len).map(|_| 30.0 * r.f()).collect();
-            if len > 5 {
-                xs[5] = f32::NAN;
-            }
-            let init = r.f();
-            // SAFETY (all unsafe blocks of this test): fast_kernels() checked AVX2.
-            let m = unsafe { fast::max8(init, &xs) };
-            assert_eq!(m.to_bits(), max8(init, &xs).to_bits());
-            let mut a = xs.clone();
-            let mut b = xs.clone();
-            unsafe { fast::exp_shifted(&mut a, m) };
-            exp_shifted(&mut b, m);
-            for (x, y) in a.iter().zip(&b) {
-                assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
-            }
-        }
-        let q: Vec<f32> = (0..4 * 64).map(|_| r.f()).collect();
-        let k: Vec<f32> = (0..64).map(|_| r.f()).collect();
-        let heads = [&q[..64], &q[64..128], &q[128..192], &q[192..]];
-        let want = dot8_x4(heads, &k).map(f32::to_bits);
-        assert_eq!(unsafe { fast::dot64_x4(&q, &k) }.map(f32::to_bits), want);
-        let stride = 3 * 64;
-        let v: Vec<f32> = (0..9 * stride).map(|_| r.f()).collect();
-        let w: Vec<f32> = (0..9).map(|_| r.f()).collect();
-        let mut a: Vec<f32> = (0..64).map(|_| r.f()).collect();
-        let mut b = a.clone();
-        unsafe { fast::add_weighted_values64(&mut a, &w, &v, stride) };
-        add_weighted_values(&mut b, &w, &v, stride);
-        assert_eq!(a, b);
-
-        // Whole calls: the AVX2 variant against the portable one.
-        for &(n_past, n, window) in &[(0usize, 5usize, None), (37, 3, Some(16)), (300, 1, None)] {
-            let p = SdpaParams {
-                n_heads: 16,
-                n_kv_heads: 2,
-                head_dim: 64,
-                sm_scale: 0.125,
-                window,
+    fn simd_levels_equal_portable_bitwise() {
+        for level in crate::cpu::available_levels() {
+            let Some(k) = crate::cpu::simd_at(level) else {
+                continue;
             };
-            let (q, k, v, sinks) = inputs(n_past + n, &p, 3 + n_past as u64);
-            let kvd = p.n_kv_heads * p.head_dim;
-            let (k_past, k_new) = k.split_at(n_past * kvd);
-            let (v_past, v_new) = v.split_at(n_past * kvd);
-            let kp = vec![k_past.to_vec()];
-            let vp = vec![v_past.to_vec()];
-            let past = KvPages {
-                k_pages: &kp,
-                v_pages: &vp,
-                page_len: n_past.max(1),
-                ring_len: None,
-            };
-            let q = &q[n_past * p.n_heads * 64..];
-            let args = GroupArgs {
-                q,
-                k_new,
-                v_new,
-                past: &past,
-                n_past,
-                sinks: &sinks,
-                p: &p,
-                group: p.n_heads / p.n_kv_heads,
-            };
-            let len = args.group * 64;
-            for idx in 0..n * p.n_kv_heads {
-                let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
-                let mut scores = Vec::new();
-                unsafe { group_task_avx2(&args, idx, &mut a, &mut scores) };
-                group_task(&args, idx, &mut b, &mut scores, Kernels::Portable);
-                assert_eq!(a, b, "past {n_past} n {n} task {idx}");
+            for head_dim in [64usize, 40] {
+                for &(n_past, n, window) in
+                    &[(0usize, 5usize, None), (37, 3, Some(16)), (300, 1, None)]
+                {
+                    let p = SdpaParams {
+                        n_heads: 16,
+                        n_kv_heads: 2,
+                        head_dim,
+                        sm_scale: 0.125,
+                        window,
+                    };
+                    let (q, kk, v, sinks) = inputs(n_past + n, &p, 3 + n_past as u64);
+                    let kvd = p.n_kv_heads * p.head_dim;
+                    let (k_past, k_new) = kk.split_at(n_past * kvd);
+                    let (v_past, v_new) = v.split_at(n_past * kvd);
+                    let kp = vec![k_past.to_vec()];
+                    let vp = vec![v_past.to_vec()];
+                    let past = KvPages {
+                        k_pages: &kp,
+                        v_pages: &vp,
+                        page_len: n_past.max(1),
+                        ring_len: None,
+                    };
+                    let q = &q[n_past * p.n_heads * head_dim..];
+                    let args = GroupArgs {
+                        q,
+                        k_new,
+                        v_new,
+                        past: &past,
+                        n_past,
+                        sinks: &sinks,
+                        p: &p,
+                        group: p.n_heads / p.n_kv_heads,
+                    };
+                    let len = args.group * head_dim;
+                    for idx in 0..n * p.n_kv_heads {
+                        let (mut a, mut b) = (vec![0f32; len], vec![0f32; len]);
+                        let mut scores = Vec::new();
+                        k.attention_group(&args, idx, &mut a, &mut scores);
+                        group_task::<PortableKeyOps>(&args, idx, &mut b, &mut scores);
+                        assert_eq!(a, b, "{level} d {head_dim} past {n_past} n {n} task {idx}");
+                    }
+                }
             }
         }
     }

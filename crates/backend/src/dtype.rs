@@ -67,6 +67,24 @@ pub fn decode_mxfp4_row(packed: &[u8], scales: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Half of each E8M0 scale, 2^(s - 128), as f32 (s = 0 and 1 give subnormals, 255 gives +inf).
+pub(crate) static HALF_SCALE: [f32; 256] = half_scales();
+
+const fn half_scales() -> [f32; 256] {
+    let mut t = [0f32; 256];
+    let mut s = 0;
+    while s < 256 {
+        t[s] = match s {
+            0 => f32::from_bits(0x0020_0000),
+            1 => f32::from_bits(0x0040_0000),
+            255 => f32::INFINITY,
+            _ => f32::from_bits(((s - 1) as u32) << 23),
+        };
+        s += 1;
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

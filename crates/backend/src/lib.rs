@@ -8,14 +8,7 @@
 //! SIMD kernels are tested against. This crate knows nothing about checkpoints, names or caches.
 
 pub mod attention;
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx2_attention;
-#[cfg(target_arch = "x86_64")]
-mod avx2_q8;
-#[cfg(target_arch = "x86_64")]
-mod avx2_q8w;
+pub mod cpu;
 pub mod dtype;
 pub mod matmul;
 pub mod moe;
@@ -28,6 +21,7 @@ pub mod rope;
 mod test_rng;
 
 pub use attention::{sdpa_sinks_f32, sdpa_sinks_f32_scalar, KvPages, SdpaParams};
+pub use cpu::{available_levels, kernel_level, kernel_summary, KernelLevel};
 pub use dtype::{bf16, bf16_to_f32, e8m0_to_f32, fp4_e2m1_to_f32, FP4_E2M1_VALUES, MXFP4_BLOCK};
 pub use matmul::{
     embed_rows_bf16, embed_rows_f32, fast_kernels, matmul_f32_bf16w, matmul_f32_bf16w_each,

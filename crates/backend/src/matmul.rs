@@ -12,6 +12,7 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::{OutRows, SimdKernels};
 use crate::dtype::{bf16, bf16_to_f32, decode_mxfp4_block, decode_mxfp4_row, MXFP4_BLOCK};
 
 const LANES: usize = 8;
@@ -119,28 +120,26 @@ where
     }
 }
 
-/// Whether the AVX2+FMA kernels run: the CPU has both and `GPTOSS_SCALAR` is not set (that
-/// variable forces the scalar oracles, for comparisons). Checked once.
+/// Whether SIMD kernels run (any level above the scalar oracles; see [`crate::kernel_level`]).
 pub fn fast_kernels() -> bool {
-    static FAST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FAST.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::env::var_os("GPTOSS_SCALAR").is_none()
+    crate::cpu::simd().is_some()
+}
+
+/// Reorders each 32-element block of `x` (f32 [n, d_in], d_in % 32 == 0) into its 16 even
+/// elements followed by its 16 odd ones, the order in which the packed nibbles decode.
+pub(crate) fn permute_x(x: &[f32], out: &mut Vec<f32>) {
+    out.resize(x.len(), 0.0);
+    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
+        for j in 0..16 {
+            dst[j] = src[2 * j];
+            dst[16 + j] = src[2 * j + 1];
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    })
+    }
 }
 
 /// Splits the output rows into tasks and runs `rows_fn(o0, rows, out, scratch)` for each, `out`
 /// being f32 [rows, n] (row-major by output row). One token writes straight into `y`; many go
 /// through a transposed buffer copied into `y` [n, d_out] at the end.
-#[cfg(target_arch = "x86_64")]
 pub(crate) fn fast_par_rows<F>(y: &mut [f32], n: usize, d_out: usize, work: usize, rows_fn: F)
 where
     F: Fn(usize, usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
@@ -176,6 +175,23 @@ where
 pub(crate) trait DenseWeight: Copy + Sync {
     const IS_BF16: bool;
     fn to_f32(self) -> f32;
+
+    /// The SIMD level's row kernel for this weight type.
+    ///
+    /// # Safety
+    /// As [`SimdKernels::dense_f32_rows`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn simd_rows(
+        k: &dyn SimdKernels,
+        w: &[Self],
+        x: &[f32],
+        n: usize,
+        d_in: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
+    );
 }
 
 impl DenseWeight for f32 {
@@ -183,6 +199,21 @@ impl DenseWeight for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+
+    unsafe fn simd_rows(
+        k: &dyn SimdKernels,
+        w: &[f32],
+        x: &[f32],
+        n: usize,
+        d_in: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { k.dense_f32_rows(w, x, n, d_in, rows, bias, out, o0) }
     }
 }
 
@@ -192,9 +223,24 @@ impl DenseWeight for bf16 {
     fn to_f32(self) -> f32 {
         bf16_to_f32(self)
     }
+
+    unsafe fn simd_rows(
+        k: &dyn SimdKernels,
+        w: &[bf16],
+        x: &[f32],
+        n: usize,
+        d_in: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { k.dense_bf16_rows(w, x, n, d_in, rows, bias, out, o0) }
+    }
 }
 
-/// The AVX2+FMA dense product shared by the f32 and bf16 weight paths, token t's results
+/// The SIMD dense product shared by the f32 and bf16 weight paths, token t's results
 /// written to `outs[t]` (each f32 [d_out]); `false` when the CPU lacks the kernels (the caller
 /// then runs its scalar oracle). Output rows are split into tasks; every task writes its rows
 /// of every token straight into the outputs (no transposed buffer).
@@ -206,8 +252,7 @@ fn matmul_dense_fast<T: DenseWeight>(
     d_in: usize,
     d_out: usize,
 ) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if fast_kernels() {
+    if let Some(k) = crate::cpu::simd() {
         let n = outs.n_tokens(d_out);
         assert!(d_in > 0 && d_out > 0, "matmul: zero dimension");
         assert_eq!(x.len(), n * d_in, "matmul: x is not [{n}, {d_in}]");
@@ -232,16 +277,17 @@ fn matmul_dense_fast<T: DenseWeight>(
             &mut on_heap
         };
         outs.fill_pointers(ptrs, d_out);
-        let out = crate::avx2::OutRows { tok: ptrs };
+        let out = OutRows { tok: ptrs };
         // Multiples of 12 rows keep the 4-row tiles whole.
         let per_task = rows_per_task(d_out, n * d_in * d_out, 12);
         let run = |o0: usize| {
             let rows = per_task.min(d_out - o0);
             // SAFETY: every task writes rows o0..o0 + rows of each output, disjoint from the
             // other tasks' rows, through pointers into `outs`, which this call borrows mutably
-            // for its whole duration; the kernels' AVX2+FMA were checked by `fast_kernels`.
+            // for its whole duration.
             unsafe {
-                crate::avx2::dense_rows_of(
+                T::simd_rows(
+                    k,
                     &w[o0 * d_in..(o0 + rows) * d_in],
                     x,
                     n,
@@ -286,7 +332,6 @@ impl Outs<'_, '_> {
     }
 
     /// Token t's output pointer into `ptrs[t]` (`ptrs` has one slot per token).
-    #[cfg(target_arch = "x86_64")]
     fn fill_pointers(&mut self, ptrs: &mut [*mut f32], d_out: usize) {
         match self {
             Outs::Matrix(y) => {
@@ -382,8 +427,7 @@ pub fn matmul_f32_mxfp4w(
     d_in: usize,
     d_out: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if fast_kernels() && d_in.is_multiple_of(MXFP4_BLOCK) {
+    if let Some(k) = crate::cpu::simd().filter(|_| d_in.is_multiple_of(MXFP4_BLOCK)) {
         check_dims(x, blocks.len() * 2, bias, y, d_in, d_out);
         assert_eq!(
             scales.len(),
@@ -394,10 +438,10 @@ pub fn matmul_f32_mxfp4w(
         let (rb, rs) = (d_in / 2, d_in / MXFP4_BLOCK);
         // f32 [n, d_in], each 32-block as its even then its odd elements.
         let mut xp = Vec::new();
-        crate::avx2::permute_x(x, &mut xp);
+        permute_x(x, &mut xp);
         let xp = &xp;
         fast_par_rows(y, n, d_out, n * d_in * d_out, |o0, rows, out, scratch| {
-            crate::avx2::mxfp4_rows(
+            k.mxfp4_rows(
                 &blocks[o0 * rb..(o0 + rows) * rb],
                 &scales[o0 * rs..(o0 + rows) * rs],
                 xp,

@@ -41,15 +41,32 @@ pub fn read_bandwidth_gbs(bytes: usize, reps: usize) -> f64 {
 }
 
 /// f32 FMA throughput in GFLOP/s (one FMA = 2 FLOPs) with every rayon thread running
-/// independent 8-wide FMA chains for about `millis` ms. Uses AVX2+FMA where the kernels do,
-/// else plain f32 `mul_add` chains (then the figure is the scalar path's limit).
+/// independent FMA chains for about `millis` ms, at the widest vectors of the kernel level
+/// that runs (see [`crate::kernel_level`]); plain f32 `mul_add` chains at the scalar level.
 pub fn fma_gflops(millis: u64) -> f64 {
+    match crate::cpu::simd() {
+        Some(k) => throughput(millis, |iters| k.fma_probe(iters)) / 1e9,
+        None => throughput(millis, fma_loop_scalar) / 1e9,
+    }
+}
+
+/// Int8 dot-product throughput in GOP/s (one multiply-add = 2 ops) of the instructions the
+/// int8 kernels of the running level use (`maddubs` for AVX2, `vpdpbusd` for AVX-512 VNNI);
+/// `None` at the scalar level.
+pub fn int8_gops(millis: u64) -> Option<f64> {
+    let k = crate::cpu::simd()?;
+    k.int8_probe(1)?;
+    Some(2.0 * throughput(millis, |iters| k.int8_probe(iters).unwrap_or(0.0)) / 1e9)
+}
+
+/// Work per second of `run(iters)` (which returns the work it did) on every rayon thread at
+/// once: the iteration count is calibrated on one thread to ~`millis / 4` ms, best of 3.
+fn throughput(millis: u64, run: impl Fn(u64) -> f64 + Sync) -> f64 {
     let threads = rayon::current_num_threads().max(1);
-    // Calibrate the iteration count on one thread, then run all threads together.
     let mut iters = 1u64 << 16;
     loop {
         let t = Instant::now();
-        std::hint::black_box(fma_loop(iters));
+        std::hint::black_box(run(iters));
         if t.elapsed().as_millis() as u64 >= millis / 4 || iters > 1 << 34 {
             break;
         }
@@ -58,19 +75,14 @@ pub fn fma_gflops(millis: u64) -> f64 {
     let mut best = 0f64;
     for _ in 0..3 {
         let t = Instant::now();
-        let flops: f64 = (0..threads).into_par_iter().map(|_| fma_loop(iters)).sum();
-        best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
+        let work: f64 = (0..threads).into_par_iter().map(|_| run(iters)).sum();
+        best = best.max(work / t.elapsed().as_secs_f64());
     }
     best
 }
 
-/// Runs `iters` rounds of 10 independent 8-lane FMA chains; returns the FLOPs done.
-fn fma_loop(iters: u64) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if crate::matmul::fast_kernels() {
-        // SAFETY: fast_kernels() checked AVX2 and FMA.
-        return unsafe { fma_loop_avx2(iters) };
-    }
+/// Runs `iters` rounds of 10 independent 8-lane f32 `mul_add` chains; returns the FLOPs done.
+fn fma_loop_scalar(iters: u64) -> f64 {
     let mut acc = [[1f32; 8]; 10];
     let (a, b) = (
         std::hint::black_box(0.999_999f32),
@@ -87,22 +99,6 @@ fn fma_loop(iters: u64) -> f64 {
     iters as f64 * 10.0 * 8.0 * 2.0
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn fma_loop_avx2(iters: u64) -> f64 {
-    use std::arch::x86_64::*;
-    let a = _mm256_set1_ps(std::hint::black_box(0.999_999));
-    let b = _mm256_set1_ps(std::hint::black_box(1e-7));
-    let mut acc = [_mm256_set1_ps(1.0); 10];
-    for _ in 0..iters {
-        for v in acc.iter_mut() {
-            *v = _mm256_fmadd_ps(*v, a, b);
-        }
-    }
-    std::hint::black_box(acc);
-    iters as f64 * 10.0 * 8.0 * 2.0
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -111,5 +107,8 @@ mod tests {
         assert!(bw.is_finite() && bw > 0.01, "{bw}");
         let f = super::fma_gflops(20);
         assert!(f.is_finite() && f > 0.01, "{f}");
+        if let Some(i) = super::int8_gops(20) {
+            assert!(i.is_finite() && i > 0.01, "{i}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! 32-element block to int8 with one f32 scale (as llama.cpp's q8_0), multiplied with the FP4
 //! codes as small integers, and scaled once per block. Owns the quantized-activation container
 //! [`Q8Rows`], the scalar oracle [`matmul_q8_mxfp4w_scalar`] and the dispatching
-//! [`matmul_q8_mxfp4w`]; the AVX2 kernels live in `avx2_q8.rs`. The exact f32 path stays in
+//! [`matmul_q8_mxfp4w`]; the SIMD kernels live under `cpu/` (`cpu/avx2/q8.rs`, …). The exact f32 path stays in
 //! `matmul.rs` (`matmul_f32_mxfp4w`); which one a model uses is the caller's choice.
 //!
 //! Numerics (identical in the oracle and the AVX2 kernels, bit for bit):
@@ -55,7 +55,7 @@ pub struct Q8Rows {
     /// f32 [n_rows, n_pairs, 8]
     pub(crate) d: Vec<f32>,
     /// i32 [n_rows, n_pairs, 8]: lane L of a pair holds `W_OFFSET · Σ q` over the elements
-    /// whose products land in lane L (see `avx2_q8.rs`: the kernels multiply offset, unsigned
+    /// whose products land in lane L (see `cpu/avx2/q8.rs`: the kernels multiply offset, unsigned
     /// weights and subtract this).
     pub(crate) c: Vec<i32>,
     pub(crate) d_in: usize,
@@ -303,8 +303,7 @@ pub fn matmul_q8_mxfp4w(
     d_out: usize,
 ) {
     check_q8_dims(xq, blocks, scales, bias, y, d_out);
-    #[cfg(target_arch = "x86_64")]
-    if crate::fast_kernels() {
+    if let Some(k) = crate::cpu::simd() {
         let n = xq.n_rows;
         if n == 0 {
             return;
@@ -313,19 +312,17 @@ pub fn matmul_q8_mxfp4w(
         let (rb, rs) = (d_in / 2, d_in / MXFP4_BLOCK);
         let work = n * d_in * d_out;
         crate::matmul::fast_par_rows(y, n, d_out, work, |o0, rows, out, scratch| {
-            // SAFETY: AVX2+FMA checked by `fast_kernels`; the slices hold exactly `rows` rows
-            // of weights and `xq` its n rows (checked by `check_q8_dims`).
-            unsafe {
-                crate::avx2_q8::q8_mxfp4_rows(
-                    &blocks[o0 * rb..(o0 + rows) * rb],
-                    &scales[o0 * rs..(o0 + rows) * rs],
-                    xq,
-                    rows,
-                    bias.map(|b| &b[o0..]),
-                    out,
-                    scratch,
-                )
-            }
+            // The slices hold exactly `rows` rows of weights and `xq` its n rows (checked by
+            // `check_q8_dims`).
+            k.q8_mxfp4_rows(
+                &blocks[o0 * rb..(o0 + rows) * rb],
+                &scales[o0 * rs..(o0 + rows) * rs],
+                xq,
+                rows,
+                bias.map(|b| &b[o0..]),
+                out,
+                scratch,
+            )
         });
         return;
     }

@@ -2,7 +2,7 @@
 //! dense bf16/f32 matrices, quantized once at load, and their product with 8-bit activations
 //! ([`Q8Rows`]). Owns the weight container [`Q8Weights`], its quantizers, the scalar oracle
 //! [`matmul_q8_q8w_scalar`] and the dispatching [`matmul_q8_q8w`] / [`matmul_q8_q8w_each`];
-//! the AVX2 kernels live in `avx2_q8w.rs`. Which matrices get quantized is the model's choice.
+//! the SIMD kernels live under `cpu/` (`cpu/avx2/q8w.rs`, …). Which matrices get quantized is the model's choice.
 //!
 //! Format: per output row, per 32-block of inputs, `d = max|w| / 127` (f32) and
 //! `q = round_ties_even(w / d)` in -127..=127 (an all-zero block: d = 0, q = 0; a block holding
@@ -318,8 +318,7 @@ fn q8w_into(xq: &Q8Rows, w: &Q8Weights, bias: Option<&[f32]>, mut outs: Outs<'_,
     if d_out == 0 || n == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if crate::fast_kernels() {
+    if let Some(k) = crate::cpu::simd() {
         // Token output pointers on the stack for decode-sized batches: nothing allocated.
         let mut on_stack = [std::ptr::null_mut::<f32>(); 32];
         let mut on_heap = Vec::new();
@@ -342,16 +341,16 @@ fn q8w_into(xq: &Q8Rows, w: &Q8Weights, bias: Option<&[f32]>, mut outs: Outs<'_,
                 }
             }
         }
-        let out = crate::avx2::OutRows { tok: ptrs };
+        let out = crate::cpu::OutRows { tok: ptrs };
         // Multiples of 4 rows keep the decode tiles whole.
         let per_task = crate::matmul::rows_per_task(d_out, n * w.d_in * d_out, 4);
         let run = |o0: usize| {
             let rows = per_task.min(d_out - o0);
-            // SAFETY: AVX2+FMA checked by `fast_kernels`; each task writes rows o0..o0 + rows
+            // SAFETY: each task writes rows o0..o0 + rows
             // of every output, disjoint from the other tasks' rows, through pointers into
             // `outs`, which this call borrows mutably for its whole duration (and does not
             // touch while the tasks run); shapes checked by the callers and `check_dims`.
-            unsafe { crate::avx2_q8w::q8_q8w_rows(xq, w, o0, rows, bias, out) }
+            unsafe { k.q8_q8w_rows(xq, w, o0, rows, bias, out) }
         };
         if per_task >= d_out {
             run(0);

@@ -75,7 +75,20 @@ impl DeviceModel {
 /// Puts `model` on `device`, saying on stderr where it runs when that is a GPU or when `auto`
 /// fell back to the CPU for a reason worth knowing. `gpu_only_flags` names flags that only the
 /// CPU path honours (they are an error on a GPU the user asked for).
+/// Puts the model where `device` says; logs the device (and, on the CPU, the kernel level).
 pub fn place(
+    model: Model,
+    device: Device,
+    cpu_only: &[(&str, bool)],
+) -> anyhow::Result<DeviceModel> {
+    let placed = place_on(model, device, cpu_only)?;
+    if let DeviceModel::Cpu(_) = placed {
+        eprintln!("{}", gptoss_backend::kernel_summary());
+    }
+    Ok(placed)
+}
+
+fn place_on(
     model: Model,
     device: Device,
     cpu_only: &[(&str, bool)],

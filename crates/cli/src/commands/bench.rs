@@ -69,6 +69,8 @@ pub(crate) struct Costs {
     flops_per_token_no_attn: f64,
     attn_flops_per_ctx_pos: f64,
     unembed_flops: f64,
+    /// The expert products' share of `flops_per_token_no_attn`.
+    expert_flops_per_token: f64,
 }
 
 pub(crate) fn costs(c: &Config, weights_q8: bool) -> Costs {
@@ -96,6 +98,7 @@ pub(crate) fn costs(c: &Config, weights_q8: bool) -> Costs {
         // f32 K and V per cached position, full-attention layers only (rings are capped).
         kv_bytes_per_depth_pos: 2.0 * 4.0 * kvd,
         flops_per_token_no_attn: layers * 2.0 * (attn_params + e * h + k * expert_params),
+        expert_flops_per_token: layers * 2.0 * k * expert_params,
         attn_flops_per_ctx_pos: 2.0 * 2.0 * qd,
         unembed_flops: 2.0 * v * h,
     }
@@ -276,7 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     say(format!(
-        "loaded {} in {:.1} s{}; {} threads; fast kernels: {}; expert products: {:?}; 8-bit weights: {}",
+        "loaded {} in {:.1} s{}; {} threads; {}; expert products: {:?}; 8-bit weights: {}",
         model_dir.display(),
         load_secs,
         if args.weights_q8 {
@@ -285,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             String::new()
         },
         threads,
-        gptoss_backend::fast_kernels(),
+        gptoss_backend::kernel_summary(),
         model.expert_path(),
         model.weights_q8()
     ));
@@ -345,10 +348,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     say("measuring read bandwidth and FMA throughput...".into());
     let bw = gptoss_backend::probe::read_bandwidth_gbs(1 << 30, 3);
     let fma = gptoss_backend::probe::fma_gflops(400);
+    let int8 = gptoss_backend::probe::int8_gops(400);
+    let level = gptoss_backend::kernel_level();
 
     let (p_med, p_min, p_max) = stats(&prefill_tps);
     let prefill_flops = cost.prefill_flops_per_token(&c, args.prompt.max(1));
     let prefill_gflops = p_med * prefill_flops / 1e9;
+    // The prefill limit of the kernels that ran: expert products at the int8 dot peak when
+    // the int8 path runs, everything else at the f32 FMA peak.
+    let expert_flops = match (int8, model.expert_path()) {
+        (Some(_), gptoss_model::ExpertPath::Int8) => cost.expert_flops_per_token,
+        _ => 0.0,
+    };
+    let limit_secs_per_token =
+        expert_flops / (int8.unwrap_or(1.0) * 1e9) + (prefill_flops - expert_flops) / (fma * 1e9);
+    let prefill_limit_tps = 1.0 / limit_secs_per_token;
     let mut decode_tps = serde_json::Map::new();
     let mut decode_spread = serde_json::Map::new();
     let mut decode_bytes = serde_json::Map::new();
@@ -377,6 +391,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "cpu": cpu_name(),
         "threads": threads,
         "fast_kernels": gptoss_backend::fast_kernels(),
+        "kernel_level": level.name(),
         "expert_path": format!("{:?}", model.expert_path()).to_lowercase(),
         "weights_q8": model.weights_q8(),
         "reps": args.reps,
@@ -386,7 +401,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "prefill_flops_per_token": prefill_flops,
         "prefill_gflops": prefill_gflops,
         "fma_peak_gflops": fma,
+        "int8_peak_gops": int8,
         "prefill_peak_fraction": prefill_gflops / fma,
+        "prefill_kernel_limit_tps": prefill_limit_tps,
+        "prefill_kernel_limit_fraction": p_med / prefill_limit_tps,
         "decode_tokens": {"depth0": args.generate, "deeper": args.generate_deep},
         "decode_tps": decode_tps,
         "decode_tps_spread": decode_spread,
@@ -410,13 +428,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out["expert_path"].as_str().unwrap_or("?"),
         model.weights_q8()
     );
-    println!("machine: read bandwidth {bw:.1} GB/s, f32 FMA peak {fma:.0} GFLOP/s");
+    println!(
+        "machine: read bandwidth {bw:.1} GB/s; kernels {level}: f32 FMA peak {fma:.0} GFLOP/s{}",
+        int8.map_or(String::new(), |g| format!(", int8 dot peak {g:.0} GOP/s"))
+    );
     if !prefill_tps.is_empty() {
         println!(
-            "prefill {} tokens: {p_med:7.2} tok/s (min {p_min:.2}, max {p_max:.2})  {:.2} GFLOP/token  {prefill_gflops:.0} GFLOP/s -> {:.0}% of FMA peak",
+            "prefill {} tokens: {p_med:7.2} tok/s (min {p_min:.2}, max {p_max:.2})  {:.2} GFLOP/token  {prefill_gflops:.0} GFLOP/s  kernel peak limit {prefill_limit_tps:.1} tok/s -> {:.0}% of it",
             args.prompt,
             prefill_flops / 1e9,
-            100.0 * prefill_gflops / fma
+            100.0 * p_med / prefill_limit_tps
         );
     }
     for line in table {

@@ -21,6 +21,9 @@
 
 use std::arch::x86_64::*;
 
+use crate::cpu::OutRows;
+use crate::dtype::HALF_SCALE;
+
 /// Weight row encodings the dense tile kernel reads.
 const W_F32: u8 = 0;
 const W_BF16: u8 = 1;
@@ -79,19 +82,6 @@ unsafe fn get1<const KIND: u8>(row: *const u8, k: usize) -> f32 {
         }
     }
 }
-
-/// Where a dense kernel writes: token t's output row o goes to `tok[t].add(o)`. Each pointer
-/// is valid for the whole `[d_out]` row of its token; tasks write disjoint row ranges.
-#[derive(Clone, Copy)]
-pub(crate) struct OutRows<'a> {
-    pub(crate) tok: &'a [*mut f32],
-}
-
-// SAFETY: the pointers are only written through at disjoint output rows by different tasks
-// (see `dense_rows_of`), and they outlive every task (scoped by the caller's borrow).
-unsafe impl Send for OutRows<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for OutRows<'_> {}
 
 /// Dots of R weight rows (`w` + r * `w_stride` bytes) with T token rows (`x` + t * `x_stride`
 /// floats), `d_in` elements each; writes `out[t][o + r]` = dot + `bias[r]`.
@@ -324,8 +314,8 @@ pub(crate) unsafe fn dense_rows_of<T: crate::matmul::DenseWeight>(
     let elem_bytes = std::mem::size_of::<T>();
     let kind = if T::IS_BF16 { W_BF16 } else { W_F32 };
     let wp = w.as_ptr() as *const u8;
-    // SAFETY: the caller (matmul.rs) only calls this when AVX2 and FMA are available and
-    // guarantees the output pointers; the asserts above bound every read, and `T::IS_BF16`
+    // SAFETY: the caller (the `Avx2` token) proves AVX2 and FMA, and guarantees the output
+    // pointers; the asserts above bound every read, and `T::IS_BF16`
     // tells the element type `w` really has.
     unsafe {
         if kind == W_BF16 {
@@ -340,43 +330,13 @@ pub(crate) unsafe fn dense_rows_of<T: crate::matmul::DenseWeight>(
 //
 // Numerics of both MXFP4 paths (decode and batch), identical per (row, token): activations are
 // read in a per-block permuted order (the 16 even elements of a 32-block, then the 16 odd ones,
-// matching the low and high nibbles of the 16 packed bytes, see [`permute_x`]); per block,
+// matching the low and high nibbles of the 16 packed bytes, see `matmul::permute_x`); per block,
 // `b = w0*x0; b = fma(w1, x1, b); b = fma(w2, x2, b); b = fma(w3, x3, b)` with `w` = twice the
 // FP4 values (exact small integers), then `acc = fma(b, scale / 2, acc)`. One scale multiply per
 // block instead of per weight; differs from the scalar oracle only by rounding.
 
 /// Twice the FP4 E2M1 values, as int8 (all are integers then), indexed by code.
 const FP4_X2_I8: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
-
-/// Half of each E8M0 scale, 2^(s - 128), as f32 (s = 0 and 1 give subnormals, 255 gives +inf).
-pub(crate) static HALF_SCALE: [f32; 256] = half_scales();
-
-const fn half_scales() -> [f32; 256] {
-    let mut t = [0f32; 256];
-    let mut s = 0;
-    while s < 256 {
-        t[s] = match s {
-            0 => f32::from_bits(0x0020_0000),
-            1 => f32::from_bits(0x0040_0000),
-            255 => f32::INFINITY,
-            _ => f32::from_bits(((s - 1) as u32) << 23),
-        };
-        s += 1;
-    }
-    t
-}
-
-/// Reorders each 32-element block of `x` (f32 [n, d_in], d_in % 32 == 0) into its 16 even
-/// elements followed by its 16 odd ones, the order in which the packed nibbles decode.
-pub(crate) fn permute_x(x: &[f32], out: &mut Vec<f32>) {
-    out.resize(x.len(), 0.0);
-    for (src, dst) in x.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
-        for j in 0..16 {
-            dst[j] = src[2 * j];
-            dst[16 + j] = src[2 * j + 1];
-        }
-    }
-}
 
 /// The 4 groups of 8 weights (twice their FP4 values, exact) of the block at `p`, in the
 /// permuted order: even elements 0..16 (two groups), then odd ones.
@@ -556,9 +516,9 @@ unsafe fn mx_rows_all_tokens<const R: usize>(
 }
 
 /// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against `n` tokens given
-/// permuted by [`permute_x`] (`xp` [n, d_in]); `out` [rows, n]. `scratch` holds decoded rows.
+/// permuted by `matmul::permute_x` (`xp` [n, d_in]); `out` [rows, n]. `scratch` holds decoded rows.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn mxfp4_rows(
+pub(crate) unsafe fn mxfp4_rows(
     blocks: &[u8],
     scales: &[u8],
     xp: &[f32],

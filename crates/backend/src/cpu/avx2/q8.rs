@@ -23,7 +23,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::avx2::HALF_SCALE;
+use crate::dtype::HALF_SCALE;
 use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES, W_OFFSET};
 
 /// Weight rows per decode pass (independent accumulators sharing one activation load).

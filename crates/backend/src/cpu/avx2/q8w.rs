@@ -4,7 +4,7 @@
 //! kernel here gives the oracle's bits.
 //!
 //! `_mm256_maddubs_epi16` multiplies unsigned by signed bytes. The offset trick of the MXFP4
-//! kernels (`avx2_q8.rs`: add 12 to the weights, subtract `12 · Σq`) does not fit full-range
+//! kernels (`cpu/avx2/q8.rs`: add 12 to the weights, subtract `12 · Σq`) does not fit full-range
 //! int8: `(w + 128) · q` pairs reach 2 · 255 · 127 = 64,770 and saturate the 16-bit lanes. So
 //! these kernels move the signs: `maddubs(|a|, sign(b, a))` = `a · b` exactly, each pair of
 //! products at most 2 · 127 · 127 = 32,258 (codes never reach -128). The `abs` is taken of the
@@ -20,7 +20,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::avx2::OutRows;
+use crate::cpu::OutRows;
 use crate::q8::{Q8Rows, PAIR_BYTES, PAIR_SCALES};
 use crate::q8w::Q8Weights;
 
