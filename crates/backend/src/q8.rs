@@ -33,6 +33,20 @@ pub(crate) const FP4_X2_I8: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, 
 /// operand of `maddubs` (0..=24); the `W_OFFSET · Σ q` this adds is subtracted per lane.
 pub(crate) const W_OFFSET: i32 = 12;
 
+/// `2·value + W_OFFSET` of each FP4 code, as unsigned bytes: the weights as the int8 kernels
+/// multiply them (unsigned operand of `maddubs` / `vpdpbusd`).
+pub(crate) static FP4_X2_U8: [u8; 16] = offset_table();
+
+const fn offset_table() -> [u8; 16] {
+    let mut t = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        t[i] = (FP4_X2_I8[i] as i32 + W_OFFSET) as u8;
+        i += 1;
+    }
+    t
+}
+
 /// Bytes of quantized activations per pair of 32-blocks (see [`Q8Rows`]).
 pub(crate) const PAIR_BYTES: usize = 64;
 /// Scale floats per pair of 32-blocks (each block's scale repeated 4 times, one per lane).
@@ -54,9 +68,9 @@ pub struct Q8Rows {
     pub(crate) q: Vec<i8>,
     /// f32 [n_rows, n_pairs, 8]
     pub(crate) d: Vec<f32>,
-    /// i32 [n_rows, n_pairs, 8]: lane L of a pair holds `W_OFFSET · Σ q` over the elements
+    /// i32 [n_rows, n_pairs, 8]: lane L of a pair holds `-W_OFFSET · Σ q` over the elements
     /// whose products land in lane L (see `cpu/avx2/q8.rs`: the kernels multiply offset, unsigned
-    /// weights and subtract this).
+    /// weights and add this; VNNI starts its accumulator from it).
     pub(crate) c: Vec<i32>,
     pub(crate) d_in: usize,
     pub(crate) n_rows: usize,
@@ -166,7 +180,7 @@ pub(crate) fn q_index(i: usize) -> (usize, usize) {
 }
 
 /// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales) and `c` (its
-/// per-lane offset corrections).
+/// per-lane offset corrections, negated).
 fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32]) {
     q.fill(0);
     d.fill(0.0);
@@ -191,7 +205,7 @@ fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32]) {
             // |v · inv| <= 127 up to rounding; the clamp only guards that rounding.
             let qv = round_ties_even_small(v * inv).clamp(-127.0, 127.0) as i8;
             q[base + (e % 2) * 32 + e / 2] = qv;
-            c[pair * PAIR_SCALES + half * 4 + e / 8] += W_OFFSET * qv as i32;
+            c[pair * PAIR_SCALES + half * 4 + e / 8] -= W_OFFSET * qv as i32;
         }
     }
 }

@@ -11,8 +11,8 @@
 //! product on this 128-bit-pipe Zen 1, where the integer multiplies are the bottleneck). Products
 //! of 24 · 127 pair up to at most 6096 per 16-bit lane, and the even and odd halves add to at
 //! most 12192, so nothing saturates; `madd` with ones gives the exact 32-bit sum of elements
-//! 8l..8l+8 in lane l of each 128-bit half (one half per block), and subtracting the token's
-//! precomputed `12 · Σq` of those elements (`Q8Rows::c`) leaves exactly `Σ 2·value·q`.
+//! 8l..8l+8 in lane l of each 128-bit half (one half per block), and adding the token's
+//! precomputed `-12 · Σq` of those elements (`Q8Rows::c`) leaves exactly `Σ 2·value·q`.
 //! One convert and one FMA per pair then apply `activation scale × weight scale / 2`.
 //!
 //! Decode (one token): 4 weight rows per pass, decoded straight from the packed bytes, the
@@ -24,7 +24,7 @@
 use std::arch::x86_64::*;
 
 use crate::dtype::HALF_SCALE;
-use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES, W_OFFSET};
+use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 
 /// Weight rows per decode pass (independent accumulators sharing one activation load).
 const R_DECODE: usize = 4;
@@ -38,19 +38,6 @@ const SCRATCH_PAIR: usize = 16 + 8;
 const PREFETCH_TILES: usize = 2;
 /// Weight rows decoded together in batches (16 rows of 2880 inputs: ~69 KB, L2-resident).
 const ROW_GROUP: usize = 16;
-
-/// `2·value + W_OFFSET` of each FP4 code, as unsigned bytes.
-static FP4_X2_U8: [u8; 16] = offset_table();
-
-const fn offset_table() -> [u8; 16] {
-    let mut t = [0u8; 16];
-    let mut i = 0;
-    while i < 16 {
-        t[i] = (FP4_X2_I8[i] as i32 + W_OFFSET) as u8;
-        i += 1;
-    }
-    t
-}
 
 #[inline(always)]
 fn reduce8(l: &[f32; 8]) -> f32 {
@@ -102,7 +89,7 @@ fn pair_dot(ulo: __m256i, uhi: __m256i, xlo: __m256i, xhi: __m256i, c: __m256i) 
     let plo = _mm256_maddubs_epi16(ulo, xlo);
     let phi = _mm256_maddubs_epi16(uhi, xhi);
     let s = _mm256_madd_epi16(_mm256_add_epi16(plo, phi), _mm256_set1_epi16(1));
-    _mm256_sub_epi32(s, c)
+    _mm256_add_epi32(s, c)
 }
 
 /// One token (`xq` row bytes, `xd` its pair scales, `xc` its corrections) against R MXFP4 rows (`blocks` with `nb`

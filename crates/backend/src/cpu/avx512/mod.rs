@@ -1,6 +1,9 @@
 //! The AVX-512 level (x86-64 with AVX-512 F/BW/VL and VNNI): 512-bit kernels where they exist,
 //! the AVX2 ones (which every such CPU also runs) for the rest.
 
+mod dense;
+mod q8;
+
 use super::avx2::Avx2;
 use super::{OutRows, SimdKernels};
 use crate::attention::GroupArgs;
@@ -46,8 +49,8 @@ impl SimdKernels for Avx512 {
         out: OutRows<'_>,
         o0: usize,
     ) {
-        // SAFETY: the caller's contract.
-        unsafe { self.avx2.dense_f32_rows(w, x, n, d_in, rows, bias, out, o0) }
+        // SAFETY: AVX-512 F/BW/VL proven by `self`; the output contract is the caller's.
+        unsafe { dense::dense_rows_of(w, x, n, d_in, rows, bias, out, o0) }
     }
 
     unsafe fn dense_bf16_rows(
@@ -94,8 +97,8 @@ impl SimdKernels for Avx512 {
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) {
-        self.avx2
-            .q8_mxfp4_rows(blocks, scales, xq, rows, bias, out, scratch)
+        // SAFETY: AVX-512 F/BW/VL/VNNI proven by `self`; the kernel bounds its reads itself.
+        unsafe { q8::q8_mxfp4_rows(blocks, scales, xq, rows, bias, out, scratch) }
     }
 
     unsafe fn q8_q8w_rows(

@@ -1,0 +1,274 @@
+//! AVX-512 dense products (f32 activations, f32 or bf16 weights), bit for bit the AVX2 level's
+//! results: the numerics contract of `cpu/avx2/dense.rs` (per output and token one 8-lane f32
+//! accumulator over k, lane = k % 8, one FMA per step; the tail into lanes 0.. with scalar
+//! FMAs; lanes summed ((0+1)+(2+3))+((4+5)+(6+7)); then the bias) is kept by giving each
+//! 512-bit register two rows: lanes 0..8 are row a's accumulator, lanes 8..16 row b's, and
+//! the 8 activations of a step are broadcast to both halves. Twice the multiply-adds per FMA
+//! of the AVX2 kernels, the same order per output.
+//!
+//! Decode (one token): 4 rows (two row pairs) per pass from the weights in place. Batches of 3+
+//! tokens with bf16 weights widen each block of 4 rows to f32 once (exact), then run tiles of
+//! 4 tokens over it.
+
+use std::arch::x86_64::*;
+
+use crate::cpu::OutRows;
+use crate::matmul::DenseWeight;
+
+/// Row pairs per tile.
+const PAIRS: usize = 2;
+/// Tokens per batch tile.
+const T_BATCH: usize = 4;
+/// From this many tokens on, batched bf16 products widen each row block to f32 once.
+const WIDEN_MIN_TOKENS: usize = 3;
+
+thread_local! {
+    /// f32 copy of one block of 2·PAIRS widened bf16 rows (see [`dense_rows_of`]).
+    static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[inline(always)]
+fn reduce8(l: &[f32]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+/// Elements k..k+8 of rows a and b as one register `[a | b]` (bf16 widened exactly).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn load8x2<const BF16: bool>(a: *const u8, b: *const u8, k: usize) -> __m512 {
+    // SAFETY: the caller guarantees elements k..k+8 lie inside both rows.
+    unsafe {
+        if BF16 {
+            let va = _mm_loadu_si128(a.add(2 * k) as *const __m128i);
+            let vb = _mm_loadu_si128(b.add(2 * k) as *const __m128i);
+            let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(va), vb);
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v)))
+        } else {
+            let va = _mm256_loadu_pd(a.add(4 * k) as *const f64);
+            let vb = _mm256_loadu_pd(b.add(4 * k) as *const f64);
+            _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castpd256_pd512(va), vb))
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn get1<const BF16: bool>(row: *const u8, k: usize) -> f32 {
+    // SAFETY: the caller guarantees element k lies inside the row.
+    unsafe {
+        if BF16 {
+            f32::from_bits(((row as *const u16).add(k).read_unaligned() as u32) << 16)
+        } else {
+            (row as *const f32).add(k).read_unaligned()
+        }
+    }
+}
+
+/// Dots of P row pairs (`rows[p]` = rows a, b) with T tokens (`x` + t · `x_stride` floats),
+/// `d_in` elements each: `[token][pair][a, b]`, without bias.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn tile<const BF16: bool, const P: usize, const T: usize>(
+    rows: [[*const u8; 2]; P],
+    x: *const f32,
+    x_stride: usize,
+    d_in: usize,
+) -> [[[f32; 2]; P]; T] {
+    let n8 = d_in / 8 * 8;
+    let mut acc = [[_mm512_setzero_ps(); T]; P];
+    let mut res = [[[0f32; 2]; P]; T];
+    // SAFETY: every offset stays inside the rows of d_in weights and the T token rows.
+    unsafe {
+        let mut k = 0;
+        while k < n8 {
+            let mut xv = [_mm512_setzero_ps(); T];
+            for (t, xt) in xv.iter_mut().enumerate() {
+                let v = _mm256_loadu_pd(x.add(t * x_stride + k) as *const f64);
+                *xt = _mm512_castpd_ps(_mm512_broadcast_f64x4(v));
+            }
+            for (p, accp) in acc.iter_mut().enumerate() {
+                let wv = load8x2::<BF16>(rows[p][0], rows[p][1], k);
+                for (a, xt) in accp.iter_mut().zip(&xv) {
+                    *a = _mm512_fmadd_ps(wv, *xt, *a);
+                }
+            }
+            k += 8;
+        }
+        for (p, accp) in acc.iter().enumerate() {
+            for (t, a) in accp.iter().enumerate() {
+                let mut lanes = [0f32; 16];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *a);
+                for (half, lane) in lanes.chunks_exact_mut(8).enumerate() {
+                    for (l, kk) in (n8..d_in).enumerate() {
+                        let xv = *x.add(t * x_stride + kk);
+                        lane[l] = get1::<BF16>(rows[p][half], kk).mul_add(xv, lane[l]);
+                    }
+                    res[t][p][half] = reduce8(lane);
+                }
+            }
+        }
+    }
+    res
+}
+
+/// Rows `r .. r + 2P` (a missing last partner reads row `rows - 1` again and is dropped)
+/// against tokens `t0 .. t0 + T`, written with their bias.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_tile<const BF16: bool, const P: usize, const T: usize>(
+    w: *const u8,
+    stride: usize,
+    rows: usize,
+    r: usize,
+    x: &[f32],
+    t0: usize,
+    d_in: usize,
+    bias: Option<&[f32]>,
+    out: &[*mut f32],
+    o0: usize,
+) {
+    let row = |i: usize| w.wrapping_add((r + i).min(rows - 1) * stride);
+    let mut ptrs = [[w; 2]; P];
+    for (p, pr) in ptrs.iter_mut().enumerate() {
+        *pr = [row(2 * p), row(2 * p + 1)];
+    }
+    // SAFETY: row indices are clamped to the rows handed over; tokens t0..t0 + T exist; the
+    // output pointers are valid for rows o0..o0 + rows (the caller's contract).
+    unsafe {
+        let res = tile::<BF16, P, T>(ptrs, x.as_ptr().add(t0 * d_in), d_in, d_in);
+        for (t, per_pair) in res.iter().enumerate() {
+            for (i, v) in per_pair.iter().flatten().enumerate() {
+                if r + i < rows {
+                    // + 0.0 without a bias, as in the scalar epilogue (-0.0 becomes +0.0).
+                    *out[t0 + t].add(o0 + r + i) = v + bias.map_or(0.0, |b| b[r + i]);
+                }
+            }
+        }
+    }
+}
+
+/// Every token against rows `r .. r + 2P` of `w`, T_BATCH tokens at a time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_all_tokens<const BF16: bool, const P: usize>(
+    w: *const u8,
+    stride: usize,
+    rows: usize,
+    r: usize,
+    x: &[f32],
+    n: usize,
+    d_in: usize,
+    bias: Option<&[f32]>,
+    out: &[*mut f32],
+    o0: usize,
+) {
+    let mut t = 0;
+    // SAFETY: forwarded contract; each tile covers tokens inside 0..n.
+    unsafe {
+        while t + T_BATCH <= n {
+            run_tile::<BF16, P, T_BATCH>(w, stride, rows, r, x, t, d_in, bias, out, o0);
+            t += T_BATCH;
+        }
+        match n - t {
+            3 => run_tile::<BF16, P, 3>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            2 => run_tile::<BF16, P, 2>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            1 => run_tile::<BF16, P, 1>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            _ => {}
+        }
+    }
+}
+
+/// `len` bf16 values at `src` widened (exactly) to f32 at `dst`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn widen_bf16(src: *const u8, len: usize, dst: *mut f32) {
+    let n16 = len / 16 * 16;
+    // SAFETY: the caller guarantees `len` readable bf16 at src and `len` writable f32 at dst.
+    unsafe {
+        let mut k = 0;
+        while k < n16 {
+            let v = _mm256_loadu_si256(src.add(2 * k) as *const __m256i);
+            let f = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v));
+            _mm512_storeu_si512(dst.add(k) as *mut __m512i, f);
+            k += 16;
+        }
+        for k in n16..len {
+            *dst.add(k) = get1::<true>(src, k);
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dense_rows<const BF16: bool>(
+    w: *const u8,
+    elem: usize,
+    rows: usize,
+    x: &[f32],
+    n: usize,
+    d_in: usize,
+    bias: Option<&[f32]>,
+    out: &[*mut f32],
+    o0: usize,
+) {
+    let stride = d_in * elem;
+    let block = 2 * PAIRS;
+    // SAFETY: forwarded contract; blocks are clamped to the rows handed over.
+    unsafe {
+        if BF16 && n >= WIDEN_MIN_TOKENS {
+            // Widen each block of rows to f32 once, then every token tile runs over it.
+            let mut wf = WIDEN_SCRATCH.take();
+            if wf.len() < block * d_in {
+                wf.resize(block * d_in, 0.0);
+            }
+            let mut r = 0;
+            while r < rows {
+                let br = block.min(rows - r);
+                widen_bf16(w.add(r * stride), br * d_in, wf.as_mut_ptr());
+                let wp = wf.as_ptr() as *const u8;
+                let b = bias.map(|b| &b[r..]);
+                rows_all_tokens::<false, PAIRS>(wp, 4 * d_in, br, 0, x, n, d_in, b, out, o0 + r);
+                r += br;
+            }
+            WIDEN_SCRATCH.set(wf);
+            return;
+        }
+        let mut r = 0;
+        while r < rows {
+            rows_all_tokens::<BF16, PAIRS>(w, stride, rows, r, x, n, d_in, bias, out, o0);
+            r += block;
+        }
+    }
+}
+
+/// Dense rows `[o0, o0 + rows)` (f32 or bf16): `w` holds those `rows` rows of `d_in`; token
+/// t's results go to `out.tok[t]` at offsets `o0..o0 + rows`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL. Each of the `n` pointers in `out.tok` must be valid for
+/// writes at `o0..o0 + rows`, and no other thread may access those elements during the call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dense_rows_of<T: DenseWeight>(
+    w: &[T],
+    x: &[f32],
+    n: usize,
+    d_in: usize,
+    rows: usize,
+    bias: Option<&[f32]>,
+    out: OutRows<'_>,
+    o0: usize,
+) {
+    assert!(w.len() >= rows * d_in && x.len() >= n * d_in && out.tok.len() >= n);
+    assert!(bias.is_none_or(|b| b.len() >= rows));
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let elem = std::mem::size_of::<T>();
+    let wp = w.as_ptr() as *const u8;
+    // SAFETY: the caller's contract; the asserts bound every read; `T::IS_BF16` tells the
+    // element type `w` really has.
+    unsafe {
+        if T::IS_BF16 {
+            dense_rows::<true>(wp, elem, rows, x, n, d_in, bias, out.tok, o0)
+        } else {
+            dense_rows::<false>(wp, elem, rows, x, n, d_in, bias, out.tok, o0)
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! AVX-512 VNNI kernels of the int8 MXFP4 path: int8 activations ([`Q8Rows`]) times FP4 codes
+//! as offset unsigned bytes, with `vpdpbusd` (64 byte products into 16 i32 lanes per
+//! instruction). The layout, the numerics contract and the scalar oracle are in `q8.rs`; every
+//! kernel here gives the oracle's bits.
+//!
+//! The trick that makes the 512-bit vectors pay: two weight rows share one vector. For a pair
+//! of 32-blocks, the low nibbles of a row's 32 packed bytes are the even elements of both
+//! blocks and the high nibbles the odd ones, in the order of the activations' first and second
+//! 32 bytes. So `U1 = [row a's low nibbles | row b's low nibbles]` against the activations'
+//! first 32 bytes broadcast to both halves, then `U2` (high nibbles) against the second 32,
+//! accumulated by two `vpdpbusd` into a register that starts at the offset correction, leaves in i32 lane k exactly the
+//! contract's integer sum of lane k % 8 for row a (k < 8) or row b (k ≥ 8): no horizontal
+//! fold. One convert, one multiply (scales) and one FMA per pair then serve two rows: 5 vector
+//! operations per 128 multiply-adds, against 8 per 64 in the AVX2 kernels.
+//!
+//! Decode (one token): 4 rows per pass (two row pairs) straight from the packed bytes, the
+//! weights two passes ahead prefetched. Batches: a group of 16 rows is decoded once into a
+//! per-task scratch (U1, U2 and the 16 half scales of each row pair and block pair, 192
+//! bytes), then tiles of 4 tokens run over each row pair, their activations staying in L1.
+
+use std::arch::x86_64::*;
+
+use crate::dtype::HALF_SCALE;
+use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
+
+/// Row pairs per decode pass.
+const PAIRS_DECODE: usize = 2;
+/// Tokens per batch tile.
+const T_BATCH: usize = 8;
+/// Rows decoded together in batches (8 row pairs: 8 × 192 bytes per block pair, ~69 KB at
+/// 2880 inputs, L2-resident).
+const ROW_GROUP: usize = 16;
+/// Scratch bytes per row pair and block pair: U1 (64), U2 (64), half scales (16 × 4).
+const SCRATCH_PAIR: usize = 192;
+/// How many decode passes ahead the one-token kernel prefetches its weights.
+const PREFETCH_PASSES: usize = 2;
+
+#[inline(always)]
+fn reduce8(l: &[f32]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+/// `(U1, U2)` of rows `a` and `b` at their block pair `p` (pointers to its packed bytes):
+/// offset weights `2·value + 12`, low nibbles (even elements) in U1, high ones in U2, row a in
+/// the low 256 bits. `full` false: only one block (16 bytes) exists; the other reads as code 0
+/// (its activations are zero, so it adds nothing).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn pair_weights(a: *const u8, b: *const u8, full: bool) -> (__m512i, __m512i) {
+    // SAFETY: the caller guarantees 32 readable bytes at a and b (16 when !full).
+    unsafe {
+        let lut = _mm512_broadcast_i32x4(_mm_loadu_si128(FP4_X2_U8.as_ptr() as *const __m128i));
+        let m = _mm512_set1_epi8(0x0F);
+        let v = if full {
+            _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm256_loadu_si256(a as *const __m256i)),
+                _mm256_loadu_si256(b as *const __m256i),
+            )
+        } else {
+            _mm512_inserti32x4::<2>(
+                _mm512_zextsi128_si512(_mm_loadu_si128(a as *const __m128i)),
+                _mm_loadu_si128(b as *const __m128i),
+            )
+        };
+        let lo = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m));
+        let hi = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16::<4>(v), m));
+        (lo, hi)
+    }
+}
+
+/// `[hs(a, 2p) ×4, hs(a, 2p+1) ×4, hs(b, 2p) ×4, hs(b, 2p+1) ×4]` (half E8M0 scales) from
+/// the scale bytes of rows a and b at block 2p; the second block's are zero when `!full`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn pair_half_scales(a: *const u8, b: *const u8, full: bool) -> __m512 {
+    // SAFETY: the caller guarantees 2 readable scale bytes at a and b (1 when !full).
+    unsafe {
+        let h = |s: *const u8, k: usize| {
+            if k == 0 || full {
+                HALF_SCALE[*s.add(k) as usize]
+            } else {
+                0.0
+            }
+        };
+        let v = _mm512_castps128_ps512(_mm_set1_ps(h(a, 0)));
+        let v = _mm512_insertf32x4::<1>(v, _mm_set1_ps(h(a, 1)));
+        let v = _mm512_insertf32x4::<2>(v, _mm_set1_ps(h(b, 0)));
+        _mm512_insertf32x4::<3>(v, _mm_set1_ps(h(b, 1)))
+    }
+}
+
+/// One step of the contract for a row pair and one token at a block pair: the exact integer
+/// lane sums, then `acc = fma(isum, d · hs, acc)` in both halves.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn pair_step(
+    acc: __m512,
+    u1: __m512i,
+    u2: __m512i,
+    hs: __m512,
+    x: *const i8,
+    d: *const f32,
+    c: *const i32,
+) -> __m512 {
+    // SAFETY: the caller guarantees 64 activation bytes at x and 8 scales and corrections.
+    unsafe {
+        let x1 = _mm512_broadcast_i64x4(_mm256_loadu_si256(x as *const __m256i));
+        let x2 = _mm512_broadcast_i64x4(_mm256_loadu_si256(x.add(32) as *const __m256i));
+        // Starting from the (negated) offset correction leaves the exact Σ 2·value·q.
+        let c = _mm512_broadcast_i64x4(_mm256_loadu_si256(c as *const __m256i));
+        let s = _mm512_dpbusd_epi32(c, u1, x1);
+        let s = _mm512_dpbusd_epi32(s, u2, x2);
+        let dx = _mm512_castsi512_ps(_mm512_broadcast_i64x4(_mm256_loadu_si256(
+            d as *const __m256i,
+        )));
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dx, hs), acc)
+    }
+}
+
+/// One token against `P` row pairs (rows `a[i]`, `b[i]` of `nb` blocks each, with their scale
+/// rows): the 2P dots (row a then b of each pair) without bias.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_row_pairs<const P: usize>(
+    rows: [[*const u8; 2]; P],
+    srows: [[*const u8; 2]; P],
+    nb: usize,
+    prefetch: *const u8,
+    prefetch_step: usize,
+    xq: *const i8,
+    xd: *const f32,
+    xc: *const i32,
+) -> [[f32; 2]; P] {
+    let np = nb.div_ceil(2);
+    let mut acc = [_mm512_setzero_ps(); P];
+    // SAFETY: the caller guarantees the rows, scale rows and the quantized token row (np
+    // pairs); prefetches are hints and never fault.
+    unsafe {
+        for p in 0..np {
+            let line = prefetch.wrapping_add((p * prefetch_step) & !63);
+            _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(64) as *const i8);
+            let full = 2 * p + 1 < nb;
+            let x = xq.add(p * PAIR_BYTES);
+            let (d, c) = (xd.add(p * PAIR_SCALES), xc.add(p * PAIR_SCALES));
+            for i in 0..P {
+                let [a, b] = rows[i];
+                let (u1, u2) = pair_weights(a.add(32 * p), b.add(32 * p), full);
+                let [sa, sb] = srows[i];
+                let hs = pair_half_scales(sa.add(2 * p), sb.add(2 * p), full);
+                acc[i] = pair_step(acc[i], u1, u2, hs, x, d, c);
+            }
+        }
+        let mut out = [[0f32; 2]; P];
+        for i in 0..P {
+            let mut lanes = [0f32; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[i]);
+            out[i] = [reduce8(&lanes[..8]), reduce8(&lanes[8..])];
+        }
+        out
+    }
+}
+
+/// Decodes rows a and b (`nb` blocks each) into `ws` (np × [`SCRATCH_PAIR`] bytes).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn decode_row_pair(
+    a: *const u8,
+    b: *const u8,
+    sa: *const u8,
+    sb: *const u8,
+    nb: usize,
+    ws: *mut u8,
+) {
+    // SAFETY: the caller guarantees nb blocks and scales per row and the scratch size.
+    unsafe {
+        for p in 0..nb.div_ceil(2) {
+            let full = 2 * p + 1 < nb;
+            let (u1, u2) = pair_weights(a.add(32 * p), b.add(32 * p), full);
+            let hs = pair_half_scales(sa.add(2 * p), sb.add(2 * p), full);
+            let w = ws.add(p * SCRATCH_PAIR);
+            _mm512_storeu_si512(w as *mut __m512i, u1);
+            _mm512_storeu_si512(w.add(64) as *mut __m512i, u2);
+            _mm512_storeu_ps(w.add(128) as *mut f32, hs);
+        }
+    }
+}
+
+/// One decoded row pair (`ws`) against T tokens (`xq` + t · `rq` bytes, `xd`, `xc` + t · `rd`):
+/// token t's two dots (row a, row b) without bias.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn row_pair_tokens<const T: usize>(
+    ws: *const u8,
+    np: usize,
+    xq: *const i8,
+    rq: usize,
+    xd: *const f32,
+    xc: *const i32,
+    rd: usize,
+) -> [[f32; 2]; T] {
+    let mut acc = [_mm512_setzero_ps(); T];
+    // SAFETY: the caller guarantees np decoded pairs at ws and T quantized rows.
+    unsafe {
+        for p in 0..np {
+            let w = ws.add(p * SCRATCH_PAIR);
+            let u1 = _mm512_loadu_si512(w as *const __m512i);
+            let u2 = _mm512_loadu_si512(w.add(64) as *const __m512i);
+            let hs = _mm512_loadu_ps(w.add(128) as *const f32);
+            for (t, a) in acc.iter_mut().enumerate() {
+                let x = xq.add(t * rq + p * PAIR_BYTES);
+                let o = t * rd + p * PAIR_SCALES;
+                *a = pair_step(*a, u1, u2, hs, x, xd.add(o), xc.add(o));
+            }
+        }
+        let mut out = [[0f32; 2]; T];
+        for (t, a) in acc.iter().enumerate() {
+            let mut lanes = [0f32; 16];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), *a);
+            out[t] = [reduce8(&lanes[..8]), reduce8(&lanes[8..])];
+        }
+        out
+    }
+}
+
+/// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against every row of
+/// `xq`; `out` f32 [rows, n] (by output row). `scratch` holds a decoded row group in batches.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL and VNNI.
+pub(crate) unsafe fn q8_mxfp4_rows(
+    blocks: &[u8],
+    scales: &[u8],
+    xq: &Q8Rows,
+    rows: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let (n, d_in) = (xq.n_rows, xq.d_in);
+    let nb = d_in / 32;
+    let np = xq.n_pairs();
+    let (rb, rq, rd) = (d_in / 2, xq.row_q(), xq.row_d());
+    assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rb && scales.len() >= rows * nb);
+    assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd && xq.c.len() >= n * rd);
+    assert!(out.len() >= rows * n);
+    assert!(bias.is_none_or(|b| b.len() >= rows));
+    let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
+    let (bp, sp) = (blocks.as_ptr(), scales.as_ptr());
+    let (qp, dp, cp) = (xq.q.as_ptr(), xq.d.as_ptr(), xq.c.as_ptr());
+    // Row r's packed bytes and scale bytes; a missing partner row (odd row counts) reads row
+    // r again and its result is dropped.
+    let row = |r: usize| bp.wrapping_add(r.min(rows - 1) * rb);
+    let srow = |r: usize| sp.wrapping_add(r.min(rows - 1) * nb);
+    // SAFETY: the CPU features by the caller's contract; every row index passed to `row` and
+    // `srow` is clamped to rows - 1, and the activations are bounded by the asserts above.
+    unsafe {
+        if n == 1 {
+            let o = out.as_mut_ptr();
+            let per_pass = 2 * PAIRS_DECODE;
+            let step = (per_pass * rb / np.max(1)).max(1);
+            let mut r = 0;
+            while r + per_pass <= rows {
+                let ahead = row(r).wrapping_add(PREFETCH_PASSES * per_pass * rb);
+                let res = dot_row_pairs::<PAIRS_DECODE>(
+                    [[row(r), row(r + 1)], [row(r + 2), row(r + 3)]],
+                    [[srow(r), srow(r + 1)], [srow(r + 2), srow(r + 3)]],
+                    nb,
+                    ahead,
+                    step,
+                    qp,
+                    dp,
+                    cp,
+                );
+                for (k, v) in res.iter().flatten().enumerate() {
+                    *o.add(r + k) = v + bias_of(r + k);
+                }
+                r += per_pass;
+            }
+            while r < rows {
+                let ahead = row(r).wrapping_add(2 * rb);
+                let [[a, b]] = dot_row_pairs::<1>(
+                    [[row(r), row(r + 1)]],
+                    [[srow(r), srow(r + 1)]],
+                    nb,
+                    ahead,
+                    step,
+                    qp,
+                    dp,
+                    cp,
+                );
+                *o.add(r) = a + bias_of(r);
+                if r + 1 < rows {
+                    *o.add(r + 1) = b + bias_of(r + 1);
+                }
+                r += 2;
+            }
+            return;
+        }
+        // Decode a group of rows, then run every token tile over the whole group.
+        let per_pair = np * SCRATCH_PAIR;
+        let group = ROW_GROUP.min(rows.next_multiple_of(2));
+        scratch.resize((group / 2 * per_pair).div_ceil(4), 0.0);
+        let ws = scratch.as_mut_ptr() as *mut u8;
+        let mut g0 = 0;
+        while g0 < rows {
+            let gr = ROW_GROUP.min(rows - g0);
+            let pairs = gr.div_ceil(2);
+            for i in 0..pairs {
+                let (a, b) = (g0 + 2 * i, g0 + 2 * i + 1);
+                let w = ws.add(i * per_pair);
+                decode_row_pair(row(a), row(b), srow(a), srow(b), nb, w);
+            }
+            let mut t = 0;
+            while t < n {
+                let tt = T_BATCH.min(n - t);
+                let (q, d, c) = (qp.add(t * rq), dp.add(t * rd), cp.add(t * rd));
+                for i in 0..pairs {
+                    let w = ws.add(i * per_pair);
+                    let mut put = |k: usize, [va, vb]: [f32; 2]| {
+                        let a = g0 + 2 * i;
+                        *out.as_mut_ptr().add(a * n + t + k) = va + bias_of(a);
+                        if a + 1 < rows {
+                            *out.as_mut_ptr().add((a + 1) * n + t + k) = vb + bias_of(a + 1);
+                        }
+                    };
+                    match tt {
+                        T_BATCH => row_pair_tokens::<T_BATCH>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        7 => row_pair_tokens::<7>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        6 => row_pair_tokens::<6>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        5 => row_pair_tokens::<5>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        4 => row_pair_tokens::<4>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        3 => row_pair_tokens::<3>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        2 => row_pair_tokens::<2>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                        _ => row_pair_tokens::<1>(w, np, q, rq, d, c, rd)
+                            .into_iter()
+                            .enumerate()
+                            .for_each(|(k, v)| put(k, v)),
+                    }
+                }
+                t += tt;
+            }
+            g0 += gr;
+        }
+    }
+}
