@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use gptoss_model::{Config, LogitsFor, Model};
+use gptoss_model::{Config, DecodeRow, LogitsFor, Model};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,7 +20,9 @@ pub struct Args {
     pub synth: Option<crate::commands::synth::Shape>,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
-    /// Concurrent sequences for the batched decode measurement (GPU; 0 skips it).
+    /// Concurrent sequences for the batched decode measurement (0 skips it; on the CPU each
+    /// generates at most `--generate-deep` tokens, batched decode being several times slower
+    /// per step).
     #[arg(long, default_value_t = 8)]
     pub streams: usize,
     /// Prompt length for the prefill measurement.
@@ -342,6 +344,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         decode.push((depth, per_rep));
     }
+    // Batched decode: `streams` sequences one token each per step, every product over all
+    // rows at once (what `serve` does with concurrent requests).
+    let mut streams_tps = None;
+    let stream_tokens = args.generate.min(args.generate_deep.max(1));
+    if args.streams > 1 && stream_tokens > 0 {
+        let mut caches: Vec<_> = (0..args.streams)
+            .map(|_| model.new_cache(context))
+            .collect();
+        let mut outs: Vec<Vec<f32>> = vec![Vec::new(); args.streams];
+        let mut toks = random_tokens(args.streams, c.vocab_size, 11);
+        let t = Instant::now();
+        for _ in 0..stream_tokens {
+            let mut rows: Vec<DecodeRow<'_>> = caches
+                .iter_mut()
+                .zip(outs.iter_mut())
+                .zip(&toks)
+                .map(|((cache, logits), &token)| DecodeRow {
+                    token,
+                    cache,
+                    logits,
+                })
+                .collect();
+            for r in model.forward_batch(&mut rows) {
+                r.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            for (tok, o) in toks.iter_mut().zip(&outs) {
+                *tok = argmax(o);
+            }
+        }
+        let tps = (args.streams * stream_tokens) as f64 / t.elapsed().as_secs_f64();
+        say(format!(
+            "{} streams, {stream_tokens} tokens each: {tps:.2} tok/s in all",
+            args.streams
+        ));
+        streams_tps = Some(tps);
+    }
     let peak_rss = peak_rss_bytes();
 
     // Hardware limits, measured after the model runs (so they do not inflate the peak above).
@@ -415,6 +453,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "bandwidth_gbs": bw,
         "context": context,
         "peak_rss_bytes": peak_rss,
+        "streams": args.streams,
+        "streams_decode_tps": streams_tps,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -442,6 +482,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     for line in table {
         println!("{line}");
+    }
+    if let Some(tps) = streams_tps {
+        let one = decode
+            .first()
+            .map(|(_, reps)| stats(reps).0)
+            .unwrap_or(f64::NAN);
+        println!(
+            "batched decode, {} streams: {tps:7.2} tok/s in all = {:.2}x one stream at depth {}",
+            args.streams,
+            tps / one,
+            args.depth.first().copied().unwrap_or(0)
+        );
     }
     match peak_rss {
         Some(b) => println!(

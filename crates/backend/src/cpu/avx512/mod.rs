@@ -64,11 +64,8 @@ impl SimdKernels for Avx512 {
         out: OutRows<'_>,
         o0: usize,
     ) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            self.avx2
-                .dense_bf16_rows(w, x, n, d_in, rows, bias, out, o0)
-        }
+        // SAFETY: AVX-512 F/BW/VL proven by `self`; the output contract is the caller's.
+        unsafe { dense::dense_rows_of(w, x, n, d_in, rows, bias, out, o0) }
     }
 
     fn mxfp4_rows(

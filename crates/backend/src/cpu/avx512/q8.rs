@@ -68,24 +68,59 @@ unsafe fn pair_weights(a: *const u8, b: *const u8, full: bool) -> (__m512i, __m5
     }
 }
 
-/// `[hs(a, 2p) ×4, hs(a, 2p+1) ×4, hs(b, 2p) ×4, hs(b, 2p+1) ×4]` (half E8M0 scales) from
-/// the scale bytes of rows a and b at block 2p; the second block's are zero when `!full`.
+/// The half scales `2^(e - 128)` of `nb` E8M0 bytes at `s` into `out` (f32 [nb]): the bits of
+/// `HALF_SCALE`, 16 at a time (`(e - 1) << 23`, with e = 0, 1 (subnormals) and 255 (inf) set
+/// apart), so a row's scales cost a few vector operations instead of a table load each.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn half_scales_row(s: *const u8, nb: usize, out: *mut f32) {
+    let n16 = nb / 16 * 16;
+    // SAFETY: the caller guarantees nb readable bytes at s and nb writable floats at out.
+    unsafe {
+        let mut i = 0;
+        while i < n16 {
+            let e = _mm512_cvtepu8_epi32(_mm_loadu_si128(s.add(i) as *const __m128i));
+            let bits = _mm512_slli_epi32::<23>(_mm512_sub_epi32(e, _mm512_set1_epi32(1)));
+            let bits = _mm512_mask_mov_epi32(
+                bits,
+                _mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()),
+                _mm512_set1_epi32(HALF_SCALE[0].to_bits() as i32),
+            );
+            let bits = _mm512_mask_mov_epi32(
+                bits,
+                _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(1)),
+                _mm512_set1_epi32(HALF_SCALE[1].to_bits() as i32),
+            );
+            let bits = _mm512_mask_mov_epi32(
+                bits,
+                _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(255)),
+                _mm512_set1_epi32(HALF_SCALE[255].to_bits() as i32),
+            );
+            _mm512_storeu_si512(out.add(i) as *mut __m512i, bits);
+            i += 16;
+        }
+        for i in n16..nb {
+            *out.add(i) = HALF_SCALE[*s.add(i) as usize];
+        }
+    }
+}
+
+/// `[ha[2p] ×4, ha[2p+1] ×4, hb[2p] ×4, hb[2p+1] ×4]` from two rows' half scales (see
+/// [`half_scales_row`]); the second block's are zero when `!full`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn pair_half_scales(a: *const u8, b: *const u8, full: bool) -> __m512 {
-    // SAFETY: the caller guarantees 2 readable scale bytes at a and b (1 when !full).
+unsafe fn pair_half_scales(ha: *const f32, hb: *const f32, full: bool) -> __m512 {
+    // SAFETY: the caller guarantees 2 readable floats at ha and hb (1 when !full).
     unsafe {
-        let h = |s: *const u8, k: usize| {
-            if k == 0 || full {
-                HALF_SCALE[*s.add(k) as usize]
-            } else {
-                0.0
-            }
+        let (a, b) = if full {
+            (
+                _mm_castpd_ps(_mm_load_sd(ha as *const f64)),
+                _mm_castpd_ps(_mm_load_sd(hb as *const f64)),
+            )
+        } else {
+            (_mm_load_ss(ha), _mm_load_ss(hb))
         };
-        let v = _mm512_castps128_ps512(_mm_set1_ps(h(a, 0)));
-        let v = _mm512_insertf32x4::<1>(v, _mm_set1_ps(h(a, 1)));
-        let v = _mm512_insertf32x4::<2>(v, _mm_set1_ps(h(b, 0)));
-        _mm512_insertf32x4::<3>(v, _mm_set1_ps(h(b, 1)))
+        let idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+        _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_movelh_ps(a, b)))
     }
 }
 
@@ -117,13 +152,13 @@ unsafe fn pair_step(
     }
 }
 
-/// One token against `P` row pairs (rows `a[i]`, `b[i]` of `nb` blocks each, with their scale
-/// rows): the 2P dots (row a then b of each pair) without bias.
+/// One token against `P` row pairs (rows `a[i]`, `b[i]` of `nb` blocks each, with their half
+/// scales, f32 [nb] per row): the 2P dots (row a then b of each pair) without bias.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn dot_row_pairs<const P: usize>(
     rows: [[*const u8; 2]; P],
-    srows: [[*const u8; 2]; P],
+    hrows: [[*const f32; 2]; P],
     nb: usize,
     prefetch: *const u8,
     prefetch_step: usize,
@@ -146,8 +181,8 @@ unsafe fn dot_row_pairs<const P: usize>(
             for i in 0..P {
                 let [a, b] = rows[i];
                 let (u1, u2) = pair_weights(a.add(32 * p), b.add(32 * p), full);
-                let [sa, sb] = srows[i];
-                let hs = pair_half_scales(sa.add(2 * p), sb.add(2 * p), full);
+                let [ha, hb] = hrows[i];
+                let hs = pair_half_scales(ha.add(2 * p), hb.add(2 * p), full);
                 acc[i] = pair_step(acc[i], u1, u2, hs, x, d, c);
             }
         }
@@ -161,22 +196,23 @@ unsafe fn dot_row_pairs<const P: usize>(
     }
 }
 
-/// Decodes rows a and b (`nb` blocks each) into `ws` (np × [`SCRATCH_PAIR`] bytes).
+/// Decodes rows a and b (`nb` blocks each, half scales `ha`, `hb`) into `ws`
+/// (np × [`SCRATCH_PAIR`] bytes).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn decode_row_pair(
     a: *const u8,
     b: *const u8,
-    sa: *const u8,
-    sb: *const u8,
+    ha: *const f32,
+    hb: *const f32,
     nb: usize,
     ws: *mut u8,
 ) {
-    // SAFETY: the caller guarantees nb blocks and scales per row and the scratch size.
+    // SAFETY: the caller guarantees nb blocks and half scales per row and the scratch size.
     unsafe {
         for p in 0..nb.div_ceil(2) {
             let full = 2 * p + 1 < nb;
             let (u1, u2) = pair_weights(a.add(32 * p), b.add(32 * p), full);
-            let hs = pair_half_scales(sa.add(2 * p), sb.add(2 * p), full);
+            let hs = pair_half_scales(ha.add(2 * p), hb.add(2 * p), full);
             let w = ws.add(p * SCRATCH_PAIR);
             _mm512_storeu_si512(w as *mut __m512i, u1);
             _mm512_storeu_si512(w.add(64) as *mut __m512i, u2);
@@ -250,19 +286,28 @@ pub(crate) unsafe fn q8_mxfp4_rows(
     // r again and its result is dropped.
     let row = |r: usize| bp.wrapping_add(r.min(rows - 1) * rb);
     let srow = |r: usize| sp.wrapping_add(r.min(rows - 1) * nb);
+    // The scratch: the half scales of the rows in flight (f32 [4, nb]), then (batches) the
+    // decoded row group.
+    let hs_len = 4 * nb;
     // SAFETY: the CPU features by the caller's contract; every row index passed to `row` and
     // `srow` is clamped to rows - 1, and the activations are bounded by the asserts above.
     unsafe {
         if n == 1 {
+            scratch.resize(hs_len, 0.0);
+            let h = scratch.as_mut_ptr();
+            let hrow = |i: usize| h.add(i * nb) as *const f32;
             let o = out.as_mut_ptr();
             let per_pass = 2 * PAIRS_DECODE;
             let step = (per_pass * rb / np.max(1)).max(1);
             let mut r = 0;
             while r + per_pass <= rows {
                 let ahead = row(r).wrapping_add(PREFETCH_PASSES * per_pass * rb);
+                for i in 0..per_pass {
+                    half_scales_row(srow(r + i), nb, h.add(i * nb));
+                }
                 let res = dot_row_pairs::<PAIRS_DECODE>(
                     [[row(r), row(r + 1)], [row(r + 2), row(r + 3)]],
-                    [[srow(r), srow(r + 1)], [srow(r + 2), srow(r + 3)]],
+                    [[hrow(0), hrow(1)], [hrow(2), hrow(3)]],
                     nb,
                     ahead,
                     step,
@@ -277,9 +322,11 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             }
             while r < rows {
                 let ahead = row(r).wrapping_add(2 * rb);
+                half_scales_row(srow(r), nb, h);
+                half_scales_row(srow(r + 1), nb, h.add(nb));
                 let [[a, b]] = dot_row_pairs::<1>(
                     [[row(r), row(r + 1)]],
-                    [[srow(r), srow(r + 1)]],
+                    [[hrow(0), hrow(1)]],
                     nb,
                     ahead,
                     step,
@@ -298,8 +345,9 @@ pub(crate) unsafe fn q8_mxfp4_rows(
         // Decode a group of rows, then run every token tile over the whole group.
         let per_pair = np * SCRATCH_PAIR;
         let group = ROW_GROUP.min(rows.next_multiple_of(2));
-        scratch.resize((group / 2 * per_pair).div_ceil(4), 0.0);
-        let ws = scratch.as_mut_ptr() as *mut u8;
+        scratch.resize(hs_len + (group / 2 * per_pair).div_ceil(4), 0.0);
+        let h = scratch.as_mut_ptr();
+        let ws = h.add(hs_len) as *mut u8;
         let mut g0 = 0;
         while g0 < rows {
             let gr = ROW_GROUP.min(rows - g0);
@@ -307,7 +355,9 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             for i in 0..pairs {
                 let (a, b) = (g0 + 2 * i, g0 + 2 * i + 1);
                 let w = ws.add(i * per_pair);
-                decode_row_pair(row(a), row(b), srow(a), srow(b), nb, w);
+                half_scales_row(srow(a), nb, h);
+                half_scales_row(srow(b), nb, h.add(nb));
+                decode_row_pair(row(a), row(b), h, h.add(nb), nb, w);
             }
             let mut t = 0;
             while t < n {
