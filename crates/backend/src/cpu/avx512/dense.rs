@@ -7,8 +7,8 @@
 //! of the AVX2 kernels, the same order per output.
 //!
 //! Decode (one token): 4 rows (two row pairs) per pass from the weights in place. Batches of 3+
-//! tokens with bf16 weights widen each block of 4 rows to f32 once (exact), then run tiles of
-//! 4 tokens over it.
+//! tokens with bf16 weights widen each block of 4 rows to f32 once (exact; each row pair
+//! interleaved by 8 so a step is one load), then run tiles of 6 tokens over it.
 
 use std::arch::x86_64::*;
 
@@ -18,12 +18,12 @@ use crate::matmul::DenseWeight;
 /// Row pairs per tile.
 const PAIRS: usize = 2;
 /// Tokens per batch tile.
-const T_BATCH: usize = 4;
+const T_BATCH: usize = 6;
 /// From this many tokens on, batched bf16 products widen each row block to f32 once.
 const WIDEN_MIN_TOKENS: usize = 3;
 
 thread_local! {
-    /// f32 copy of one block of 2·PAIRS widened bf16 rows (see [`dense_rows_of`]).
+    /// f32 copy of one block of 2·PAIRS widened bf16 rows, pairs interleaved (see `dense_rows`).
     static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -32,13 +32,22 @@ fn reduce8(l: &[f32]) -> f32 {
     ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
-/// Elements k..k+8 of rows a and b as one register `[a | b]` (bf16 widened exactly).
+/// Weight encodings the tiles read: f32 or bf16 rows in place, or a widened block whose row
+/// pairs are interleaved by 8 (`[a k..k+8, b k..k+8]` contiguous: one load per step).
+const W_F32: u8 = 0;
+const W_BF16: u8 = 1;
+const W_PAIRED: u8 = 2;
+
+/// Elements k..k+8 of rows a and b as one register `[a | b]` (bf16 widened exactly). For
+/// `W_PAIRED`, `a` is the pair's interleaved block and `b` is unused.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
-unsafe fn load8x2<const BF16: bool>(a: *const u8, b: *const u8, k: usize) -> __m512 {
+unsafe fn load8x2<const KIND: u8>(a: *const u8, b: *const u8, k: usize) -> __m512 {
     // SAFETY: the caller guarantees elements k..k+8 lie inside both rows.
     unsafe {
-        if BF16 {
+        if KIND == W_PAIRED {
+            _mm512_loadu_ps((a as *const f32).add(2 * k))
+        } else if KIND == W_BF16 {
             let va = _mm_loadu_si128(a.add(2 * k) as *const __m128i);
             let vb = _mm_loadu_si128(b.add(2 * k) as *const __m128i);
             let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(va), vb);
@@ -51,11 +60,19 @@ unsafe fn load8x2<const BF16: bool>(a: *const u8, b: *const u8, k: usize) -> __m
     }
 }
 
+/// Element k of row `half` (0: a, 1: b) of a pair whose rows are `a`, `b`.
 #[inline(always)]
-unsafe fn get1<const BF16: bool>(row: *const u8, k: usize) -> f32 {
-    // SAFETY: the caller guarantees element k lies inside the row.
+unsafe fn get1<const KIND: u8>(a: *const u8, b: *const u8, half: usize, k: usize) -> f32 {
+    // SAFETY: the caller guarantees element k lies inside the rows.
     unsafe {
-        if BF16 {
+        if KIND == W_PAIRED {
+            // Interleaved by 8: element k of row `half` sits at 16·(k / 8) + 8·half + k % 8.
+            return (a as *const f32)
+                .add(16 * (k / 8) + 8 * half + k % 8)
+                .read_unaligned();
+        }
+        let row = if half == 0 { a } else { b };
+        if KIND == W_BF16 {
             f32::from_bits(((row as *const u16).add(k).read_unaligned() as u32) << 16)
         } else {
             (row as *const f32).add(k).read_unaligned()
@@ -66,7 +83,7 @@ unsafe fn get1<const BF16: bool>(row: *const u8, k: usize) -> f32 {
 /// Dots of P row pairs (`rows[p]` = rows a, b) with T tokens (`x` + t · `x_stride` floats),
 /// `d_in` elements each: `[token][pair][a, b]`, without bias.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn tile<const BF16: bool, const P: usize, const T: usize>(
+unsafe fn tile<const KIND: u8, const P: usize, const T: usize>(
     rows: [[*const u8; 2]; P],
     x: *const f32,
     x_stride: usize,
@@ -85,7 +102,7 @@ unsafe fn tile<const BF16: bool, const P: usize, const T: usize>(
                 *xt = _mm512_castpd_ps(_mm512_broadcast_f64x4(v));
             }
             for (p, accp) in acc.iter_mut().enumerate() {
-                let wv = load8x2::<BF16>(rows[p][0], rows[p][1], k);
+                let wv = load8x2::<KIND>(rows[p][0], rows[p][1], k);
                 for (a, xt) in accp.iter_mut().zip(&xv) {
                     *a = _mm512_fmadd_ps(wv, *xt, *a);
                 }
@@ -99,7 +116,8 @@ unsafe fn tile<const BF16: bool, const P: usize, const T: usize>(
                 for (half, lane) in lanes.chunks_exact_mut(8).enumerate() {
                     for (l, kk) in (n8..d_in).enumerate() {
                         let xv = *x.add(t * x_stride + kk);
-                        lane[l] = get1::<BF16>(rows[p][half], kk).mul_add(xv, lane[l]);
+                        lane[l] =
+                            get1::<KIND>(rows[p][0], rows[p][1], half, kk).mul_add(xv, lane[l]);
                     }
                     res[t][p][half] = reduce8(lane);
                 }
@@ -109,11 +127,32 @@ unsafe fn tile<const BF16: bool, const P: usize, const T: usize>(
     res
 }
 
-/// Rows `r .. r + 2P` (a missing last partner reads row `rows - 1` again and is dropped)
-/// against tokens `t0 .. t0 + T`, written with their bias.
+/// The row pairs of tile rows `r .. r + 2P`: for `W_F32`/`W_BF16` pointers into `w` (rows of
+/// `stride` bytes; a missing partner past `rows` reads row `rows - 1` again, its result
+/// dropped), for `W_PAIRED` the interleaved pair blocks, `stride` bytes each.
+fn pair_ptrs<const KIND: u8, const P: usize>(
+    w: *const u8,
+    stride: usize,
+    rows: usize,
+    r: usize,
+) -> [[*const u8; 2]; P] {
+    let mut ptrs = [[w; 2]; P];
+    for (p, pr) in ptrs.iter_mut().enumerate() {
+        *pr = if KIND == W_PAIRED {
+            [w.wrapping_add((r / 2 + p) * stride), w]
+        } else {
+            let row = |i: usize| w.wrapping_add((r + i).min(rows - 1) * stride);
+            [row(2 * p), row(2 * p + 1)]
+        };
+    }
+    ptrs
+}
+
+/// Tile rows `r .. r + 2P` against tokens `t0 .. t0 + T`, written with their bias (rows past
+/// `rows` dropped).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run_tile<const BF16: bool, const P: usize, const T: usize>(
+unsafe fn run_tile<const KIND: u8, const P: usize, const T: usize>(
     w: *const u8,
     stride: usize,
     rows: usize,
@@ -125,15 +164,11 @@ unsafe fn run_tile<const BF16: bool, const P: usize, const T: usize>(
     out: &[*mut f32],
     o0: usize,
 ) {
-    let row = |i: usize| w.wrapping_add((r + i).min(rows - 1) * stride);
-    let mut ptrs = [[w; 2]; P];
-    for (p, pr) in ptrs.iter_mut().enumerate() {
-        *pr = [row(2 * p), row(2 * p + 1)];
-    }
-    // SAFETY: row indices are clamped to the rows handed over; tokens t0..t0 + T exist; the
+    let ptrs = pair_ptrs::<KIND, P>(w, stride, rows, r);
+    // SAFETY: the pair pointers stay inside the rows handed over; tokens t0..t0 + T exist; the
     // output pointers are valid for rows o0..o0 + rows (the caller's contract).
     unsafe {
-        let res = tile::<BF16, P, T>(ptrs, x.as_ptr().add(t0 * d_in), d_in, d_in);
+        let res = tile::<KIND, P, T>(ptrs, x.as_ptr().add(t0 * d_in), d_in, d_in);
         for (t, per_pair) in res.iter().enumerate() {
             for (i, v) in per_pair.iter().flatten().enumerate() {
                 if r + i < rows {
@@ -145,10 +180,10 @@ unsafe fn run_tile<const BF16: bool, const P: usize, const T: usize>(
     }
 }
 
-/// Every token against rows `r .. r + 2P` of `w`, T_BATCH tokens at a time.
+/// Every token against tile rows `r .. r + 2P`, T_BATCH tokens at a time.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_all_tokens<const BF16: bool, const P: usize>(
+unsafe fn rows_all_tokens<const KIND: u8, const P: usize>(
     w: *const u8,
     stride: usize,
     rows: usize,
@@ -164,40 +199,63 @@ unsafe fn rows_all_tokens<const BF16: bool, const P: usize>(
     // SAFETY: forwarded contract; each tile covers tokens inside 0..n.
     unsafe {
         while t + T_BATCH <= n {
-            run_tile::<BF16, P, T_BATCH>(w, stride, rows, r, x, t, d_in, bias, out, o0);
+            run_tile::<KIND, P, T_BATCH>(w, stride, rows, r, x, t, d_in, bias, out, o0);
             t += T_BATCH;
         }
         match n - t {
-            3 => run_tile::<BF16, P, 3>(w, stride, rows, r, x, t, d_in, bias, out, o0),
-            2 => run_tile::<BF16, P, 2>(w, stride, rows, r, x, t, d_in, bias, out, o0),
-            1 => run_tile::<BF16, P, 1>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            5 => run_tile::<KIND, P, 5>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            4 => run_tile::<KIND, P, 4>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            3 => run_tile::<KIND, P, 3>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            2 => run_tile::<KIND, P, 2>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            1 => run_tile::<KIND, P, 1>(w, stride, rows, r, x, t, d_in, bias, out, o0),
             _ => {}
         }
     }
 }
 
-/// `len` bf16 values at `src` widened (exactly) to f32 at `dst`.
+/// Floats of one interleaved pair block (see `W_PAIRED`): 16 per started group of 8 inputs.
+fn paired_len(d_in: usize) -> usize {
+    16 * d_in.div_ceil(8)
+}
+
+/// bf16 rows `a` and `b` (`b` null: a zero row) widened exactly into one interleaved pair
+/// block at `dst` ([`paired_len`] floats).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn widen_bf16(src: *const u8, len: usize, dst: *mut f32) {
-    let n16 = len / 16 * 16;
-    // SAFETY: the caller guarantees `len` readable bf16 at src and `len` writable f32 at dst.
+unsafe fn widen_pair(a: *const u8, b: *const u8, d_in: usize, dst: *mut f32) {
+    let n8 = d_in / 8 * 8;
+    // SAFETY: the caller guarantees d_in readable bf16 per non-null row and the block size.
     unsafe {
         let mut k = 0;
-        while k < n16 {
-            let v = _mm256_loadu_si256(src.add(2 * k) as *const __m256i);
+        while k < n8 {
+            let va = _mm_loadu_si128(a.add(2 * k) as *const __m128i);
+            let vb = if b.is_null() {
+                _mm_setzero_si128()
+            } else {
+                _mm_loadu_si128(b.add(2 * k) as *const __m128i)
+            };
+            let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(va), vb);
             let f = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v));
-            _mm512_storeu_si512(dst.add(k) as *mut __m512i, f);
-            k += 16;
+            _mm512_storeu_si512(dst.add(2 * k) as *mut __m512i, f);
+            k += 8;
         }
-        for k in n16..len {
-            *dst.add(k) = get1::<true>(src, k);
+        if n8 < d_in {
+            let tail = dst.add(2 * n8);
+            for l in 0..16 {
+                *tail.add(l) = 0.0;
+            }
+            for kk in n8..d_in {
+                *tail.add(kk - n8) = get1::<W_BF16>(a, a, 0, kk);
+                if !b.is_null() {
+                    *tail.add(8 + kk - n8) = get1::<W_BF16>(b, b, 0, kk);
+                }
+            }
         }
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dense_rows<const BF16: bool>(
+unsafe fn dense_rows<const KIND: u8>(
     w: *const u8,
     elem: usize,
     rows: usize,
@@ -212,19 +270,29 @@ unsafe fn dense_rows<const BF16: bool>(
     let block = 2 * PAIRS;
     // SAFETY: forwarded contract; blocks are clamped to the rows handed over.
     unsafe {
-        if BF16 && n >= WIDEN_MIN_TOKENS {
-            // Widen each block of rows to f32 once, then every token tile runs over it.
+        if KIND == W_BF16 && n >= WIDEN_MIN_TOKENS {
+            // Widen each block of rows to interleaved f32 pairs once (one load per step),
+            // then every token tile runs over it.
+            let pl = paired_len(d_in);
             let mut wf = WIDEN_SCRATCH.take();
-            if wf.len() < block * d_in {
-                wf.resize(block * d_in, 0.0);
+            if wf.len() < PAIRS * pl {
+                wf.resize(PAIRS * pl, 0.0);
             }
             let mut r = 0;
             while r < rows {
                 let br = block.min(rows - r);
-                widen_bf16(w.add(r * stride), br * d_in, wf.as_mut_ptr());
+                for p in 0..br.div_ceil(2) {
+                    let a = w.add((r + 2 * p) * stride);
+                    let b = if r + 2 * p + 1 < rows {
+                        w.add((r + 2 * p + 1) * stride)
+                    } else {
+                        std::ptr::null()
+                    };
+                    widen_pair(a, b, d_in, wf.as_mut_ptr().add(p * pl));
+                }
                 let wp = wf.as_ptr() as *const u8;
                 let b = bias.map(|b| &b[r..]);
-                rows_all_tokens::<false, PAIRS>(wp, 4 * d_in, br, 0, x, n, d_in, b, out, o0 + r);
+                rows_all_tokens::<W_PAIRED, PAIRS>(wp, 4 * pl, br, 0, x, n, d_in, b, out, o0 + r);
                 r += br;
             }
             WIDEN_SCRATCH.set(wf);
@@ -232,7 +300,7 @@ unsafe fn dense_rows<const BF16: bool>(
         }
         let mut r = 0;
         while r < rows {
-            rows_all_tokens::<BF16, PAIRS>(w, stride, rows, r, x, n, d_in, bias, out, o0);
+            rows_all_tokens::<KIND, PAIRS>(w, stride, rows, r, x, n, d_in, bias, out, o0);
             r += block;
         }
     }
@@ -266,9 +334,9 @@ pub(crate) unsafe fn dense_rows_of<T: DenseWeight>(
     // element type `w` really has.
     unsafe {
         if T::IS_BF16 {
-            dense_rows::<true>(wp, elem, rows, x, n, d_in, bias, out.tok, o0)
+            dense_rows::<W_BF16>(wp, elem, rows, x, n, d_in, bias, out.tok, o0)
         } else {
-            dense_rows::<false>(wp, elem, rows, x, n, d_in, bias, out.tok, o0)
+            dense_rows::<W_F32>(wp, elem, rows, x, n, d_in, bias, out.tok, o0)
         }
     }
 }
