@@ -1,12 +1,13 @@
 //! The AVX-512 level (x86-64 with AVX-512 F/BW/VL and VNNI): 512-bit kernels where they exist,
 //! the AVX2 ones (which every such CPU also runs) for the rest.
 
+mod attention;
 mod dense;
 mod q8;
 
 use super::avx2::Avx2;
 use super::{OutRows, SimdKernels};
-use crate::attention::GroupArgs;
+use crate::attention::{group_task, GroupArgs, PortableKeyOps};
 use crate::bf16;
 use crate::q8::Q8Rows;
 use crate::q8w::Q8Weights;
@@ -29,6 +30,21 @@ impl Avx512 {
                 Avx2::detect().filter(|_| ok).map(|avx2| Avx512 { avx2 })
             })
             .as_ref()
+    }
+}
+
+/// One attention task compiled for AVX-512 (the generic loops inline here).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+fn attention_group_avx512(
+    a: &GroupArgs<'_, '_>,
+    idx: usize,
+    out: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    if a.p.head_dim == attention::D {
+        group_task::<attention::Head64>(a, idx, out, scores)
+    } else {
+        group_task::<PortableKeyOps>(a, idx, out, scores)
     }
 }
 
@@ -118,7 +134,8 @@ impl SimdKernels for Avx512 {
         out: &mut [f32],
         scores: &mut Vec<f32>,
     ) {
-        self.avx2.attention_group(args, idx, out, scores)
+        // SAFETY: AVX-512 F/BW/VL (and AVX2) proven by `self`.
+        unsafe { attention_group_avx512(args, idx, out, scores) }
     }
 
     fn fma_probe(&self, iters: u64) -> f64 {
