@@ -16,7 +16,8 @@
 //! Decode (one token): 4 rows per pass (two row pairs) straight from the packed bytes, the
 //! weights two passes ahead prefetched. Batches: a group of 16 rows is decoded once into a
 //! per-task scratch (U1, U2 and the 16 half scales of each row pair and block pair, 192
-//! bytes), then tiles of 4 tokens run over each row pair, their activations staying in L1.
+//! bytes), then tiles of 2 row pairs × 4 tokens run over the group (each activation load
+//! serves 4 rows, each weight load 4 tokens), the tokens' activations staying in L1.
 
 use std::arch::x86_64::*;
 
@@ -26,7 +27,7 @@ use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 /// Row pairs per decode pass.
 const PAIRS_DECODE: usize = 2;
 /// Tokens per batch tile.
-const T_BATCH: usize = 8;
+const T_BATCH: usize = 4;
 /// Rows decoded together in batches (8 row pairs: 8 × 192 bytes per block pair, ~69 KB at
 /// 2880 inputs, L2-resident).
 const ROW_GROUP: usize = 16;
@@ -221,37 +222,57 @@ unsafe fn decode_row_pair(
     }
 }
 
-/// One decoded row pair (`ws`) against T tokens (`xq` + t · `rq` bytes, `xd`, `xc` + t · `rd`):
-/// token t's two dots (row a, row b) without bias.
+/// P decoded row pairs (`ws` + i · `per_pair` bytes) against T tokens (`xq` + t · `rq` bytes,
+/// `xd`, `xc` + t · `rd`): `[token][pair][row a, row b]` without bias. Each token's loads serve
+/// all P row pairs, each weight load all T tokens.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn row_pair_tokens<const T: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_pairs_tokens<const P: usize, const T: usize>(
     ws: *const u8,
+    per_pair: usize,
     np: usize,
     xq: *const i8,
     rq: usize,
     xd: *const f32,
     xc: *const i32,
     rd: usize,
-) -> [[f32; 2]; T] {
-    let mut acc = [_mm512_setzero_ps(); T];
-    // SAFETY: the caller guarantees np decoded pairs at ws and T quantized rows.
+) -> [[[f32; 2]; P]; T] {
+    let mut acc = [[_mm512_setzero_ps(); P]; T];
+    // SAFETY: the caller guarantees P × np decoded pairs at ws and T quantized rows.
     unsafe {
         for p in 0..np {
-            let w = ws.add(p * SCRATCH_PAIR);
-            let u1 = _mm512_loadu_si512(w as *const __m512i);
-            let u2 = _mm512_loadu_si512(w.add(64) as *const __m512i);
-            let hs = _mm512_loadu_ps(w.add(128) as *const f32);
-            for (t, a) in acc.iter_mut().enumerate() {
+            let mut u1 = [_mm512_setzero_si512(); P];
+            let mut u2 = [_mm512_setzero_si512(); P];
+            let mut hs = [_mm512_setzero_ps(); P];
+            for i in 0..P {
+                let w = ws.add(i * per_pair + p * SCRATCH_PAIR);
+                u1[i] = _mm512_loadu_si512(w as *const __m512i);
+                u2[i] = _mm512_loadu_si512(w.add(64) as *const __m512i);
+                hs[i] = _mm512_loadu_ps(w.add(128) as *const f32);
+            }
+            for (t, at) in acc.iter_mut().enumerate() {
                 let x = xq.add(t * rq + p * PAIR_BYTES);
                 let o = t * rd + p * PAIR_SCALES;
-                *a = pair_step(*a, u1, u2, hs, x, xd.add(o), xc.add(o));
+                let x1 = _mm512_broadcast_i64x4(_mm256_loadu_si256(x as *const __m256i));
+                let x2 = _mm512_broadcast_i64x4(_mm256_loadu_si256(x.add(32) as *const __m256i));
+                let c = _mm512_broadcast_i64x4(_mm256_loadu_si256(xc.add(o) as *const __m256i));
+                let dx = _mm512_castsi512_ps(_mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    xd.add(o) as *const __m256i
+                )));
+                for (i, a) in at.iter_mut().enumerate() {
+                    let s = _mm512_dpbusd_epi32(c, u1[i], x1);
+                    let s = _mm512_dpbusd_epi32(s, u2[i], x2);
+                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dx, hs[i]), *a);
+                }
             }
         }
-        let mut out = [[0f32; 2]; T];
-        for (t, a) in acc.iter().enumerate() {
-            let mut lanes = [0f32; 16];
-            _mm512_storeu_ps(lanes.as_mut_ptr(), *a);
-            out[t] = [reduce8(&lanes[..8]), reduce8(&lanes[8..])];
+        let mut out = [[[0f32; 2]; P]; T];
+        for (t, at) in acc.iter().enumerate() {
+            for (i, a) in at.iter().enumerate() {
+                let mut lanes = [0f32; 16];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *a);
+                out[t][i] = [reduce8(&lanes[..8]), reduce8(&lanes[8..])];
+            }
         }
         out
     }
@@ -363,49 +384,39 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             while t < n {
                 let tt = T_BATCH.min(n - t);
                 let (q, d, c) = (qp.add(t * rq), dp.add(t * rd), cp.add(t * rd));
-                for i in 0..pairs {
+                let mut i = 0;
+                while i < pairs {
                     let w = ws.add(i * per_pair);
-                    let mut put = |k: usize, [va, vb]: [f32; 2]| {
-                        let a = g0 + 2 * i;
-                        *out.as_mut_ptr().add(a * n + t + k) = va + bias_of(a);
-                        if a + 1 < rows {
-                            *out.as_mut_ptr().add((a + 1) * n + t + k) = vb + bias_of(a + 1);
+                    let two = i + 1 < pairs;
+                    // Writes token t + k's results for the row pairs starting at pair i.
+                    let mut put = |k: usize, per_pair_res: &[[f32; 2]]| {
+                        for (j, [va, vb]) in per_pair_res.iter().enumerate() {
+                            let a = g0 + 2 * (i + j);
+                            *out.as_mut_ptr().add(a * n + t + k) = va + bias_of(a);
+                            if a + 1 < rows {
+                                *out.as_mut_ptr().add((a + 1) * n + t + k) = vb + bias_of(a + 1);
+                            }
                         }
                     };
-                    match tt {
-                        T_BATCH => row_pair_tokens::<T_BATCH>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        7 => row_pair_tokens::<7>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        6 => row_pair_tokens::<6>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        5 => row_pair_tokens::<5>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        4 => row_pair_tokens::<4>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        3 => row_pair_tokens::<3>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        2 => row_pair_tokens::<2>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
-                        _ => row_pair_tokens::<1>(w, np, q, rq, d, c, rd)
-                            .into_iter()
-                            .enumerate()
-                            .for_each(|(k, v)| put(k, v)),
+                    macro_rules! run {
+                        ($p:literal, $t:literal) => {
+                            row_pairs_tokens::<$p, $t>(w, per_pair, np, q, rq, d, c, rd)
+                                .iter()
+                                .enumerate()
+                                .for_each(|(k, v)| put(k, v))
+                        };
                     }
+                    match (two, tt) {
+                        (true, 4) => run!(2, 4),
+                        (true, 3) => run!(2, 3),
+                        (true, 2) => run!(2, 2),
+                        (true, _) => run!(2, 1),
+                        (false, 4) => run!(1, 4),
+                        (false, 3) => run!(1, 3),
+                        (false, 2) => run!(1, 2),
+                        (false, _) => run!(1, 1),
+                    }
+                    i += if two { 2 } else { 1 };
                 }
                 t += tt;
             }
