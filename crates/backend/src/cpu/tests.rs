@@ -63,8 +63,8 @@ fn transpose(out: &[f32], rows: usize, n: usize) -> Vec<f32> {
     y
 }
 
-#[test]
-fn q8_mxfp4_rows_equal_the_oracle_on_every_level() {
+/// One kernel set's int8 MXFP4 rows against the scalar oracle on every shape, bitwise.
+pub(crate) fn check_q8_mxfp4(k: &dyn SimdKernels, name: &str) {
     let mut r = Rng(31);
     for &(n, d_in, d_out) in SHAPES {
         let x: Vec<f32> = (0..n * d_in).map(|_| r.f() * 4.0).collect();
@@ -74,29 +74,27 @@ fn q8_mxfp4_rows_equal_the_oracle_on_every_level() {
         xq.quantize(&x, d_in);
         let mut want = vec![0f32; n * d_out];
         matmul_q8_mxfp4w_scalar(&xq, &blocks, &scales, Some(&b), &mut want, d_out);
-        for (level, k) in levels() {
-            let mut out = vec![f32::NAN; n * d_out];
-            k.q8_mxfp4_rows(
-                &blocks,
-                &scales,
-                &xq,
-                d_out,
-                Some(&b),
-                &mut out,
-                &mut Vec::new(),
-            );
-            let got = transpose(&out, d_out, n);
-            assert_eq!(
-                bits(&got),
-                bits(&want),
-                "{level} n={n} d_in={d_in} d_out={d_out}"
-            );
-        }
+        let mut out = vec![f32::NAN; n * d_out];
+        k.q8_mxfp4_rows(
+            &blocks,
+            &scales,
+            &xq,
+            d_out,
+            Some(&b),
+            &mut out,
+            &mut Vec::new(),
+        );
+        let got = transpose(&out, d_out, n);
+        assert_eq!(
+            bits(&got),
+            bits(&want),
+            "{name} n={n} d_in={d_in} d_out={d_out}"
+        );
     }
 }
 
-#[test]
-fn q8_q8w_rows_equal_the_oracle_on_every_level() {
+/// One kernel set's int8 × int8 rows against the scalar oracle on every shape, bitwise.
+pub(crate) fn check_q8_q8w(k: &dyn SimdKernels, name: &str) {
     let mut r = Rng(32);
     for &(n, d_in, d_out) in SHAPES {
         let w: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
@@ -107,24 +105,35 @@ fn q8_q8w_rows_equal_the_oracle_on_every_level() {
         let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
         let mut want = vec![0f32; n * d_out];
         matmul_q8_q8w_scalar(&xq, &w, Some(&b), &mut want);
-        for (level, k) in levels() {
-            let mut y = vec![f32::NAN; n * d_out];
-            let mut ptrs: Vec<*mut f32> =
-                y.chunks_exact_mut(d_out).map(|r| r.as_mut_ptr()).collect();
-            // Two row ranges, as two tasks would run them.
-            let half = d_out / 2;
-            // SAFETY: each pointer is a whole [d_out] row of `y`; the calls run one at a time.
-            unsafe {
-                let out = OutRows { tok: &mut ptrs };
-                k.q8_q8w_rows(&xq, &w, 0, half, Some(&b), out);
-                k.q8_q8w_rows(&xq, &w, half, d_out - half, Some(&b), out);
-            }
-            assert_eq!(
-                bits(&y),
-                bits(&want),
-                "{level} n={n} d_in={d_in} d_out={d_out}"
-            );
+        let mut y = vec![f32::NAN; n * d_out];
+        let mut ptrs: Vec<*mut f32> = y.chunks_exact_mut(d_out).map(|r| r.as_mut_ptr()).collect();
+        // Two row ranges, as two tasks would run them.
+        let half = d_out / 2;
+        // SAFETY: each pointer is a whole [d_out] row of `y`; the calls run one at a time.
+        unsafe {
+            let out = OutRows { tok: &mut ptrs };
+            k.q8_q8w_rows(&xq, &w, 0, half, Some(&b), out);
+            k.q8_q8w_rows(&xq, &w, half, d_out - half, Some(&b), out);
         }
+        assert_eq!(
+            bits(&y),
+            bits(&want),
+            "{name} n={n} d_in={d_in} d_out={d_out}"
+        );
+    }
+}
+
+#[test]
+fn q8_mxfp4_rows_equal_the_oracle_on_every_level() {
+    for (level, k) in levels() {
+        check_q8_mxfp4(k, level.name());
+    }
+}
+
+#[test]
+fn q8_q8w_rows_equal_the_oracle_on_every_level() {
+    for (level, k) in levels() {
+        check_q8_q8w(k, level.name());
     }
 }
 
@@ -191,5 +200,152 @@ fn f32_paths_give_the_same_bits_on_every_level() {
                 }
             }
         }
+    }
+}
+
+/// The dense f32 contract (`cpu/avx2/dense.rs`) in plain Rust: 8 lanes, lane = k % 8, one
+/// `mul_add` per element, the tail into lanes 0.., lanes summed ((0+1)+(2+3))+((4+5)+(6+7)),
+/// then the bias (+0.0 without one).
+fn dense_contract(w: &[f32], x: &[f32], bias: Option<f32>) -> f32 {
+    let d_in = x.len();
+    let n8 = d_in / 8 * 8;
+    let mut l = [0f32; 8];
+    for k in 0..n8 {
+        l[k % 8] = w[k].mul_add(x[k], l[k % 8]);
+    }
+    for (i, k) in (n8..d_in).enumerate() {
+        l[i] = w[k].mul_add(x[k], l[i]);
+    }
+    (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) + bias.unwrap_or(0.0)
+}
+
+/// The exact MXFP4 contract in plain Rust, for one row (`packed` [d_in/2], `scales`
+/// [d_in/32]) and one permuted token `xp` [d_in]: per block, `b = w0·x0` then `fma` over the
+/// other three groups of 8 (w = twice the FP4 value), then `acc = fma(b, scale / 2, acc)`.
+fn mxfp4_contract(packed: &[u8], scales: &[u8], xp: &[f32], bias: Option<f32>) -> f32 {
+    let mut acc = [0f32; 8];
+    for (blk, &s) in scales.iter().enumerate() {
+        let code = |q: usize| {
+            let byte = packed[blk * 16 + q % 16];
+            let c = if q < 16 { byte & 15 } else { byte >> 4 };
+            crate::q8::FP4_X2_I8[c as usize] as f32
+        };
+        let mut b = [0f32; 8];
+        for j in 0..4 {
+            for (l, bl) in b.iter_mut().enumerate() {
+                let q = 8 * j + l;
+                let x = xp[blk * 32 + q];
+                *bl = if j == 0 {
+                    code(q) * x
+                } else {
+                    code(q).mul_add(x, *bl)
+                };
+            }
+        }
+        let hs = crate::dtype::HALF_SCALE[s as usize];
+        for (a, bl) in acc.iter_mut().zip(b) {
+            *a = bl.mul_add(hs, *a);
+        }
+    }
+    let l = acc;
+    (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) + bias.unwrap_or(0.0)
+}
+
+/// One kernel set's f32, bf16 and MXFP4 rows against the plain-Rust contract, bitwise, on odd
+/// shapes: tails of every length, partial row and token tiles, one token and batches (bf16
+/// batches of 3+ tokens take the widening path), bias and none.
+pub(crate) fn check_f32_contract(k: &dyn SimdKernels, name: &str) {
+    let mut r = Rng(34);
+    let extra = [
+        (1, 7, 3),
+        (3, 13, 5),
+        (4, 37, 9),
+        (2, 130, 258),
+        (6, 64, 10),
+        (5, 2880, 6),
+        (1, 2880, 9),
+    ];
+    for &(n, d_in, d_out) in SHAPES.iter().chain(&extra) {
+        let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
+        let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
+        let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
+        let wbf: Vec<f32> = wb.iter().map(|&v| crate::bf16_to_f32(v)).collect();
+        let b: Vec<f32> = (0..d_out).map(|_| r.f()).collect();
+        for bias in [None, Some(&b[..])] {
+            let mut yf = vec![f32::NAN; n * d_out];
+            let mut yb = vec![f32::NAN; n * d_out];
+            let mut pf: Vec<*mut f32> =
+                yf.chunks_exact_mut(d_out).map(|r| r.as_mut_ptr()).collect();
+            let mut pb: Vec<*mut f32> =
+                yb.chunks_exact_mut(d_out).map(|r| r.as_mut_ptr()).collect();
+            // Two row ranges, as two tasks would run them.
+            let half = d_out / 2;
+            // SAFETY: each pointer is a whole [d_out] row of its output; one call at a time,
+            // and each call gets the weight rows and bias entries of its own range.
+            unsafe {
+                for (o0, rows) in [(0, half), (half, d_out - half)] {
+                    let bs = bias.map(|b| &b[o0..]);
+                    let (w0, w1) = (o0 * d_in, (o0 + rows) * d_in);
+                    let of = OutRows { tok: &mut pf };
+                    k.dense_f32_rows(&wf[w0..w1], &x, n, d_in, rows, bs, of, o0);
+                    let ob = OutRows { tok: &mut pb };
+                    k.dense_bf16_rows(&wb[w0..w1], &x, n, d_in, rows, bs, ob, o0);
+                }
+            }
+            let mut want_f = vec![0f32; n * d_out];
+            let mut want_b = vec![0f32; n * d_out];
+            for t in 0..n {
+                let xt = &x[t * d_in..(t + 1) * d_in];
+                for o in 0..d_out {
+                    let bo = bias.map(|b| b[o]);
+                    want_f[t * d_out + o] = dense_contract(&wf[o * d_in..][..d_in], xt, bo);
+                    want_b[t * d_out + o] = dense_contract(&wbf[o * d_in..][..d_in], xt, bo);
+                }
+            }
+            let tag = format!(
+                "{name} n={n} d_in={d_in} d_out={d_out} bias={}",
+                bias.is_some()
+            );
+            assert_eq!(bits(&yf), bits(&want_f), "f32: {tag}");
+            assert_eq!(bits(&yb), bits(&want_b), "bf16: {tag}");
+            if d_in % 32 != 0 {
+                continue;
+            }
+            let (blocks, scales) = mxfp4_weights(&mut r, d_in, d_out);
+            let mut xp = Vec::new();
+            crate::matmul::permute_x(&x, &mut xp);
+            let mut out = vec![f32::NAN; n * d_out];
+            k.mxfp4_rows(
+                &blocks,
+                &scales,
+                &xp,
+                n,
+                d_in,
+                d_out,
+                bias,
+                &mut out,
+                &mut Vec::new(),
+            );
+            let got = transpose(&out, d_out, n);
+            let mut want = vec![0f32; n * d_out];
+            for t in 0..n {
+                for o in 0..d_out {
+                    want[t * d_out + o] = mxfp4_contract(
+                        &blocks[o * d_in / 2..(o + 1) * d_in / 2],
+                        &scales[o * d_in / 32..(o + 1) * d_in / 32],
+                        &xp[t * d_in..(t + 1) * d_in],
+                        bias.map(|b| b[o]),
+                    );
+                }
+            }
+            assert_eq!(bits(&got), bits(&want), "mxfp4: {tag}");
+        }
+    }
+}
+
+#[test]
+fn f32_paths_follow_the_contract_on_every_level() {
+    for (level, k) in levels() {
+        check_f32_contract(k, level.name());
     }
 }

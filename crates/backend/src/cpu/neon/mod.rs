@@ -1,12 +1,58 @@
-//! The Arm NEON level (aarch64, 128-bit Advanced SIMD): not written yet, so it is never
-//! detected and aarch64 runs the scalar oracles.
+//! The Arm NEON level (aarch64, 128-bit Advanced SIMD): the [`SimdKernels`] of every 64-bit Arm
+//! CPU. `dense` holds the f32/bf16 and exact MXFP4 products (the AVX2 level's bits: the same
+//! 8-lane contract on two 4-lane halves), `int8` the exact integer pair sums (`sdot` where the
+//! CPU has `dotprod`, widening multiplies elsewhere), `q8` the int8 MXFP4 products, `q8w` the
+//! int8 × int8 products. Attention runs the portable per-key loops, which the compiler
+//! vectorizes for NEON by itself (no FMA contraction, so the bits stay the portable ones).
+//!
+//! NEON is part of the aarch64 baseline; `dotprod` (Armv8.2+, optional before Armv8.4) is
+//! checked at run time and picks the integer variant inside this level, so one binary runs the
+//! fastest int8 loop each CPU has. Both variants give the scalar oracles' bits.
 
-/// Proof that this CPU runs the NEON kernels (none exist yet).
-pub(crate) struct Neon(());
+use super::{OutRows, SimdKernels};
+use crate::attention::{group_task, GroupArgs, PortableKeyOps};
+use crate::bf16;
+use crate::q8::Q8Rows;
+use crate::q8w::Q8Weights;
+
+pub(crate) mod dense;
+pub(crate) mod int8;
+pub(crate) mod q8;
+pub(crate) mod q8w;
+#[cfg(test)]
+mod tests;
+
+/// Proof that this CPU has NEON, and whether the int8 kernels may use `sdot` (only true when
+/// the CPU reported `dotprod`): only [`Neon::detect`] hands one out.
+pub(crate) struct Neon {
+    dot: bool,
+}
+
+/// The level with `sdot` kernels; handed out only after `dotprod` was detected.
+static NEON_DOT: Neon = Neon { dot: true };
+/// The level with widening-multiply int8 kernels (any NEON CPU).
+static NEON_PLAIN: Neon = Neon { dot: false };
 
 impl Neon {
     pub(crate) fn detect() -> Option<&'static Neon> {
-        None
+        if !std::arch::is_aarch64_feature_detected!("neon") {
+            return None;
+        }
+        Some(if has_dotprod() {
+            &NEON_DOT
+        } else {
+            &NEON_PLAIN
+        })
+    }
+
+    /// Every variant this CPU runs (without `dotprod` first): lets tests compare them.
+    #[cfg(test)]
+    pub(crate) fn variants() -> Vec<&'static Neon> {
+        match Neon::detect() {
+            Some(n) if n.dot => vec![&NEON_PLAIN, n],
+            Some(n) => vec![n],
+            None => Vec::new(),
+        }
     }
 }
 
@@ -15,83 +61,110 @@ pub(crate) fn has_dotprod() -> bool {
     std::arch::is_aarch64_feature_detected!("dotprod")
 }
 
-impl super::SimdKernels for Neon {
+impl SimdKernels for Neon {
     unsafe fn dense_f32_rows(
         &self,
-        _: &[f32],
-        _: &[f32],
-        _: usize,
-        _: usize,
-        _: usize,
-        _: Option<&[f32]>,
-        _: super::OutRows<'_>,
-        _: usize,
+        w: &[f32],
+        x: &[f32],
+        n: usize,
+        d_in: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
     ) {
-        unreachable!("never detected")
+        // SAFETY: NEON proven by `self`; the output contract is the caller's.
+        unsafe { dense::dense_rows_of(w, x, n, d_in, rows, bias, out, o0) }
     }
+
     unsafe fn dense_bf16_rows(
         &self,
-        _: &[crate::bf16],
-        _: &[f32],
-        _: usize,
-        _: usize,
-        _: usize,
-        _: Option<&[f32]>,
-        _: super::OutRows<'_>,
-        _: usize,
+        w: &[bf16],
+        x: &[f32],
+        n: usize,
+        d_in: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
     ) {
-        unreachable!("never detected")
+        // SAFETY: as above.
+        unsafe { dense::dense_rows_of(w, x, n, d_in, rows, bias, out, o0) }
     }
+
     fn mxfp4_rows(
         &self,
-        _: &[u8],
-        _: &[u8],
-        _: &[f32],
-        _: usize,
-        _: usize,
-        _: usize,
-        _: Option<&[f32]>,
-        _: &mut [f32],
-        _: &mut Vec<f32>,
+        blocks: &[u8],
+        scales: &[u8],
+        xp: &[f32],
+        n: usize,
+        d_in: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
     ) {
-        unreachable!("never detected")
+        dense::mxfp4_rows(blocks, scales, xp, n, d_in, rows, bias, out, scratch)
     }
+
     fn q8_mxfp4_rows(
         &self,
-        _: &[u8],
-        _: &[u8],
-        _: &crate::q8::Q8Rows,
-        _: usize,
-        _: Option<&[f32]>,
-        _: &mut [f32],
-        _: &mut Vec<f32>,
+        blocks: &[u8],
+        scales: &[u8],
+        xq: &Q8Rows,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        scratch: &mut Vec<f32>,
     ) {
-        unreachable!("never detected")
+        if self.dot {
+            // SAFETY: `dotprod` was detected before this variant was handed out.
+            unsafe { q8::q8_mxfp4_rows_sdot(blocks, scales, xq, rows, bias, out, scratch) }
+        } else {
+            q8::q8_mxfp4_rows_smull(blocks, scales, xq, rows, bias, out, scratch)
+        }
     }
+
     unsafe fn q8_q8w_rows(
         &self,
-        _: &crate::q8::Q8Rows,
-        _: &crate::q8w::Q8Weights,
-        _: usize,
-        _: usize,
-        _: Option<&[f32]>,
-        _: super::OutRows<'_>,
+        xq: &Q8Rows,
+        w: &Q8Weights,
+        o0: usize,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
     ) {
-        unreachable!("never detected")
+        // SAFETY: `dotprod` was detected before a `dot` variant was handed out; the output
+        // contract is the caller's.
+        unsafe {
+            if self.dot {
+                q8w::q8_q8w_rows_sdot(xq, w, o0, rows, bias, out)
+            } else {
+                q8w::q8_q8w_rows_smull(xq, w, o0, rows, bias, out)
+            }
+        }
     }
+
     fn attention_group(
         &self,
-        _: &crate::attention::GroupArgs<'_, '_>,
-        _: usize,
-        _: &mut [f32],
-        _: &mut Vec<f32>,
+        args: &GroupArgs<'_, '_>,
+        idx: usize,
+        out: &mut [f32],
+        scores: &mut Vec<f32>,
     ) {
-        unreachable!("never detected")
+        group_task::<PortableKeyOps>(args, idx, out, scores)
     }
-    fn fma_probe(&self, _: u64) -> f64 {
-        unreachable!("never detected")
+
+    fn fma_probe(&self, iters: u64) -> f64 {
+        int8::fma_loop(iters)
     }
-    fn int8_probe(&self, _: u64) -> Option<f64> {
-        None
+
+    fn int8_probe(&self, iters: u64) -> Option<f64> {
+        Some(if self.dot {
+            // SAFETY: `dotprod` detected (see above).
+            unsafe { int8::sdot_loop(iters) }
+        } else {
+            int8::smull_loop(iters)
+        })
     }
 }
