@@ -349,3 +349,20 @@ fn f32_paths_follow_the_contract_on_every_level() {
         check_f32_contract(k, level.name());
     }
 }
+
+/// Prints the level that runs (the cross-build script's logs show it) and checks that a
+/// forced `GPT_OSS_KERNELS` level this CPU has is the one that runs; NEON is baseline on
+/// aarch64, so it is always available there.
+#[test]
+fn the_forced_level_runs() {
+    eprintln!("{}", super::kernel_summary());
+    let forced = std::env::var("GPT_OSS_KERNELS").ok();
+    let want = forced.as_deref().and_then(KernelLevel::parse);
+    if let Some(want) = want.filter(|l| available_levels().contains(l)) {
+        if std::env::var_os("GPTOSS_SCALAR").is_none() {
+            assert_eq!(super::kernel_level(), want);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    assert!(available_levels().contains(&KernelLevel::Neon));
+}
