@@ -43,8 +43,8 @@ unset QEMU_CPU
 
 # The kernel line of one configuration, as the backend reports it.
 level() {
-  cargo test -q -p gptoss-backend --target "$triple" --lib the_forced_level_runs -- --nocapture 2>&1 |
-    grep 'cpu kernels' || { echo "could not read the kernel level"; return 1; }
+  cargo test -q -p gptoss-backend --target "$triple" --lib the_forced_level_runs \
+    -- --nocapture 2>&1 | grep 'cpu kernels' || { echo "could not read the kernel level"; return 1; }
 }
 
 step() { # title, then the command
@@ -65,7 +65,8 @@ step "build the aarch64 tests" build
 backend() { level && cargo test -p gptoss-backend --target "$triple"; }
 GPT_OSS_KERNELS=neon step "backend tests, NEON with dotprod (qemu max CPU)" backend
 # Cortex-A72 (Armv8.0) has no dotprod: the level picks its widening-multiply int8 kernels.
-QEMU_CPU=cortex-a72 GPT_OSS_KERNELS=neon step "backend tests, NEON without dotprod (Cortex-A72)" backend
+QEMU_CPU=cortex-a72 GPT_OSS_KERNELS=neon \
+  step "backend tests, NEON without dotprod (Cortex-A72)" backend
 GPT_OSS_KERNELS=scalar step "backend tests, scalar level" backend
 
 GPT_OSS_KERNELS=neon step "model golden logits, NEON" \

@@ -90,7 +90,7 @@ pub enum ExpertPath {
 }
 
 impl ExpertPath {
-    /// The default: [`ExpertPath::Int8`] where the CPU has the int8 kernels (AVX2+FMA), unless
+    /// The default: [`ExpertPath::Int8`] where the CPU has int8 kernels (AVX2+FMA, NEON), unless
     /// the environment variable `GPT_OSS_EXACT` is set to anything but `0` or empty, which
     /// selects [`ExpertPath::Exact`] (so does a CPU without the kernels).
     pub fn from_env() -> ExpertPath {
@@ -234,8 +234,8 @@ impl Model {
     }
 
     /// Chooses how the MXFP4 expert products run from now on (checkpoints with dense experts
-    /// always run exact). [`ExpertPath::Int8`] on a CPU without AVX2 runs its scalar oracle:
-    /// same results, slower than the exact path.
+    /// always run exact). [`ExpertPath::Int8`] on a CPU without SIMD kernels runs its scalar
+    /// oracle: same results, slower than the exact path.
     pub fn set_expert_path(&mut self, path: ExpertPath) {
         self.expert_path = path;
     }

@@ -11,6 +11,7 @@
 //! changes that order, so a token alone gives the same bits as inside a batch.
 
 use std::arch::aarch64::*;
+use std::cell::RefCell;
 
 use crate::cpu::OutRows;
 use crate::dtype::HALF_SCALE;
@@ -178,7 +179,7 @@ unsafe fn rows_all_tokens<const KIND: u8, const R: usize>(
 
 thread_local! {
     /// f32 copy of one block of R_BATCH widened bf16 weight rows (see `dense_rows`).
-    static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WIDEN_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `len` bf16 values at `src` widened (exactly) to f32 at `dst`.
