@@ -51,8 +51,8 @@ pub fn fma_gflops(millis: u64) -> f64 {
 }
 
 /// Int8 dot-product throughput in GOP/s (one multiply-add = 2 ops) of the instructions the
-/// int8 kernels of the running level use (`maddubs` for AVX2, `vpdpbusd` for AVX-512 VNNI);
-/// `None` at the scalar level.
+/// int8 kernels of the running level use (`maddubs` for AVX2, `vpdpbusd` for AVX-512 VNNI,
+/// `sdot` or else `smull` for NEON); `None` at the scalar level.
 pub fn int8_gops(millis: u64) -> Option<f64> {
     let k = crate::cpu::simd()?;
     k.int8_probe(1)?;
