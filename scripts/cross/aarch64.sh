@@ -6,8 +6,8 @@
 # sudo; the rustup target), so CI can run it on a fresh machine; a second run installs nothing.
 #   CARGO_TARGET_DIR  where to build (default target/); the aarch64 outputs land under
 #                     $CARGO_TARGET_DIR/aarch64-unknown-linux-gnu/, apart from the x86 ones.
-# Takes ~3 minutes with a warm target dir, ~8 cold, on a 2-core machine (qemu runs the tests
-# ~10-50x slower than native).
+# On a 2-core machine: ~1.5-2.5 minutes with a warm target dir (the golden tests take most of
+# it: qemu runs ~10-50x slower than native), ~3.5-6 minutes cold (the build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
