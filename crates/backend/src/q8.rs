@@ -35,8 +35,11 @@ pub(crate) const W_OFFSET: i32 = 12;
 
 /// `2·value + W_OFFSET` of each FP4 code, as unsigned bytes: the weights as the int8 kernels
 /// multiply them (unsigned operand of `maddubs` / `vpdpbusd`).
+/// (The NEON kernels multiply signed bytes and need neither this nor `Q8Rows::c`.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) static FP4_X2_U8: [u8; 16] = offset_table();
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const fn offset_table() -> [u8; 16] {
     let mut t = [0u8; 16];
     let mut i = 0;
