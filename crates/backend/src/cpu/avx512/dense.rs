@@ -6,9 +6,10 @@
 //! the 8 activations of a step are broadcast to both halves. Twice the multiply-adds per FMA
 //! of the AVX2 kernels, the same order per output.
 //!
-//! Decode (one token): 4 rows (two row pairs) per pass from the weights in place. Batches of 3+
-//! tokens with bf16 weights widen each block of 4 rows to f32 once (exact; each row pair
-//! interleaved by 8 so a step is one load), then run tiles of 6 tokens over it.
+//! Decode and small batches (up to 16 tokens): 4 rows (two row pairs) × up to 8 tokens per
+//! pass from the weights in place. Larger batches (prefill) widen a block of 32 rows to f32 once
+//! (exact; each row pair interleaved by 8 so a step
+//! is one load), then run tiles of 8 rows × 4 tokens over it.
 
 use std::arch::x86_64::*;
 
@@ -18,12 +19,16 @@ use crate::matmul::DenseWeight;
 /// Row pairs per tile.
 const PAIRS: usize = 2;
 /// Tokens per batch tile.
-const T_BATCH: usize = 6;
-/// From this many tokens on, batched bf16 products widen each row block to f32 once.
-const WIDEN_MIN_TOKENS: usize = 3;
+const T_BATCH: usize = 4;
+/// From this many tokens on, batches widen each row block to f32 once; below, the tiles read
+/// the weights in place (8 tokens per tile), which keeps the memory stream going during the
+/// compute: a decode step of several requests is bandwidth-bound, not FLOP-bound.
+const WIDEN_MIN_TOKENS: usize = 17;
+/// Tokens per tile when reading the weights in place.
+const T_DIRECT: usize = 8;
 
 thread_local! {
-    /// f32 copy of one block of 2·PAIRS widened bf16 rows, pairs interleaved (see `dense_rows`).
+    /// f32 copy of one block of [`BLOCK_ROWS`] widened rows, pairs interleaved (see `dense_rows`).
     static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -180,7 +185,7 @@ unsafe fn run_tile<const KIND: u8, const P: usize, const T: usize>(
     }
 }
 
-/// Every token against tile rows `r .. r + 2P`, T_BATCH tokens at a time.
+/// Every token against tile rows `r .. r + 2P` read in place, [`T_DIRECT`] tokens at a time.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_all_tokens<const KIND: u8, const P: usize>(
@@ -198,11 +203,13 @@ unsafe fn rows_all_tokens<const KIND: u8, const P: usize>(
     let mut t = 0;
     // SAFETY: forwarded contract; each tile covers tokens inside 0..n.
     unsafe {
-        while t + T_BATCH <= n {
-            run_tile::<KIND, P, T_BATCH>(w, stride, rows, r, x, t, d_in, bias, out, o0);
-            t += T_BATCH;
+        while t + T_DIRECT <= n {
+            run_tile::<KIND, P, T_DIRECT>(w, stride, rows, r, x, t, d_in, bias, out, o0);
+            t += T_DIRECT;
         }
         match n - t {
+            7 => run_tile::<KIND, P, 7>(w, stride, rows, r, x, t, d_in, bias, out, o0),
+            6 => run_tile::<KIND, P, 6>(w, stride, rows, r, x, t, d_in, bias, out, o0),
             5 => run_tile::<KIND, P, 5>(w, stride, rows, r, x, t, d_in, bias, out, o0),
             4 => run_tile::<KIND, P, 4>(w, stride, rows, r, x, t, d_in, bias, out, o0),
             3 => run_tile::<KIND, P, 3>(w, stride, rows, r, x, t, d_in, bias, out, o0),
@@ -218,24 +225,22 @@ fn paired_len(d_in: usize) -> usize {
     16 * d_in.div_ceil(8)
 }
 
-/// bf16 rows `a` and `b` (`b` null: a zero row) widened exactly into one interleaved pair
-/// block at `dst` ([`paired_len`] floats).
+/// Rows `a` and `b` (encoding `KIND`, f32 or bf16; `b` null: a zero row) widened exactly into
+/// one interleaved pair block at `dst` ([`paired_len`] floats).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn widen_pair(a: *const u8, b: *const u8, d_in: usize, dst: *mut f32) {
+unsafe fn widen_pair<const KIND: u8>(a: *const u8, b: *const u8, d_in: usize, dst: *mut f32) {
     let n8 = d_in / 8 * 8;
-    // SAFETY: the caller guarantees d_in readable bf16 per non-null row and the block size.
+    // SAFETY: the caller guarantees d_in readable elements per non-null row and the block size.
     unsafe {
         let mut k = 0;
         while k < n8 {
-            let va = _mm_loadu_si128(a.add(2 * k) as *const __m128i);
-            let vb = if b.is_null() {
-                _mm_setzero_si128()
+            let f = if b.is_null() {
+                // Row a in both halves, the upper one then cleared.
+                _mm512_maskz_mov_ps(0x00FF, load8x2::<KIND>(a, a, k))
             } else {
-                _mm_loadu_si128(b.add(2 * k) as *const __m128i)
+                load8x2::<KIND>(a, b, k)
             };
-            let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(va), vb);
-            let f = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v));
-            _mm512_storeu_si512(dst.add(2 * k) as *mut __m512i, f);
+            _mm512_storeu_ps(dst.add(2 * k), f);
             k += 8;
         }
         if n8 < d_in {
@@ -244,14 +249,21 @@ unsafe fn widen_pair(a: *const u8, b: *const u8, d_in: usize, dst: *mut f32) {
                 *tail.add(l) = 0.0;
             }
             for kk in n8..d_in {
-                *tail.add(kk - n8) = get1::<W_BF16>(a, a, 0, kk);
+                *tail.add(kk - n8) = get1::<KIND>(a, a, 0, kk);
                 if !b.is_null() {
-                    *tail.add(8 + kk - n8) = get1::<W_BF16>(b, b, 0, kk);
+                    *tail.add(8 + kk - n8) = get1::<KIND>(b, b, 0, kk);
                 }
             }
         }
     }
 }
+
+/// Rows per widened block in batches: 16 row pairs (~368 KB at 2880 inputs, L2-resident), so
+/// each token tile's activations are read once per 32 rows.
+const BLOCK_ROWS: usize = 32;
+/// Row pairs per batch tile: 4 pairs × [`T_BATCH`] tokens = 16 accumulators; each activation
+/// load serves 8 rows, each weight load 4 tokens.
+const BATCH_PAIRS: usize = 4;
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[allow(clippy::too_many_arguments)]
@@ -270,17 +282,18 @@ unsafe fn dense_rows<const KIND: u8>(
     let block = 2 * PAIRS;
     // SAFETY: forwarded contract; blocks are clamped to the rows handed over.
     unsafe {
-        if KIND == W_BF16 && n >= WIDEN_MIN_TOKENS {
-            // Widen each block of rows to interleaved f32 pairs once (one load per step),
-            // then every token tile runs over it.
+        if n >= WIDEN_MIN_TOKENS {
+            // Widen a block of rows to interleaved f32 pairs once (one load per step), then
+            // run every token tile over the whole block: the tile's activations stay in L1
+            // while the block's pairs stream from L2.
             let pl = paired_len(d_in);
             let mut wf = WIDEN_SCRATCH.take();
-            if wf.len() < PAIRS * pl {
-                wf.resize(PAIRS * pl, 0.0);
+            if wf.len() < BLOCK_ROWS / 2 * pl {
+                wf.resize(BLOCK_ROWS / 2 * pl, 0.0);
             }
             let mut r = 0;
             while r < rows {
-                let br = block.min(rows - r);
+                let br = BLOCK_ROWS.min(rows - r);
                 for p in 0..br.div_ceil(2) {
                     let a = w.add((r + 2 * p) * stride);
                     let b = if r + 2 * p + 1 < rows {
@@ -288,11 +301,35 @@ unsafe fn dense_rows<const KIND: u8>(
                     } else {
                         std::ptr::null()
                     };
-                    widen_pair(a, b, d_in, wf.as_mut_ptr().add(p * pl));
+                    widen_pair::<KIND>(a, b, d_in, wf.as_mut_ptr().add(p * pl));
                 }
                 let wp = wf.as_ptr() as *const u8;
                 let b = bias.map(|b| &b[r..]);
-                rows_all_tokens::<W_PAIRED, PAIRS>(wp, 4 * pl, br, 0, x, n, d_in, b, out, o0 + r);
+                let mut t = 0;
+                while t < n {
+                    let tt = T_BATCH.min(n - t);
+                    let mut rr = 0;
+                    // Tiles past `br` read stale (allocated) pairs whose results are dropped.
+                    while rr < br {
+                        let (ws, o) = (4 * pl, o0 + r);
+                        match tt {
+                            4 => run_tile::<W_PAIRED, BATCH_PAIRS, 4>(
+                                wp, ws, br, rr, x, t, d_in, b, out, o,
+                            ),
+                            3 => run_tile::<W_PAIRED, BATCH_PAIRS, 3>(
+                                wp, ws, br, rr, x, t, d_in, b, out, o,
+                            ),
+                            2 => run_tile::<W_PAIRED, BATCH_PAIRS, 2>(
+                                wp, ws, br, rr, x, t, d_in, b, out, o,
+                            ),
+                            _ => run_tile::<W_PAIRED, BATCH_PAIRS, 1>(
+                                wp, ws, br, rr, x, t, d_in, b, out, o,
+                            ),
+                        }
+                        rr += 2 * BATCH_PAIRS;
+                    }
+                    t += tt;
+                }
                 r += br;
             }
             WIDEN_SCRATCH.set(wf);

@@ -13,8 +13,8 @@
 //! fold. One convert, one multiply (scales) and one FMA per pair then serve two rows: 5 vector
 //! operations per 128 multiply-adds, against 8 per 64 in the AVX2 kernels.
 //!
-//! Decode (one token): 4 rows per pass (two row pairs) straight from the packed bytes, the
-//! weights two passes ahead prefetched. Batches: a group of 16 rows is decoded once into a
+//! Decode and batches of up to 16 tokens: 4 rows per pass (two row pairs) straight from the
+//! packed bytes against up to 8 tokens, the weights two passes ahead prefetched. Batches: a group of 16 rows is decoded once into a
 //! per-task scratch (U1, U2 and the 16 half scales of each row pair and block pair, 192
 //! bytes), then tiles of 2 row pairs × 4 tokens run over the group (each activation load
 //! serves 4 rows, each weight load 4 tokens), the tokens' activations staying in L1.
@@ -26,6 +26,11 @@ use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 
 /// Row pairs per decode pass.
 const PAIRS_DECODE: usize = 2;
+/// Up to this many tokens the weights are read in place ([`DIRECT_T`] tokens per pass);
+/// from here on a row group is decoded once into scratch (prefill).
+const DIRECT_MAX_TOKENS: usize = 16;
+/// Tokens per pass when the weights are read in place.
+const DIRECT_T: usize = 8;
 /// Tokens per batch tile.
 const T_BATCH: usize = 4;
 /// Rows decoded together in batches (8 row pairs: 8 × 192 bytes per block pair, ~69 KB at
@@ -153,45 +158,57 @@ unsafe fn pair_step(
     }
 }
 
-/// One token against `P` row pairs (rows `a[i]`, `b[i]` of `nb` blocks each, with their half
-/// scales, f32 [nb] per row): the 2P dots (row a then b of each pair) without bias.
+/// T tokens (`xq` + t · `rq` bytes, `xd`, `xc` + t · `rd`) against `P` row pairs (rows `a[i]`,
+/// `b[i]` of `nb` blocks each, read in place, with their half scales, f32 [nb] per row):
+/// `[token][pair][row a, row b]` without bias. Each block pair's weights are decoded once for
+/// all T tokens.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn dot_row_pairs<const P: usize>(
+unsafe fn dot_row_pairs<const P: usize, const T: usize>(
     rows: [[*const u8; 2]; P],
     hrows: [[*const f32; 2]; P],
     nb: usize,
     prefetch: *const u8,
     prefetch_step: usize,
     xq: *const i8,
+    rq: usize,
     xd: *const f32,
     xc: *const i32,
-) -> [[f32; 2]; P] {
+    rd: usize,
+) -> [[[f32; 2]; P]; T] {
     let np = nb.div_ceil(2);
-    let mut acc = [_mm512_setzero_ps(); P];
-    // SAFETY: the caller guarantees the rows, scale rows and the quantized token row (np
-    // pairs); prefetches are hints and never fault.
+    let mut acc = [[_mm512_setzero_ps(); P]; T];
+    // SAFETY: the caller guarantees the rows, scale rows and T quantized token rows (np
+    // pairs each); prefetches are hints and never fault.
     unsafe {
         for p in 0..np {
             let line = prefetch.wrapping_add((p * prefetch_step) & !63);
             _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(64) as *const i8);
             let full = 2 * p + 1 < nb;
-            let x = xq.add(p * PAIR_BYTES);
-            let (d, c) = (xd.add(p * PAIR_SCALES), xc.add(p * PAIR_SCALES));
+            let mut u = [(_mm512_setzero_si512(), _mm512_setzero_si512()); P];
+            let mut hs = [_mm512_setzero_ps(); P];
             for i in 0..P {
                 let [a, b] = rows[i];
-                let (u1, u2) = pair_weights(a.add(32 * p), b.add(32 * p), full);
+                u[i] = pair_weights(a.add(32 * p), b.add(32 * p), full);
                 let [ha, hb] = hrows[i];
-                let hs = pair_half_scales(ha.add(2 * p), hb.add(2 * p), full);
-                acc[i] = pair_step(acc[i], u1, u2, hs, x, d, c);
+                hs[i] = pair_half_scales(ha.add(2 * p), hb.add(2 * p), full);
+            }
+            for (t, at) in acc.iter_mut().enumerate() {
+                let x = xq.add(t * rq + p * PAIR_BYTES);
+                let o = t * rd + p * PAIR_SCALES;
+                for i in 0..P {
+                    at[i] = pair_step(at[i], u[i].0, u[i].1, hs[i], x, xd.add(o), xc.add(o));
+                }
             }
         }
-        let mut out = [[0f32; 2]; P];
-        for i in 0..P {
-            let mut lanes = [0f32; 16];
-            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[i]);
-            out[i] = [reduce8(&lanes[..8]), reduce8(&lanes[8..])];
+        let mut out = [[[0f32; 2]; P]; T];
+        for (t, at) in acc.iter().enumerate() {
+            for i in 0..P {
+                let mut lanes = [0f32; 16];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), at[i]);
+                out[t][i] = [reduce8(&lanes[..8]), reduce8(&lanes[8..])];
+            }
         }
         out
     }
@@ -313,7 +330,9 @@ pub(crate) unsafe fn q8_mxfp4_rows(
     // SAFETY: the CPU features by the caller's contract; every row index passed to `row` and
     // `srow` is clamped to rows - 1, and the activations are bounded by the asserts above.
     unsafe {
-        if n == 1 {
+        if n <= DIRECT_MAX_TOKENS {
+            // Decode and small batches: the weights are read in place, 4 rows at a time, each
+            // block pair decoded once for up to 8 tokens; the memory stream never pauses.
             scratch.resize(hs_len, 0.0);
             let h = scratch.as_mut_ptr();
             let hrow = |i: usize| h.add(i * nb) as *const f32;
@@ -321,45 +340,54 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             let per_pass = 2 * PAIRS_DECODE;
             let step = (per_pass * rb / np.max(1)).max(1);
             let mut r = 0;
-            while r + per_pass <= rows {
+            while r < rows {
+                let quad = r + per_pass <= rows;
                 let ahead = row(r).wrapping_add(PREFETCH_PASSES * per_pass * rb);
                 for i in 0..per_pass {
                     half_scales_row(srow(r + i), nb, h.add(i * nb));
                 }
-                let res = dot_row_pairs::<PAIRS_DECODE>(
-                    [[row(r), row(r + 1)], [row(r + 2), row(r + 3)]],
-                    [[hrow(0), hrow(1)], [hrow(2), hrow(3)]],
-                    nb,
-                    ahead,
-                    step,
-                    qp,
-                    dp,
-                    cp,
-                );
-                for (k, v) in res.iter().flatten().enumerate() {
-                    *o.add(r + k) = v + bias_of(r + k);
+                let pairs4 = [[row(r), row(r + 1)], [row(r + 2), row(r + 3)]];
+                let h4 = [[hrow(0), hrow(1)], [hrow(2), hrow(3)]];
+                let mut t = 0;
+                while t < n {
+                    let tt = DIRECT_T.min(n - t);
+                    let (q, d, c) = (qp.add(t * rq), dp.add(t * rd), cp.add(t * rd));
+                    let put = |k: usize, res: &[[f32; 2]]| {
+                        for (j, v) in res.iter().flatten().enumerate() {
+                            if r + j < rows {
+                                *o.add((r + j) * n + t + k) = v + bias_of(r + j);
+                            }
+                        }
+                    };
+                    macro_rules! run {
+                        ($t:literal) => {
+                            if quad {
+                                dot_row_pairs::<2, $t>(pairs4, h4, nb, ahead, step, q, rq, d, c, rd)
+                                    .iter()
+                                    .enumerate()
+                                    .for_each(|(k, v)| put(k, v))
+                            } else {
+                                let (p1, h1) = ([pairs4[0]], [h4[0]]);
+                                dot_row_pairs::<1, $t>(p1, h1, nb, ahead, step, q, rq, d, c, rd)
+                                    .iter()
+                                    .enumerate()
+                                    .for_each(|(k, v)| put(k, v))
+                            }
+                        };
+                    }
+                    match tt {
+                        8 => run!(8),
+                        7 => run!(7),
+                        6 => run!(6),
+                        5 => run!(5),
+                        4 => run!(4),
+                        3 => run!(3),
+                        2 => run!(2),
+                        _ => run!(1),
+                    }
+                    t += tt;
                 }
-                r += per_pass;
-            }
-            while r < rows {
-                let ahead = row(r).wrapping_add(2 * rb);
-                half_scales_row(srow(r), nb, h);
-                half_scales_row(srow(r + 1), nb, h.add(nb));
-                let [[a, b]] = dot_row_pairs::<1>(
-                    [[row(r), row(r + 1)]],
-                    [[hrow(0), hrow(1)]],
-                    nb,
-                    ahead,
-                    step,
-                    qp,
-                    dp,
-                    cp,
-                );
-                *o.add(r) = a + bias_of(r);
-                if r + 1 < rows {
-                    *o.add(r + 1) = b + bias_of(r + 1);
-                }
-                r += 2;
+                r += if quad { per_pass } else { 2 };
             }
             return;
         }
@@ -379,6 +407,12 @@ pub(crate) unsafe fn q8_mxfp4_rows(
                 half_scales_row(srow(a), nb, h);
                 half_scales_row(srow(b), nb, h.add(nb));
                 decode_row_pair(row(a), row(b), h, h.add(nb), nb, w);
+            }
+            // The next group's weights stream in while this one computes (see dense.rs).
+            let next = (g0 + gr).min(rows);
+            let ahead = ROW_GROUP.min(rows - next);
+            for off in (0..ahead * rb).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(next * rb + off) as *const i8);
             }
             let mut t = 0;
             while t < n {

@@ -1,0 +1,59 @@
+//! Decode-shaped throughput of the kernel level that runs (`GPT_OSS_KERNELS` picks it), on
+//! weights far larger than the caches: the dense bf16 product of a [201088, 2880] matrix (the
+//! 20b unembedding, 1.16 GB) and int8 × MXFP4 products over 32 distinct [5760, 2880] experts
+//! (0.5 GB), for 1 and 8 tokens. Prints GB/s of weights read; never fails:
+//! `GPT_OSS_KERNELS=avx2 cargo run --release -p gptoss-backend --example level_speed`.
+
+use std::time::Instant;
+
+use gptoss_backend::{bf16, kernel_summary, matmul_f32_bf16w, matmul_q8_mxfp4w, Q8Rows};
+
+fn best<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    println!("{}", kernel_summary());
+    let (h, v) = (2880usize, 201_088usize);
+    let w: Vec<bf16> = (0..h * v)
+        .map(|i| bf16::from_f32(((i * 7919) % 1000) as f32 / 1000.0 - 0.5))
+        .collect();
+    let (e, d_out) = (32usize, 5760usize);
+    let blocks: Vec<u8> = (0..e * d_out * h / 2)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let scales: Vec<u8> = (0..e * d_out * h / 32)
+        .map(|i| 118 + (i % 8) as u8)
+        .collect();
+    for n in [1usize, 8] {
+        let x: Vec<f32> = (0..n * h).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+        let mut y = vec![0f32; n * v];
+        let t = best(3, || matmul_f32_bf16w(&x, &w, None, &mut y, h, v));
+        println!(
+            "dense bf16 [{v}, {h}] n={n}: {:.1} ms, {:.1} GB/s",
+            t * 1e3,
+            (2 * h * v) as f64 / t / 1e9
+        );
+        let mut q = Q8Rows::new();
+        q.quantize(&x, h);
+        let mut y = vec![0f32; n * d_out];
+        let (rb, rs) = (d_out * h / 2, d_out * h / 32);
+        let t = best(3, || {
+            for k in 0..e {
+                let (b, s) = (&blocks[k * rb..(k + 1) * rb], &scales[k * rs..(k + 1) * rs]);
+                matmul_q8_mxfp4w(&q, b, s, None, &mut y, d_out);
+            }
+        });
+        println!(
+            "int8 x mxfp4 32 x [{d_out}, {h}] n={n}: {:.1} ms, {:.1} GB/s",
+            t * 1e3,
+            (e * (rb + rs)) as f64 / t / 1e9
+        );
+    }
+}
