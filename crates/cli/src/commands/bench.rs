@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use gptoss_model::{Config, DecodeRow, LogitsFor, Model};
+use gptoss_engine::language_model::{DecodeRow, LanguageModel};
+use gptoss_model::{Config, LogitsFor, Model};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -134,6 +135,39 @@ impl Costs {
             + self.attn_flops_per_ctx_pos * attn_ctx / n as f64
             + self.unembed_flops / n as f64
     }
+}
+
+/// Aggregate decode speed of `streams` sequences stepped together for `tokens` steps (greedy
+/// continuations of random first tokens), every step one `forward_batch` over all of them.
+pub(crate) fn batched_decode_tps<M: LanguageModel>(
+    model: &M,
+    streams: usize,
+    tokens: usize,
+    context: usize,
+) -> anyhow::Result<f64> {
+    let mut caches: Vec<_> = (0..streams).map(|_| model.new_cache(context)).collect();
+    let mut outs: Vec<Vec<f32>> = vec![Vec::new(); streams];
+    let mut toks = random_tokens(streams, model.vocab_size(), 11);
+    let t = Instant::now();
+    for _ in 0..tokens {
+        let mut rows: Vec<DecodeRow<'_, M::Cache>> = caches
+            .iter_mut()
+            .zip(outs.iter_mut())
+            .zip(&toks)
+            .map(|((cache, logits), &token)| DecodeRow {
+                token,
+                cache,
+                logits,
+            })
+            .collect();
+        for r in model.forward_batch(&mut rows) {
+            r.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        for (tok, o) in toks.iter_mut().zip(&outs) {
+            *tok = argmax(o);
+        }
+    }
+    Ok((streams * tokens) as f64 / t.elapsed().as_secs_f64())
 }
 
 /// Median, min and max.
@@ -349,31 +383,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut streams_tps = None;
     let stream_tokens = args.generate.min(args.generate_deep.max(1));
     if args.streams > 1 && stream_tokens > 0 {
-        let mut caches: Vec<_> = (0..args.streams)
-            .map(|_| model.new_cache(context))
-            .collect();
-        let mut outs: Vec<Vec<f32>> = vec![Vec::new(); args.streams];
-        let mut toks = random_tokens(args.streams, c.vocab_size, 11);
-        let t = Instant::now();
-        for _ in 0..stream_tokens {
-            let mut rows: Vec<DecodeRow<'_>> = caches
-                .iter_mut()
-                .zip(outs.iter_mut())
-                .zip(&toks)
-                .map(|((cache, logits), &token)| DecodeRow {
-                    token,
-                    cache,
-                    logits,
-                })
-                .collect();
-            for r in model.forward_batch(&mut rows) {
-                r.map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            for (tok, o) in toks.iter_mut().zip(&outs) {
-                *tok = argmax(o);
-            }
-        }
-        let tps = (args.streams * stream_tokens) as f64 / t.elapsed().as_secs_f64();
+        let tps = batched_decode_tps(&model, args.streams, stream_tokens, context)?;
         say(format!(
             "{} streams, {stream_tokens} tokens each: {tps:.2} tok/s in all",
             args.streams

@@ -7,12 +7,11 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use gptoss_engine::language_model::DecodeRow;
-use gptoss_engine::{LanguageModel, LogitsFor};
+use gptoss_engine::LogitsFor;
 use gptoss_gpu::{GpuContext, GpuModel, ModelSource, SharedGpuModel};
 use gptoss_model::{synth::InMemorySynth, Model};
 
-use super::bench::{argmax, commit, costs, random_tokens, stats, Args};
+use super::bench::{argmax, batched_decode_tps, commit, costs, random_tokens, stats, Args};
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let index = match args.device.device {
@@ -137,31 +136,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // Batched decode: `streams` sequences, one token each per step, one pass over the weights.
     let mut streams_tps = None;
     if args.streams > 0 && args.generate > 0 {
-        let mut caches: Vec<_> = (0..args.streams)
-            .map(|_| model.new_cache(context))
-            .collect();
-        let mut outs: Vec<Vec<f32>> = vec![Vec::new(); args.streams];
-        let mut toks = random_tokens(args.streams, c.vocab_size, 11);
-        let t = Instant::now();
-        for _ in 0..args.generate {
-            let mut rows: Vec<DecodeRow<'_, _>> = caches
-                .iter_mut()
-                .zip(outs.iter_mut())
-                .zip(&toks)
-                .map(|((cache, logits), &token)| DecodeRow {
-                    token,
-                    cache,
-                    logits,
-                })
-                .collect();
-            for r in model.forward_batch(&mut rows) {
-                r.map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            for (tok, o) in toks.iter_mut().zip(&outs) {
-                *tok = argmax(o);
-            }
-        }
-        let tps = (args.streams * args.generate) as f64 / t.elapsed().as_secs_f64();
+        let tps = batched_decode_tps(&model, args.streams, args.generate, context)?;
         say(format!(
             "{} streams, {} tokens each: {tps:.1} tok/s in all",
             args.streams, args.generate
