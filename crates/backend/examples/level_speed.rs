@@ -1,7 +1,7 @@
 //! Decode-shaped throughput of the kernel level that runs (`GPT_OSS_KERNELS` picks it), on
 //! weights far larger than the caches: the dense bf16 product of a [201088, 2880] matrix (the
 //! 20b unembedding, 1.16 GB) and int8 × MXFP4 products over 32 distinct [5760, 2880] experts
-//! (0.5 GB), for 1 and 8 tokens. Prints GB/s of weights read; never fails:
+//! (0.5 GB), for 1 and 8 tokens; and a prefill-shaped dense product (512 tokens). Prints GB/s of weights read; never fails:
 //! `GPT_OSS_KERNELS=avx2 cargo run --release -p gptoss-backend --example level_speed`.
 
 use std::time::Instant;
@@ -31,6 +31,19 @@ fn main() {
     let scales: Vec<u8> = (0..e * d_out * h / 32)
         .map(|i| 118 + (i % 8) as u8)
         .collect();
+    // Prefill-shaped: the query projection of a 512-token prompt.
+    {
+        let (d_in, d_out, n) = (h, 4096usize, 512usize);
+        let x: Vec<f32> = (0..n * d_in).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+        let mut y = vec![0f32; n * d_out];
+        let wq = &w[..d_in * d_out];
+        let t = best(3, || matmul_f32_bf16w(&x, wq, None, &mut y, d_in, d_out));
+        println!(
+            "dense bf16 [{d_out}, {d_in}] n={n}: {:.1} ms, {:.0} GFLOP/s",
+            t * 1e3,
+            (2 * n * d_in * d_out) as f64 / t / 1e9
+        );
+    }
     for n in [1usize, 8] {
         let x: Vec<f32> = (0..n * h).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
         let mut y = vec![0f32; n * v];

@@ -141,7 +141,16 @@ fn q8_q8w_rows_equal_the_oracle_on_every_level() {
 fn f32_paths_give_the_same_bits_on_every_level() {
     let mut r = Rng(33);
     let levels = levels();
-    for &(n, d_in, d_out) in SHAPES.iter().chain(&[(4, 37, 9), (2, 130, 258)]) {
+    // Beyond SHAPES: input tails (d_in % 8) on every path, including batches of 17+ tokens
+    // (the blocked product) with more than one input slice.
+    let extra = [
+        (4, 37, 9),
+        (2, 130, 258),
+        (19, 45, 13),
+        (18, 300, 70),
+        (20, 7, 3),
+    ];
+    for &(n, d_in, d_out) in SHAPES.iter().chain(&extra) {
         let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();
         let wf: Vec<f32> = (0..d_in * d_out).map(|_| r.f()).collect();
         let wb: Vec<bf16> = wf.iter().map(|&v| bf16::from_f32(v)).collect();
@@ -264,6 +273,9 @@ pub(crate) fn check_f32_contract(k: &dyn SimdKernels, name: &str) {
         (6, 64, 10),
         (5, 2880, 6),
         (1, 2880, 9),
+        (19, 45, 13),
+        (18, 300, 70),
+        (20, 7, 3),
     ];
     for &(n, d_in, d_out) in SHAPES.iter().chain(&extra) {
         let x: Vec<f32> = (0..n * d_in).map(|_| r.f()).collect();

@@ -28,6 +28,8 @@ const WIDEN_MIN_TOKENS: usize = 17;
 const T_DIRECT: usize = 8;
 
 thread_local! {
+    /// The blocked batch product's partial sums: f32 [tokens, 16 pairs, 16].
+    static ACC_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// f32 copy of one block of [`BLOCK_ROWS`] widened rows, pairs interleaved (see `dense_rows`).
     static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -258,6 +260,58 @@ unsafe fn widen_pair<const KIND: u8>(a: *const u8, b: *const u8, d_in: usize, ds
     }
 }
 
+/// Inputs per slice of the blocked batch product: a slice of a block's 16 pairs is 32 KB.
+const K_BLOCK: usize = 256;
+
+/// P interleaved row pairs (`pairs[p]`, see `W_PAIRED`) against T tokens (`x` + t · `x_stride`)
+/// over inputs `k0..k1` (multiples of 8): adds into the 8-lane accumulators at `acc` + t ·
+/// `acc_t` + 16 p (both rows of a pair), which start at zero when `fresh`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_k<const P: usize, const T: usize>(
+    pairs: [*const f32; P],
+    x: *const f32,
+    x_stride: usize,
+    k0: usize,
+    k1: usize,
+    acc: *mut f32,
+    acc_t: usize,
+    fresh: bool,
+) {
+    // SAFETY: the caller guarantees the pairs cover k1 inputs, T token rows and the
+    // accumulator slots.
+    unsafe {
+        let mut a = [[_mm512_setzero_ps(); T]; P];
+        if !fresh {
+            for (p, ap) in a.iter_mut().enumerate() {
+                for (t, v) in ap.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(acc.add(t * acc_t + 16 * p));
+                }
+            }
+        }
+        let mut k = k0;
+        while k < k1 {
+            let mut xv = [_mm512_setzero_ps(); T];
+            for (t, xt) in xv.iter_mut().enumerate() {
+                let v = _mm256_loadu_pd(x.add(t * x_stride + k) as *const f64);
+                *xt = _mm512_castpd_ps(_mm512_broadcast_f64x4(v));
+            }
+            for (p, ap) in a.iter_mut().enumerate() {
+                let wv = _mm512_loadu_ps(pairs[p].add(2 * k));
+                for (v, xt) in ap.iter_mut().zip(&xv) {
+                    *v = _mm512_fmadd_ps(wv, *xt, *v);
+                }
+            }
+            k += 8;
+        }
+        for (p, ap) in a.iter().enumerate() {
+            for (t, v) in ap.iter().enumerate() {
+                _mm512_storeu_ps(acc.add(t * acc_t + 16 * p), *v);
+            }
+        }
+    }
+}
+
 /// Rows per widened block in batches: 16 row pairs (~368 KB at 2880 inputs, L2-resident), so
 /// each token tile's activations are read once per 32 rows.
 const BLOCK_ROWS: usize = 32;
@@ -284,17 +338,27 @@ unsafe fn dense_rows<const KIND: u8>(
     unsafe {
         if n >= WIDEN_MIN_TOKENS {
             // Widen a block of rows to interleaved f32 pairs once (one load per step), then
-            // run every token tile over the whole block: the tile's activations stay in L1
-            // while the block's pairs stream from L2.
+            // walk the inputs in slices of K_BLOCK: one slice of the block's pairs (32 KB)
+            // stays in L1 while every token tile runs over it, the partial 8-lane sums parked
+            // in `ACC_SCRATCH` between slices (stored and reloaded unchanged, so the order of
+            // the additions, and the bits, are those of one pass).
             let pl = paired_len(d_in);
+            let n8 = d_in / 8 * 8;
+            let pairs_per_block = BLOCK_ROWS / 2;
             let mut wf = WIDEN_SCRATCH.take();
-            if wf.len() < BLOCK_ROWS / 2 * pl {
-                wf.resize(BLOCK_ROWS / 2 * pl, 0.0);
+            if wf.len() < pairs_per_block * pl {
+                wf.resize(pairs_per_block * pl, 0.0);
+            }
+            let mut acc = ACC_SCRATCH.take();
+            let acc_t = pairs_per_block * 16;
+            if acc.len() < n * acc_t {
+                acc.resize(n * acc_t, 0.0);
             }
             let mut r = 0;
             while r < rows {
                 let br = BLOCK_ROWS.min(rows - r);
-                for p in 0..br.div_ceil(2) {
+                let np = br.div_ceil(2);
+                for p in 0..np {
                     let a = w.add((r + 2 * p) * stride);
                     let b = if r + 2 * p + 1 < rows {
                         w.add((r + 2 * p + 1) * stride)
@@ -303,35 +367,67 @@ unsafe fn dense_rows<const KIND: u8>(
                     };
                     widen_pair::<KIND>(a, b, d_in, wf.as_mut_ptr().add(p * pl));
                 }
-                let wp = wf.as_ptr() as *const u8;
-                let b = bias.map(|b| &b[r..]);
-                let mut t = 0;
-                while t < n {
-                    let tt = T_BATCH.min(n - t);
-                    let mut rr = 0;
-                    // Tiles past `br` read stale (allocated) pairs whose results are dropped.
-                    while rr < br {
-                        let (ws, o) = (4 * pl, o0 + r);
-                        match tt {
-                            4 => run_tile::<W_PAIRED, BATCH_PAIRS, 4>(
-                                wp, ws, br, rr, x, t, d_in, b, out, o,
-                            ),
-                            3 => run_tile::<W_PAIRED, BATCH_PAIRS, 3>(
-                                wp, ws, br, rr, x, t, d_in, b, out, o,
-                            ),
-                            2 => run_tile::<W_PAIRED, BATCH_PAIRS, 2>(
-                                wp, ws, br, rr, x, t, d_in, b, out, o,
-                            ),
-                            _ => run_tile::<W_PAIRED, BATCH_PAIRS, 1>(
-                                wp, ws, br, rr, x, t, d_in, b, out, o,
-                            ),
+                let wp = wf.as_ptr();
+                let ap = acc.as_mut_ptr();
+                let mut k0 = 0;
+                while k0 < n8.max(1) {
+                    let k1 = (k0 + K_BLOCK).min(n8);
+                    let fresh = k0 == 0;
+                    let mut t = 0;
+                    while t < n {
+                        let tt = T_BATCH.min(n - t);
+                        let xt = x.as_ptr().add(t * d_in);
+                        let mut p = 0;
+                        // Tiles past `np` read stale (allocated) pairs, dropped below.
+                        while p < np {
+                            let pp: [*const f32; BATCH_PAIRS] =
+                                std::array::from_fn(|i| wp.add((p + i) * pl));
+                            let at = ap.add(t * acc_t + p * 16);
+                            match tt {
+                                4 => {
+                                    tile_k::<BATCH_PAIRS, 4>(pp, xt, d_in, k0, k1, at, acc_t, fresh)
+                                }
+                                3 => {
+                                    tile_k::<BATCH_PAIRS, 3>(pp, xt, d_in, k0, k1, at, acc_t, fresh)
+                                }
+                                2 => {
+                                    tile_k::<BATCH_PAIRS, 2>(pp, xt, d_in, k0, k1, at, acc_t, fresh)
+                                }
+                                _ => {
+                                    tile_k::<BATCH_PAIRS, 1>(pp, xt, d_in, k0, k1, at, acc_t, fresh)
+                                }
+                            }
+                            p += BATCH_PAIRS;
                         }
-                        rr += 2 * BATCH_PAIRS;
+                        t += tt;
                     }
-                    t += tt;
+                    k0 = k1.max(k0 + 1);
+                }
+                // Epilogue: the tail inputs into lanes 0.., the lanes summed, the bias added.
+                for t in 0..n {
+                    for p in 0..np {
+                        let lanes = std::slice::from_raw_parts_mut(ap.add(t * acc_t + p * 16), 16);
+                        if n8 == 0 {
+                            lanes.fill(0.0);
+                        }
+                        for (half, lane) in lanes.chunks_exact_mut(8).enumerate() {
+                            let row = r + 2 * p + half;
+                            if row >= rows {
+                                continue;
+                            }
+                            let pair = wp.add(p * pl) as *const u8;
+                            for (l, kk) in (n8..d_in).enumerate() {
+                                let xv = x[t * d_in + kk];
+                                lane[l] =
+                                    get1::<W_PAIRED>(pair, pair, half, kk).mul_add(xv, lane[l]);
+                            }
+                            *out[t].add(o0 + row) = reduce8(lane) + bias.map_or(0.0, |b| b[row]);
+                        }
+                    }
                 }
                 r += br;
             }
+            ACC_SCRATCH.set(acc);
             WIDEN_SCRATCH.set(wf);
             return;
         }
