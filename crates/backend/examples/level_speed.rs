@@ -34,7 +34,9 @@ fn main() {
     // Prefill-shaped: the query projection of a 512-token prompt.
     {
         let (d_in, d_out, n) = (h, 4096usize, 512usize);
-        let x: Vec<f32> = (0..n * d_in).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect();
+        let x: Vec<f32> = (0..n * d_in)
+            .map(|i| (i % 13) as f32 / 13.0 - 0.5)
+            .collect();
         let mut y = vec![0f32; n * d_out];
         let wq = &w[..d_in * d_out];
         let t = best(3, || matmul_f32_bf16w(&x, wq, None, &mut y, d_in, d_out));

@@ -248,6 +248,13 @@ fn choice() -> &'static Choice {
                     );
                     best
                 }
+                None if name.trim().eq_ignore_ascii_case("amx") => {
+                    eprintln!(
+                        "gpt-oss: GPT_OSS_KERNELS=amx: this build has no AMX kernels \
+                         (stable Rust has no AMX intrinsics yet); using {best}"
+                    );
+                    best
+                }
                 None => {
                     eprintln!(
                         "gpt-oss: GPT_OSS_KERNELS={name:?} is not a kernel level \
