@@ -40,7 +40,7 @@ pub enum KernelLevel {
     Scalar,
     /// x86-64 AVX2 + FMA (256-bit).
     Avx2,
-    /// x86-64 AVX-512 F/BW/VL with VNNI (512-bit, int8 dot products); BF16 dots where present.
+    /// x86-64 AVX-512 F/BW/VL with VNNI (512-bit, int8 dot products).
     Avx512,
     /// aarch64 Advanced SIMD (128-bit), with `dotprod` where present.
     Neon,
@@ -293,15 +293,14 @@ pub(crate) fn simd_at(level: KernelLevel) -> Option<&'static dyn SimdKernels> {
 /// One line for start-up logs: the level that runs and what the CPU offers.
 pub fn kernel_summary() -> String {
     let avail: Vec<&str> = available_levels().iter().map(|l| l.name()).collect();
-    let mut extra = String::new();
-    #[cfg(target_arch = "x86_64")]
-    if kernel_level() == KernelLevel::Avx512 && avx512::has_bf16() {
-        extra.push_str(" (bf16 dots)");
-    }
     #[cfg(target_arch = "aarch64")]
-    if kernel_level() == KernelLevel::Neon && neon::has_dotprod() {
-        extra.push_str(" (dotprod)");
-    }
+    let extra = if kernel_level() == KernelLevel::Neon && neon::has_dotprod() {
+        " (dotprod)"
+    } else {
+        ""
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    let extra = "";
     format!(
         "cpu kernels: {}{extra} (available: {})",
         kernel_level(),

@@ -48,11 +48,6 @@ fn attention_group_avx512(
     }
 }
 
-/// Whether the CPU also has AVX512_BF16 (`vdpbf16ps`).
-pub(crate) fn has_bf16() -> bool {
-    std::is_x86_feature_detected!("avx512bf16")
-}
-
 impl SimdKernels for Avx512 {
     unsafe fn dense_f32_rows(
         &self,
