@@ -7,18 +7,18 @@
 //! of the AVX2 kernels, the same order per output.
 //!
 //! Decode and small batches (up to 16 tokens): 4 rows (two row pairs) × up to 8 tokens per
-//! pass from the weights in place. Larger batches (prefill) widen a block of 32 rows to f32 once
-//! (exact; each row pair interleaved by 8 so a step
-//! is one load), then run tiles of 8 rows × 4 tokens over it.
+//! pass from the weights in place. Larger batches (prefill) widen a block of 32 rows to f32
+//! once (exact; each row pair interleaved by 8, so a step is one load), then walk the inputs
+//! in slices of 256 with tiles of 8 rows × 4 tokens, the partial sums parked between slices.
 
 use std::arch::x86_64::*;
 
 use crate::cpu::OutRows;
 use crate::matmul::DenseWeight;
 
-/// Row pairs per tile.
+/// Row pairs per tile when reading the weights in place.
 const PAIRS: usize = 2;
-/// Tokens per batch tile.
+/// Tokens per tile of the blocked batch product.
 const T_BATCH: usize = 4;
 /// From this many tokens on, batches widen each row block to f32 once; below, the tiles read
 /// the weights in place (8 tokens per tile), which keeps the memory stream going during the
