@@ -45,16 +45,14 @@ const W_F32: u8 = 0;
 const W_BF16: u8 = 1;
 const W_PAIRED: u8 = 2;
 
-/// Elements k..k+8 of rows a and b as one register `[a | b]` (bf16 widened exactly). For
-/// `W_PAIRED`, `a` is the pair's interleaved block and `b` is unused.
+/// Elements k..k+8 of rows a and b (read in place) as one register `[a | b]` (bf16 widened
+/// exactly).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
 unsafe fn load8x2<const KIND: u8>(a: *const u8, b: *const u8, k: usize) -> __m512 {
     // SAFETY: the caller guarantees elements k..k+8 lie inside both rows.
     unsafe {
-        if KIND == W_PAIRED {
-            _mm512_loadu_ps((a as *const f32).add(2 * k))
-        } else if KIND == W_BF16 {
+        if KIND == W_BF16 {
             let va = _mm_loadu_si128(a.add(2 * k) as *const __m128i);
             let vb = _mm_loadu_si128(b.add(2 * k) as *const __m128i);
             let v = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(va), vb);
@@ -134,10 +132,9 @@ unsafe fn tile<const KIND: u8, const P: usize, const T: usize>(
     res
 }
 
-/// The row pairs of tile rows `r .. r + 2P`: for `W_F32`/`W_BF16` pointers into `w` (rows of
-/// `stride` bytes; a missing partner past `rows` reads row `rows - 1` again, its result
-/// dropped), for `W_PAIRED` the interleaved pair blocks, `stride` bytes each.
-fn pair_ptrs<const KIND: u8, const P: usize>(
+/// The row pairs of tile rows `r .. r + 2P`: pointers into `w` (rows of `stride` bytes; a
+/// missing partner past `rows` reads row `rows - 1` again, its result dropped).
+fn pair_ptrs<const P: usize>(
     w: *const u8,
     stride: usize,
     rows: usize,
@@ -145,12 +142,8 @@ fn pair_ptrs<const KIND: u8, const P: usize>(
 ) -> [[*const u8; 2]; P] {
     let mut ptrs = [[w; 2]; P];
     for (p, pr) in ptrs.iter_mut().enumerate() {
-        *pr = if KIND == W_PAIRED {
-            [w.wrapping_add((r / 2 + p) * stride), w]
-        } else {
-            let row = |i: usize| w.wrapping_add((r + i).min(rows - 1) * stride);
-            [row(2 * p), row(2 * p + 1)]
-        };
+        let row = |i: usize| w.wrapping_add((r + i).min(rows - 1) * stride);
+        *pr = [row(2 * p), row(2 * p + 1)];
     }
     ptrs
 }
@@ -171,7 +164,7 @@ unsafe fn run_tile<const KIND: u8, const P: usize, const T: usize>(
     out: &[*mut f32],
     o0: usize,
 ) {
-    let ptrs = pair_ptrs::<KIND, P>(w, stride, rows, r);
+    let ptrs = pair_ptrs::<P>(w, stride, rows, r);
     // SAFETY: the pair pointers stay inside the rows handed over; tokens t0..t0 + T exist; the
     // output pointers are valid for rows o0..o0 + rows (the caller's contract).
     unsafe {
