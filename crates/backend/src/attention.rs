@@ -166,9 +166,9 @@ fn check_sdpa_shapes(
 /// [`sdpa_sinks_f32_scalar`]): the fast version. One task per (query, KV head) serves that KV
 /// head's whole group of query heads, so each key and value row is read once per group; scores
 /// are computed first (8-lane dot products), then one softmax including the sink (exactly the
-/// reference's concat-softmax-drop), then the weighted sum of values. Compiled for AVX2+FMA when
-/// the CPU has them (same arithmetic either way; no FMA contraction). Keys are visited in
-/// increasing position, so one token alone gives the same bits as inside a batch.
+/// reference's concat-softmax-drop), then the weighted sum of values. The running SIMD level's
+/// per-key loops where it has them (same arithmetic either way; no FMA contraction). Keys are
+/// visited in increasing position, so one token alone gives the same bits as inside a batch.
 #[allow(clippy::too_many_arguments)]
 pub fn sdpa_sinks_f32(
     q: &[f32],

@@ -348,7 +348,7 @@ impl Outs<'_, '_> {
     }
 }
 
-/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32: the AVX2+FMA kernel when available,
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W f32: the SIMD level's kernel when one runs,
 /// else [`matmul_f32_f32w_scalar`].
 pub fn matmul_f32_f32w(
     x: &[f32],
@@ -364,7 +364,7 @@ pub fn matmul_f32_f32w(
     }
 }
 
-/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place: the AVX2+FMA kernel
+/// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b`, W bf16 read in place: the SIMD level's kernel
 /// when available, else [`matmul_f32_bf16w_scalar`].
 pub fn matmul_f32_bf16w(
     x: &[f32],
@@ -417,7 +417,7 @@ pub fn matmul_f32_f32w_each(
 /// `y[n, d_out] = x[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4 read in place (layout as in
 /// [`matmul_f32_mxfp4w_scalar`]): one token runs a dot product with dequantization fused in;
 /// many tokens decode each 2-row tile once and run it against every token (the grouped
-/// per-expert GEMM of a prefill). One scale multiply per 32-block (see `avx2.rs`). Falls back to the scalar oracle without AVX2+FMA.
+/// per-expert GEMM of a prefill). One scale multiply per 32-block (see `cpu/avx2/dense.rs`). Falls back to the scalar oracle at the scalar level.
 pub fn matmul_f32_mxfp4w(
     x: &[f32],
     blocks: &[u8],

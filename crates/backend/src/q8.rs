@@ -5,7 +5,7 @@
 //! [`matmul_q8_mxfp4w`]; the SIMD kernels live under `cpu/` (`cpu/avx2/q8.rs`, …). The exact f32 path stays in
 //! `matmul.rs` (`matmul_f32_mxfp4w`); which one a model uses is the caller's choice.
 //!
-//! Numerics (identical in the oracle and the AVX2 kernels, bit for bit):
+//! Numerics (identical in the oracle and the SIMD kernels of every level, bit for bit):
 //! - Quantization, per 32-block of a row: `d = max|x| / 127`, `q = round_ties_even(x / d)`
 //!   computed as `x * (1 / d)` (q in -127..=127; an all-zero block gives d = 0, q = 0; a block
 //!   holding NaN or ±inf gives d = NaN so the outputs it touches are NaN, as in f32).
@@ -258,7 +258,7 @@ fn check_q8_dims(
 /// Scalar oracle of the int8 path: `y[n, d_out] = dequant(xq)[n, d_in] · W[d_out, d_in]ᵀ + b`
 /// with W in MXFP4 (`blocks` u8 [d_out, d_in/32, 16], `scales` u8 [d_out, d_in/32], as in
 /// [`crate::matmul_f32_mxfp4w_scalar`]), integer block dots and the float order of the module
-/// header. Sequential; for tests and as the reference of the AVX2 kernels.
+/// header. Sequential; for tests and as the reference of the SIMD kernels.
 pub fn matmul_q8_mxfp4w_scalar(
     xq: &Q8Rows,
     blocks: &[u8],
@@ -307,8 +307,8 @@ pub fn matmul_q8_mxfp4w_scalar(
 }
 
 /// The int8 path: `y[n, d_out] = dequant(xq)[n, d_in] · W[d_out, d_in]ᵀ + b` with W in MXFP4
-/// (layout as in [`matmul_q8_mxfp4w_scalar`]). AVX2 kernels split over rayon threads when the
-/// CPU has AVX2+FMA (see [`crate::fast_kernels`]); else the scalar oracle, same bits.
+/// (layout as in [`matmul_q8_mxfp4w_scalar`]). The running level's SIMD kernels split over rayon
+/// threads (see [`crate::kernel_level`]); at the scalar level the oracle, same bits.
 /// One token runs a fused dot per 4 output rows; many tokens decode each weight row once to
 /// int8 and run it against every token (the grouped per-expert GEMM of a prefill).
 pub fn matmul_q8_mxfp4w(

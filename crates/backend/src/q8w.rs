@@ -14,7 +14,7 @@
 //! then odd ones), so a weight row and an activation row line up byte for byte; a missing last
 //! block (odd `d_in / 32`) is zero codes with scale 0.
 //!
-//! Numerics (identical in the oracle and the AVX2 kernels, bit for bit): per (output row, token)
+//! Numerics (identical in the oracle and the SIMD kernels of every level, bit for bit): per (output row, token)
 //! an 8-lane f32 accumulator walks the blocks two at a time; lane `l < 4` takes the exact integer
 //! sum `Σ w_q · x_q` over elements `8l .. 8l + 8` of the pair's first block, lane `4 + l` the same
 //! of its second block; then `acc[L] = fma(isum[L] as f32, d_x[L] · d_w[L], acc[L])`. Lanes are
@@ -244,7 +244,7 @@ fn dot_scalar(wq: &[i8], wd: &[f32], xq: &[i8], xd: &[f32], d_in: usize) -> f32 
 
 /// Scalar oracle: `y[n, d_out] = dequant(xq)[n, d_in] · dequant(w)[d_out, d_in]ᵀ + b`, with
 /// exact integer block dots and the float order of the module header. Sequential; for tests
-/// and as the reference of the AVX2 kernels.
+/// and as the reference of the SIMD kernels.
 pub fn matmul_q8_q8w_scalar(xq: &Q8Rows, w: &Q8Weights, bias: Option<&[f32]>, y: &mut [f32]) {
     check_dims(xq, w, bias);
     let d_out = w.d_out;
@@ -264,8 +264,8 @@ pub fn matmul_q8_q8w_scalar(xq: &Q8Rows, w: &Q8Weights, bias: Option<&[f32]>, y:
     }
 }
 
-/// `y[n, d_out] = dequant(xq)[n, d_in] · dequant(w)[d_out, d_in]ᵀ + b`: AVX2 kernels split over
-/// rayon threads by output rows when the CPU has AVX2+FMA (see [`crate::fast_kernels`]), else
+/// `y[n, d_out] = dequant(xq)[n, d_in] · dequant(w)[d_out, d_in]ᵀ + b`: the running level's SIMD
+/// kernels split over rayon threads by output rows (see [`crate::kernel_level`]), else
 /// the scalar oracle; the same bits either way.
 pub fn matmul_q8_q8w(xq: &Q8Rows, w: &Q8Weights, bias: Option<&[f32]>, y: &mut [f32]) {
     assert_eq!(

@@ -1,10 +1,10 @@
 //! The CPU backend seam: which instruction-set level runs the hot loops, chosen once per
-//! process from what the CPU reports, and the one interface ([`SimdKernels`]) through which the
+//! process from what the CPU reports, and the one interface (`SimdKernels`) through which the
 //! generic code (shapes, parallel split, scalar oracles in `matmul.rs`, `q8.rs`, `q8w.rs`,
 //! `attention.rs`) reaches them.
 //!
 //! Layout: one module per ISA level (`avx2`, `avx512`; `neon` on aarch64), each implementing
-//! [`SimdKernels`] for a zero-sized token type that can only be obtained after the CPU was
+//! `SimdKernels` for a zero-sized token type that can only be obtained after the CPU was
 //! checked for that level's features. The ISA modules import the generic layouts and
 //! constants; the generic code imports only this module, never an ISA module. A level without
 //! its own version of a kernel hands the call to the level below it (AVX-512 CPUs all have
