@@ -48,9 +48,11 @@ def serve_mcp(port: int, record: str) -> None:
         log("echo", {"text": text})
         return text
 
+    # No arguments: the random-weight model's arguments for an `int` were once a 22-digit
+    # integer (schema-valid) that the SDK's own validation refused before the tool ran.
     @server.tool(description="Always fails.")
-    def fail(code: int) -> str:
-        log("fail", {"code": code})
+    def fail() -> str:
+        log("fail", {})
         raise ToolError("refused on purpose")
 
     @server.tool(description="Answers after 10 seconds.")
