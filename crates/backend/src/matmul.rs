@@ -37,9 +37,11 @@ pub(crate) fn rows_per_task(d_out: usize, work: usize, align: usize) -> usize {
     d_out.div_ceil(tasks).div_ceil(align).max(1) * align
 }
 
+/// The lanes of one 8-lane accumulator summed as ((0+1)+(2+3))+((4+5)+(6+7)): the order every
+/// path and every kernel level ends with (`l` holds at least 8 floats; only the first 8 count).
 #[inline(always)]
-fn reduce_lanes(acc: [f32; LANES]) -> f32 {
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+pub(crate) fn reduce8(l: &[f32]) -> f32 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
 /// Lane-accumulating dot product over `x` and `w` converted by `conv`. The tail (len % 8) goes
@@ -61,7 +63,7 @@ fn dot_lanes<T: Copy>(acc: &mut [f32; LANES], x: &[f32], w: &[T], conv: impl Fn(
 fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
     let mut acc = [0f32; LANES];
     dot_lanes(&mut acc, x, w, |v| v);
-    reduce_lanes(acc)
+    reduce8(&acc)
 }
 
 fn check_dims(x: &[f32], w_len: usize, bias: Option<&[f32]>, y: &[f32], d_in: usize, d_out: usize) {
@@ -498,7 +500,7 @@ fn matmul_dense_scalar<T: DenseWeight>(
         for (t, yv) in col.iter_mut().enumerate() {
             let mut acc = [0f32; LANES];
             dot_lanes(&mut acc, &x[t * d_in..(t + 1) * d_in], w_row, T::to_f32);
-            *yv = reduce_lanes(acc) + b;
+            *yv = reduce8(&acc) + b;
         }
     });
 }
@@ -613,7 +615,7 @@ pub fn matmul_f32_mxfp4w_scalar(
                 let xb = &x[blk * MXFP4_BLOCK..(blk + 1) * MXFP4_BLOCK];
                 dot_lanes(&mut acc, xb, &wb, |v| v);
             }
-            col[0] = reduce_lanes(acc) + b;
+            col[0] = reduce8(&acc) + b;
         } else {
             // One decoded row per output row, reused for every token.
             w_row.resize(d_in, 0.0);

@@ -23,6 +23,7 @@ use std::arch::x86_64::*;
 
 use crate::cpu::OutRows;
 use crate::dtype::HALF_SCALE;
+use crate::matmul::reduce8;
 
 /// Weight row encodings the dense tile kernel reads.
 const W_F32: u8 = 0;
@@ -34,11 +35,6 @@ const R_DECODE: usize = 4;
 /// and a weight vector in 16 ymm registers; 4 rows so the epilogue reduces 4 outputs at once.
 const R_BATCH: usize = 4;
 const T_BATCH: usize = 2;
-
-#[inline(always)]
-fn reduce8(l: &[f32; 8]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
 
 /// The four sums `reduce8(a)`, `reduce8(b)`, `reduce8(c)`, `reduce8(d)` with the same additions
 /// in the same order: `hadd` pairs lanes (0+1), (2+3) per 128-bit half, the second `hadd` adds

@@ -24,6 +24,7 @@
 use std::arch::x86_64::*;
 
 use crate::dtype::HALF_SCALE;
+use crate::matmul::reduce8;
 use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 
 /// Weight rows per decode pass (independent accumulators sharing one activation load).
@@ -38,11 +39,6 @@ const SCRATCH_PAIR: usize = 16 + 8;
 const PREFETCH_TILES: usize = 2;
 /// Weight rows decoded together in batches (16 rows of 2880 inputs: ~69 KB, L2-resident).
 const ROW_GROUP: usize = 16;
-
-#[inline(always)]
-fn reduce8(l: &[f32; 8]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
 
 /// Offset weights (`2·value + 12`, unsigned) of the pair of blocks at `p`: (even elements of
 /// both blocks, odd elements of both blocks). `full` false: only one block (16 bytes) exists

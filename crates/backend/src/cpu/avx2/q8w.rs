@@ -21,6 +21,7 @@
 use std::arch::x86_64::*;
 
 use crate::cpu::OutRows;
+use crate::matmul::reduce8;
 use crate::q8::{Q8Rows, PAIR_BYTES, PAIR_SCALES};
 use crate::q8w::Q8Weights;
 
@@ -32,11 +33,6 @@ const T_BATCH: usize = 4;
 const ROW_GROUP: usize = 16;
 /// How many decode passes ahead the one-token kernel prefetches its weights.
 const PREFETCH_TILES: usize = 2;
-
-#[inline(always)]
-fn reduce8(l: &[f32; 8]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
 
 /// `[d(blk) ×4, d(blk + 1) ×4]`: a pair's two weight block scales, one per lane group.
 #[target_feature(enable = "avx2,fma")]

@@ -7,6 +7,7 @@
 use std::arch::x86_64::*;
 
 use crate::attention::{KeyOps, EXP_C, EXP_LN2_HI, EXP_LN2_LO, EXP_LO, EXP_LOG2_E, EXP_MAGIC};
+use crate::matmul::reduce8;
 
 /// Head dimension these kernels are written for.
 pub(super) const D: usize = 64;
@@ -64,12 +65,11 @@ fn dot64_x4(q: &[f32], k: &[f32]) -> [f32; 4] {
         let mut lanes = [0f32; 32];
         _mm512_storeu_ps(lanes.as_mut_ptr(), a01);
         _mm512_storeu_ps(lanes.as_mut_ptr().add(16), a23);
-        let r = |l: &[f32]| ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
         [
-            r(&lanes[..8]),
-            r(&lanes[8..16]),
-            r(&lanes[16..24]),
-            r(&lanes[24..]),
+            reduce8(&lanes[..8]),
+            reduce8(&lanes[8..16]),
+            reduce8(&lanes[16..24]),
+            reduce8(&lanes[24..]),
         ]
     }
 }

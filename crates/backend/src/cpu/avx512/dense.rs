@@ -14,6 +14,7 @@
 use std::arch::x86_64::*;
 
 use crate::cpu::OutRows;
+use crate::matmul::reduce8;
 use crate::matmul::DenseWeight;
 
 /// Row pairs per tile when reading the weights in place.
@@ -32,11 +33,6 @@ thread_local! {
     static ACC_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// f32 copy of one block of [`BLOCK_ROWS`] widened rows, pairs interleaved (see `dense_rows`).
     static WIDEN_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-#[inline(always)]
-fn reduce8(l: &[f32]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
 /// Weight encodings the tiles read: f32 or bf16 rows in place, or a widened block whose row

@@ -22,6 +22,7 @@
 use std::arch::x86_64::*;
 
 use crate::dtype::HALF_SCALE;
+use crate::matmul::reduce8;
 use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 
 /// Row pairs per decode pass.
@@ -40,11 +41,6 @@ const ROW_GROUP: usize = 16;
 const SCRATCH_PAIR: usize = 192;
 /// How many decode passes ahead the one-token kernel prefetches its weights.
 const PREFETCH_PASSES: usize = 2;
-
-#[inline(always)]
-fn reduce8(l: &[f32]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
 
 /// `(U1, U2)` of rows `a` and `b` at their block pair `p` (pointers to its packed bytes):
 /// offset weights `2·value + 12`, low nibbles (even elements) in U1, high ones in U2, row a in

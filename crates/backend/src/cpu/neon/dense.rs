@@ -15,6 +15,7 @@ use std::cell::RefCell;
 
 use crate::cpu::OutRows;
 use crate::dtype::HALF_SCALE;
+use crate::matmul::reduce8;
 use crate::q8::FP4_X2_I8;
 
 /// Weight row encodings the dense tile kernel reads.
@@ -56,11 +57,6 @@ fn spill8(v: Lanes8) -> [f32; 8] {
         vst1q_f32(l.as_mut_ptr().add(4), v[1]);
     }
     l
-}
-
-#[inline(always)]
-fn reduce8(l: &[f32; 8]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
 /// 8 f32 at `p`.

@@ -18,6 +18,7 @@ use std::arch::aarch64::*;
 
 use super::int8::{IntDot, Sdot, Smull};
 use crate::dtype::HALF_SCALE;
+use crate::matmul::reduce8;
 use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES};
 
 /// Weight rows per decode pass.
@@ -29,11 +30,6 @@ const T_BATCH: usize = 4;
 const SCRATCH_PAIR: usize = 16 + 8;
 /// Weight rows decoded together in batches (16 rows of 2880 inputs: ~69 KB, L2-resident).
 const ROW_GROUP: usize = 16;
-
-#[inline(always)]
-fn reduce8(l: &[f32; 8]) -> f32 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
 
 /// The 8 accumulator lanes summed in the contract's order.
 #[inline(always)]
