@@ -606,6 +606,44 @@ pub fn sdpa_sinks_f32_scalar(
     }
 }
 
+/// Checks an ISA level's per-key loops against the portable ones, bit for bit, piece by
+/// piece: max and exp over score rows of every tail length with NaN, -inf and very negative
+/// scores, four heads' dots against a key, the weighted value sums (head_dim 64). Call only
+/// once the CPU was checked for `K`'s level.
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) fn check_key_ops<K: KeyOps>() {
+    let mut r = crate::test_rng::Rng(17);
+    for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 130] {
+        let mut xs: Vec<f32> = (0..len).map(|_| 90.0 * r.f()).collect();
+        if len > 5 {
+            xs[5] = f32::NAN;
+            xs[len - 1] = f32::NEG_INFINITY;
+        }
+        let init = r.f();
+        let m = K::max(init, &xs);
+        assert_eq!(m.to_bits(), max8(init, &xs).to_bits());
+        let (mut a, mut b) = (xs.clone(), xs);
+        K::exp_shifted(&mut a, m);
+        exp_shifted(&mut b, m);
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+        }
+    }
+    let q: Vec<f32> = (0..4 * 64).map(|_| r.f()).collect();
+    let k: Vec<f32> = (0..64).map(|_| r.f()).collect();
+    let heads = [&q[..64], &q[64..128], &q[128..192], &q[192..]];
+    let want = dot8_x4(heads, &k).map(f32::to_bits);
+    assert_eq!(K::dot_x4(&q, &k, 64).map(f32::to_bits), want);
+    let stride = 3 * 64;
+    let v: Vec<f32> = (0..9 * stride).map(|_| r.f()).collect();
+    let w: Vec<f32> = (0..9).map(|_| r.f()).collect();
+    let mut a: Vec<f32> = (0..64).map(|_| r.f()).collect();
+    let mut b = a.clone();
+    K::add_weighted_values(&mut a, &w, &v, stride);
+    add_weighted_values(&mut b, &w, &v, stride);
+    assert_eq!(a, b);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
