@@ -11,13 +11,14 @@
 //!   holding NaN or ±inf gives d = NaN so the outputs it touches are NaN, as in f32).
 //! - Weights: twice the E2M1 value of each code, an integer in -12..=12, so
 //!   `w = w2 · 2^(e - 127) / 2` with `e` the E8M0 scale byte.
-//! - Per (output row, token) an 8-lane f32 accumulator walks the blocks two at a time: lane
-//!   `l < 4` takes the exact integer sum `Σ w2·q` over elements `8l .. 8l + 8` of the pair's
-//!   first block, lane `4 + l` the same of its second block (zero when `d_in / 32` is odd and
-//!   the pair is the last); then `acc[L] = fma(isum[L] as f32, d[L] · hs[L], acc[L])` with
-//!   `hs = 2^(e - 128)` (zero for the missing block). Lanes are summed as
-//!   `((0+1)+(2+3))+((4+5)+(6+7))`, then the bias added. The order does not depend on how many
-//!   tokens share the call, so one token alone gives the same bits as inside a batch.
+//! - Per (output row, token) one f32 accumulator walks the 32-blocks in order: for block b,
+//!   `isum` is the exact integer sum `Σ w2·q` over its 32 elements, then
+//!   `acc = fma(isum as f32, d(b) · hs(b), acc)` with `hs = 2^(e - 128)`; the bias is added
+//!   last. Integer sums are exact in any order, so a kernel may split a block's products over
+//!   lanes, instructions or passes as it likes; only the per-block float step is ordered. The
+//!   order does not depend on how many tokens share the call, so one token alone gives the same
+//!   bits as inside a batch. (One float step per 32 products, not per lane: with `vpdpbusd` the
+//!   float work, not the integer dots, bounded the earlier 8-lane contract.)
 //!
 //! Accuracy: the only error beyond f32 rounding is the activation rounding, at most half a
 //! quantization step (`max|x| / 254`) per element; relative to the block's largest element that
@@ -75,6 +76,10 @@ pub struct Q8Rows {
     /// whose products land in lane L (see `cpu/avx2/q8.rs`: the kernels multiply offset, unsigned
     /// weights and add this; VNNI starts its accumulator from it).
     pub(crate) c: Vec<i32>,
+    /// i32 [n_rows, 2 · n_pairs]: `-W_OFFSET · Σ q` over each whole block (zero for a missing
+    /// last block): the starting value of a block's integer sum for kernels that give each
+    /// block one lane.
+    pub(crate) cb: Vec<i32>,
     pub(crate) d_in: usize,
     pub(crate) n_rows: usize,
 }
@@ -109,14 +114,17 @@ impl Q8Rows {
         self.q.resize(n * rq, 0);
         self.d.resize(n * rd, 0.0);
         self.c.resize(n * rd, 0);
+        let rb = self.row_blocks();
+        self.cb.resize(n * rb, 0);
         self.n_rows = n;
-        for (((xr, qr), dr), cr) in x
+        for ((((xr, qr), dr), cr), br) in x
             .chunks_exact(d_in)
             .zip(self.q.chunks_exact_mut(rq))
             .zip(self.d.chunks_exact_mut(rd))
             .zip(self.c.chunks_exact_mut(rd))
+            .zip(self.cb.chunks_exact_mut(rb))
         {
-            quantize_row(xr, qr, dr, cr);
+            quantize_row(xr, qr, dr, cr, br);
         }
     }
 
@@ -131,6 +139,7 @@ impl Q8Rows {
         self.q.clear();
         self.d.clear();
         self.c.clear();
+        self.cb.clear();
     }
 
     /// Appends a copy of `src`'s row `row` (same `d_in`): gathers the rows routed to one
@@ -142,6 +151,8 @@ impl Q8Rows {
         self.q.extend_from_slice(&src.q[row * rq..(row + 1) * rq]);
         self.d.extend_from_slice(&src.d[row * rd..(row + 1) * rd]);
         self.c.extend_from_slice(&src.c[row * rd..(row + 1) * rd]);
+        let rb = self.row_blocks();
+        self.cb.extend_from_slice(&src.cb[row * rb..(row + 1) * rb]);
         self.n_rows += 1;
     }
 
@@ -166,6 +177,11 @@ impl Q8Rows {
     pub(crate) fn row_d(&self) -> usize {
         self.n_pairs() * PAIR_SCALES
     }
+
+    /// Entries of `cb` per row (blocks, rounded up to pairs).
+    pub(crate) fn row_blocks(&self) -> usize {
+        self.n_pairs() * 2
+    }
 }
 
 fn pairs(d_in: usize) -> usize {
@@ -182,12 +198,13 @@ pub(crate) fn q_index(i: usize) -> (usize, usize) {
     (k, half * 4)
 }
 
-/// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales) and `c` (its
-/// per-lane offset corrections, negated).
-fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32]) {
+/// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales), `c` (its
+/// per-lane offset corrections, negated) and `cb` (the same per block).
+fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32], cb: &mut [i32]) {
     q.fill(0);
     d.fill(0.0);
     c.fill(0);
+    cb.fill(0);
     for (blk, xb) in x.chunks_exact(MXFP4_BLOCK).enumerate() {
         let mut amax = 0f32;
         let mut finite = true;
@@ -209,6 +226,7 @@ fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32]) {
             let qv = round_ties_even_small(v * inv).clamp(-127.0, 127.0) as i8;
             q[base + (e % 2) * 32 + e / 2] = qv;
             c[pair * PAIR_SCALES + half * 4 + e / 8] -= W_OFFSET * qv as i32;
+            cb[blk] -= W_OFFSET * qv as i32;
         }
     }
 }
@@ -269,7 +287,7 @@ pub fn matmul_q8_mxfp4w_scalar(
 ) {
     check_q8_dims(xq, blocks, scales, bias, y, d_out);
     let d_in = xq.d_in;
-    let (nb, np) = (d_in / MXFP4_BLOCK, xq.n_pairs());
+    let nb = d_in / MXFP4_BLOCK;
     let (rq, rd) = (xq.row_q(), xq.row_d());
     for (t, yt) in y.chunks_exact_mut(d_out).enumerate() {
         let q = &xq.q[t * rq..(t + 1) * rq];
@@ -277,31 +295,19 @@ pub fn matmul_q8_mxfp4w_scalar(
         for (o, yv) in yt.iter_mut().enumerate() {
             let packed = &blocks[o * d_in / 2..(o + 1) * d_in / 2];
             let sc = &scales[o * nb..(o + 1) * nb];
-            let mut acc = [0f32; 8];
-            for p in 0..np {
-                let mut isum = [0i32; 8];
-                let mut hs = [0f32; 8];
-                for half in 0..2 {
-                    let blk = 2 * p + half;
-                    if blk >= nb {
-                        continue;
-                    }
-                    hs[half * 4..half * 4 + 4].fill(half_scale(sc[blk]));
-                    for e in 0..MXFP4_BLOCK {
-                        let byte = packed[blk * 16 + e / 2];
-                        let code = if e % 2 == 0 { byte & 15 } else { byte >> 4 };
-                        let (k, _) = q_index(blk * MXFP4_BLOCK + e);
-                        isum[half * 4 + e / 8] += FP4_X2_I8[code as usize] as i32 * q[k] as i32;
-                    }
+            let mut acc = 0f32;
+            for (blk, &e8) in sc.iter().enumerate() {
+                let mut isum = 0i32;
+                for e in 0..MXFP4_BLOCK {
+                    let byte = packed[blk * 16 + e / 2];
+                    let code = if e % 2 == 0 { byte & 15 } else { byte >> 4 };
+                    let (k, _) = q_index(blk * MXFP4_BLOCK + e);
+                    isum += FP4_X2_I8[code as usize] as i32 * q[k] as i32;
                 }
-                for l in 0..8 {
-                    let s = d[p * PAIR_SCALES + l] * hs[l];
-                    acc[l] = (isum[l] as f32).mul_add(s, acc[l]);
-                }
+                let s = d[(blk / 2) * PAIR_SCALES + (blk % 2) * 4] * half_scale(e8);
+                acc = (isum as f32).mul_add(s, acc);
             }
-            let sum =
-                ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-            *yv = sum + bias.map_or(0.0, |b| b[o]);
+            *yv = acc + bias.map_or(0.0, |b| b[o]);
         }
     }
 }
@@ -534,8 +540,8 @@ mod tests {
             gathered.reset(d_in);
             gathered.push_row_of(&all, t);
             assert_eq!(
-                (&gathered.q, &gathered.d, &gathered.c),
-                (&one.q, &one.d, &one.c)
+                (&gathered.q, &gathered.d, &gathered.c, &gathered.cb),
+                (&one.q, &one.d, &one.c, &one.cb)
             );
         }
     }

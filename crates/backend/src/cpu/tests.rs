@@ -36,6 +36,9 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (13, 32, 11),
     (17, 2880, 33),
     (33, 64, 19),
+    (20, 96, 37),
+    (40, 2880, 70),
+    (64, 32, 17),
 ];
 
 fn mxfp4_weights(r: &mut Rng, d_in: usize, d_out: usize) -> (Vec<u8>, Vec<u8>) {
