@@ -1,44 +1,50 @@
 //! AVX2 kernels of the 8-bit integer MXFP4 path (x86_64 only): int8 activations ([`Q8Rows`])
 //! times FP4 codes widened to int8, run at the caller's choice by `q8::matmul_q8_mxfp4w`. Owns
-//! only the tiles; the layout, the numerics contract and the scalar oracle are in `q8.rs`, and
-//! every kernel here gives the oracle's bits.
+//! only the tiles; the layout, the numerics contract (one float step per 32-block) and the
+//! scalar oracle are in `q8.rs`, and every kernel here gives the oracle's bits.
 //!
-//! Per pair of 32-blocks: 32 packed bytes load in one go; their low nibbles are the even
-//! elements of both blocks, their high nibbles the odd ones, and a 16-entry table
-//! (`_mm256_shuffle_epi8`) turns each code into `u = 2·value + 12`, an unsigned byte in 0..=24.
-//! `maddubs(u, q)` needs one unsigned operand: that is u (cheaper here than the usual sign trick,
-//! `abs` of one operand and `sign` moved onto the other, which costs two more operations per
-//! product on this 128-bit-pipe Zen 1, where the integer multiplies are the bottleneck). Products
-//! of 24 · 127 pair up to at most 6096 per 16-bit lane, and the even and odd halves add to at
-//! most 12192, so nothing saturates; `madd` with ones gives the exact 32-bit sum of elements
-//! 8l..8l+8 in lane l of each 128-bit half (one half per block), and adding the token's
-//! precomputed `-12 · Σq` of those elements (`Q8Rows::c`) leaves exactly `Σ 2·value·q`.
-//! One convert and one FMA per pair then apply `activation scale × weight scale / 2`.
+//! Weights: a 16-entry table (`_mm256_shuffle_epi8`) turns each FP4 code into
+//! `u = 2·value + 12`, an unsigned byte in 0..=24, so `maddubs(u, q)` multiplies them with the
+//! signed activations directly (the usual sign trick costs two more operations per product on
+//! Zen 1, where the integer multiplies are the bottleneck); the token's `-12 · Σq` per block
+//! (`Q8Rows::cb`) is added to each block sum. Bounds: a `maddubs` lane is at most
+//! 2 · 24 · 127 = 6096, so up to 5 of them add in 16 bits (30480 < 32767) before `madd` with
+//! ones widens to 32.
 //!
-//! Decode (one token): 4 weight rows per pass, decoded straight from the packed bytes, the
-//! weights two passes ahead prefetched (decode is close to memory-bound here). Batches: a group
-//! of 16 weight rows is decoded once into a per-task scratch (offset weights, scales) and every
-//! tile of 4 tokens runs over the whole group, its activations staying in L1. (Prefetching the
-//! next group during a batch was measured slower: it evicts those activations.)
+//! The float step (`fma(isum, d · hs, acc)` per block) runs with output rows in vector lanes:
+//!
+//! - One token (decode, weights read in place): per pass 4 rows; for a pair of blocks each
+//!   row's 32 packed bytes give two `maddubs` (even and odd elements of both blocks, in the
+//!   activations' order), added in 16 bits; an unpack + add tree (no `vphaddd`, slow on Zen 1)
+//!   folds the 4 rows into one vector `[block 2p of rows 0..4 | block 2p+1 of rows 0..4]`,
+//!   with one `madd` per 2 rows. Then one convert, one multiply and two 128-bit FMAs (block
+//!   2p, then 2p+1) serve the 4 rows. The half scales come from the E8M0 bytes by shift and
+//!   multiply (no table load per row), the weights two passes ahead are prefetched.
+//! - Batches (2 tokens or more): each group of 8 rows is decoded once into a per-task scratch
+//!   in a transposed layout: per block, 8 vectors where lane r holds row r's 4 weight bytes of
+//!   that step (the order of 4 consecutive activation bytes), then the 8 rows' half scales.
+//!   A token's 4 matching activation bytes are broadcast, so each `maddubs` + 16-bit add
+//!   accumulates 8 rows' block sums with no horizontal work; 8 steps (two `madd`) make a
+//!   block, and its float step is one convert, multiply and FMA for 8 rows. Tiles of 8 rows ×
+//!   4 tokens run over a group of decoded rows while the tokens' activations stay in L1.
 
 use std::arch::x86_64::*;
 
 use crate::dtype::HALF_SCALE;
-use crate::matmul::reduce8;
 use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 
-/// Weight rows per decode pass (independent accumulators sharing one activation load).
+/// Weight rows per decode pass (the lanes of one 128-bit float step).
 const R_DECODE: usize = 4;
-/// Tokens per batch pass over one decoded weight row (4 accumulators plus the row's 4 weight
-/// vectors and its scales fit in the 16 ymm registers).
-const T_BATCH: usize = 4;
-/// f32 slots per pair in the decoded-row scratch: 64 bytes of offset weights (even, odd
-/// halves) and 8 half scales.
-const SCRATCH_PAIR: usize = 16 + 8;
-/// How many decode tiles ahead the one-token kernel prefetches its weights.
+/// How many decode passes ahead the one-token kernel prefetches its weights.
 const PREFETCH_TILES: usize = 2;
-/// Weight rows decoded together in batches (16 rows of 2880 inputs: ~69 KB, L2-resident).
-const ROW_GROUP: usize = 16;
+/// Rows per transposed group (the 8 i32 lanes of a ymm).
+const LANES: usize = 8;
+/// Tokens per batch tile (4 accumulators of each kind fit the 16 ymm registers).
+const T_BATCH: usize = 4;
+/// Row groups decoded together in batches (4 × 8 rows at 2880 inputs: ~104 KB, L2-resident).
+const GROUPS: usize = 4;
+/// Scratch f32 per block and row group: 8 steps of 8 rows' 4 weight bytes, 8 half scales.
+const BLOCK_F32: usize = 9 * LANES;
 
 /// Offset weights (`2·value + 12`, unsigned) of the pair of blocks at `p`: (even elements of
 /// both blocks, odd elements of both blocks). `full` false: only one block (16 bytes) exists
@@ -61,147 +67,281 @@ unsafe fn pair_weights(p: *const u8, full: bool) -> (__m256i, __m256i) {
     }
 }
 
-/// `[hs(blk) ×4, hs(blk + 1) ×4]` (half E8M0 scales), the second zero when `!full`.
+/// `HALF_SCALE[e]` of 8 E8M0 bytes in i32 lanes, exactly: `e << 23` is 2^(e-127) for
+/// e = 1..=254 (and +inf for 255), halved exactly; e = 0 gives 0, raised to 2^-128 by the max.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn pair_half_scales(sc: *const u8, full: bool) -> __m256 {
-    // SAFETY: the caller guarantees 2 readable scale bytes at sc (1 when !full).
+fn half_scales(e: __m256i) -> __m256 {
+    let y = _mm256_mul_ps(
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(e)),
+        _mm256_set1_ps(0.5),
+    );
+    _mm256_max_ps(y, _mm256_set1_ps(HALF_SCALE[0]))
+}
+
+/// One row's 16-bit partial sums at a block pair: lane k of the low (high) half holds 4
+/// products of block 2p (2p+1), at most 4 · 6096 / 2 = 12192.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn row_pair_i16(p: *const u8, full: bool, xlo: __m256i, xhi: __m256i) -> __m256i {
+    // SAFETY: as `pair_weights`.
+    let (ulo, uhi) = unsafe { pair_weights(p, full) };
+    _mm256_add_epi16(
+        _mm256_maddubs_epi16(ulo, xlo),
+        _mm256_maddubs_epi16(uhi, xhi),
+    )
+}
+
+/// The 32-bit sums of 4 rows' 16-bit partials (see [`row_pair_i16`]):
+/// `[block 2p of rows 0..4 | block 2p+1 of rows 0..4]`. Unpack + add: the 16-bit adds of the
+/// first level stay ≤ 24384, so one `madd` widens two rows.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn fold4(v: [__m256i; 4]) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    let half = |a: __m256i, b: __m256i| {
+        let s = _mm256_add_epi16(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+        _mm256_madd_epi16(s, ones)
+    };
+    let (s01, s23) = (half(v[0], v[1]), half(v[2], v[3]));
+    _mm256_add_epi32(
+        _mm256_unpacklo_epi64(s01, s23),
+        _mm256_unpackhi_epi64(s01, s23),
+    )
+}
+
+/// One token against 4 MXFP4 rows (`rows[i]`: its packed bytes, `srows[i]`: its scales, `nb`
+/// blocks each) at block pair `p`: `acc = fma(isum, d · hs, acc)` for block 2p, then 2p+1
+/// (only when `FULL`). `xq`, `xd` the token's quantized row and scales, `cbv` its corrections
+/// as `[cb(2p) ×4, cb(2p+1) ×4]` per pair.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn decode_step<const FULL: bool>(
+    rows: &[*const u8; R_DECODE],
+    srows: &[*const u8; R_DECODE],
+    p: usize,
+    xq: *const i8,
+    xd: *const f32,
+    cbv: *const i32,
+    acc: __m128,
+) -> __m128 {
+    // SAFETY: the caller guarantees the pair exists in every row, the token's row and cbv.
     unsafe {
-        let h0 = HALF_SCALE[*sc as usize];
-        let h1 = if full {
-            HALF_SCALE[*sc.add(1) as usize]
+        let xlo = _mm256_loadu_si256(xq.add(p * PAIR_BYTES) as *const __m256i);
+        let xhi = _mm256_loadu_si256(xq.add(p * PAIR_BYTES + 32) as *const __m256i);
+        let v = rows.map(|r| row_pair_i16(r.add(32 * p), FULL, xlo, xhi));
+        let isum = _mm256_add_epi32(
+            fold4(v),
+            _mm256_loadu_si256(cbv.add(p * PAIR_SCALES) as *const __m256i),
+        );
+        // The rows' scale bytes of the pair (one when !FULL: a row's last block), then
+        // [e(2p) of rows 0..4 | e(2p+1) of rows 0..4].
+        let e = srows.map(|s| {
+            if FULL {
+                (s.add(2 * p) as *const u16).read_unaligned() as i32
+            } else {
+                *s.add(2 * p) as i32
+            }
+        });
+        let e = _mm_shuffle_epi8(
+            _mm_setr_epi32(e[0], e[1], e[2], e[3]),
+            _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1),
+        );
+        let hs = half_scales(_mm256_cvtepu8_epi32(e));
+        let s = _mm256_mul_ps(_mm256_loadu_ps(xd.add(p * PAIR_SCALES)), hs);
+        let f = _mm256_cvtepi32_ps(isum);
+        let acc = _mm_fmadd_ps(_mm256_castps256_ps128(f), _mm256_castps256_ps128(s), acc);
+        if FULL {
+            _mm_fmadd_ps(
+                _mm256_extractf128_ps::<1>(f),
+                _mm256_extractf128_ps::<1>(s),
+                acc,
+            )
         } else {
-            0.0
-        };
-        _mm256_set_m128(_mm_set1_ps(h1), _mm_set1_ps(h0))
+            acc
+        }
     }
 }
 
-/// Exact i32 lane sums `Σ 2·value·q` of one pair: offset weights `u*`, activations `x*` (even
-/// and odd halves), the activations' offset correction `c`.
+/// One token against 4 rows: `rows`/`srows` as in [`decode_step`]; writes the 4 dots + `bias`
+/// to `out[0..valid]` (rows past `valid` repeat the last one and are dropped). `ahead`: where
+/// the weights `PREFETCH_TILES` passes on start (`R_DECODE · rb` bytes, a hint only).
 #[target_feature(enable = "avx2,fma")]
-#[inline]
-fn pair_dot(ulo: __m256i, uhi: __m256i, xlo: __m256i, xhi: __m256i, c: __m256i) -> __m256i {
-    let plo = _mm256_maddubs_epi16(ulo, xlo);
-    let phi = _mm256_maddubs_epi16(uhi, xhi);
-    let s = _mm256_madd_epi16(_mm256_add_epi16(plo, phi), _mm256_set1_epi16(1));
-    _mm256_add_epi32(s, c)
-}
-
-/// One token (`xq` row bytes, `xd` its pair scales, `xc` its corrections) against R MXFP4 rows (`blocks` with `nb`
-/// blocks per row, `scales`); writes the R dots + bias to `out[0..R]`.
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::needless_range_loop)] // r indexes acc and the weight rows
 #[allow(clippy::too_many_arguments)]
-unsafe fn dot_rows<const R: usize>(
-    blocks: *const u8,
-    scales: *const u8,
+unsafe fn dot4(
+    rows: [*const u8; R_DECODE],
+    srows: [*const u8; R_DECODE],
     nb: usize,
+    ahead: *const u8,
     xq: *const i8,
     xd: *const f32,
-    xc: *const i32,
-    bias: Option<&[f32]>,
+    cbv: *const i32,
+    bias: [f32; R_DECODE],
     out: *mut f32,
+    valid: usize,
 ) {
     let np = nb.div_ceil(2);
-    let rb = nb * 16;
-    let mut acc = [_mm256_setzero_ps(); R];
-    // SAFETY: the caller guarantees R rows of nb blocks and nb scales, a quantized row of np
-    // pairs, and R writable outputs. Prefetches are hints and never fault, even past the end.
+    let mut acc = _mm_setzero_ps();
+    // SAFETY: the caller guarantees 4 rows of nb blocks and nb scales, a token row of np pairs
+    // with np · 8 corrections at cbv, and `valid` writable outputs. Prefetches never fault.
     unsafe {
-        // The R rows are contiguous (R · rb bytes): while this tile computes, request the tile
-        // `PREFETCH_TILES` ahead, two cache lines per pair.
-        let ahead = blocks.wrapping_add(PREFETCH_TILES * R * rb);
         // Bytes of that tile per pair, divided once: a division per pair (runtime divisor)
         // ties up Zen 1's divider, which is slow and not pipelined.
-        let step = R * rb / np;
-        for p in 0..np {
+        let step = R_DECODE * nb * 16 / np;
+        for p in 0..nb / 2 {
             let line = ahead.wrapping_add((p * step) & !63);
             _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(64) as *const i8);
-            let full = 2 * p + 1 < nb;
-            let xlo = _mm256_loadu_si256(xq.add(p * PAIR_BYTES) as *const __m256i);
-            let xhi = _mm256_loadu_si256(xq.add(p * PAIR_BYTES + 32) as *const __m256i);
-            let dx = _mm256_loadu_ps(xd.add(p * PAIR_SCALES));
-            let c = _mm256_loadu_si256(xc.add(p * PAIR_SCALES) as *const __m256i);
-            for r in 0..R {
-                let (ulo, uhi) = pair_weights(blocks.add(r * rb + 32 * p), full);
-                let i = pair_dot(ulo, uhi, xlo, xhi, c);
-                let hs = pair_half_scales(scales.add(r * nb + 2 * p), full);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dx, hs), acc[r]);
-            }
+            acc = decode_step::<true>(&rows, &srows, p, xq, xd, cbv, acc);
         }
-        for r in 0..R {
-            let mut lanes = [0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r]);
-            *out.add(r) = reduce8(&lanes) + bias.map_or(0.0, |b| b[r]);
+        if nb % 2 == 1 {
+            acc = decode_step::<false>(&rows, &srows, nb / 2, xq, xd, cbv, acc);
+        }
+        let mut lanes = [0f32; R_DECODE];
+        _mm_storeu_ps(lanes.as_mut_ptr(), acc);
+        for i in 0..valid {
+            *out.add(i) = lanes[i] + bias[i];
         }
     }
 }
 
-/// Decodes one MXFP4 row (`nb` blocks at `blocks`, scales at `scales`) into `ws` (f32
-/// [np, SCRATCH_PAIR], see [`SCRATCH_PAIR`]).
+/// The 8×8 transpose of i32 lanes: out[k] lane r = v[r] lane k.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn decode_row(blocks: *const u8, scales: *const u8, nb: usize, ws: *mut f32) {
-    // SAFETY: the caller guarantees nb blocks and scales, and np * SCRATCH_PAIR writable f32.
+#[inline]
+fn transpose8(v: [__m256i; LANES]) -> [__m256i; LANES] {
+    let lo32 = |a, b| _mm256_unpacklo_epi32(a, b);
+    let hi32 = |a, b| _mm256_unpackhi_epi32(a, b);
+    let t = [
+        lo32(v[0], v[1]),
+        hi32(v[0], v[1]),
+        lo32(v[2], v[3]),
+        hi32(v[2], v[3]),
+        lo32(v[4], v[5]),
+        hi32(v[4], v[5]),
+        lo32(v[6], v[7]),
+        hi32(v[6], v[7]),
+    ];
+    // u[k] = [dword k of rows 0..4 | dword k + 4 of rows 0..4] (k < 4), rows 4..8 from 4.
+    let lo64 = |a, b| _mm256_unpacklo_epi64(a, b);
+    let hi64 = |a, b| _mm256_unpackhi_epi64(a, b);
+    let u = [
+        lo64(t[0], t[2]),
+        hi64(t[0], t[2]),
+        lo64(t[1], t[3]),
+        hi64(t[1], t[3]),
+        lo64(t[4], t[6]),
+        hi64(t[4], t[6]),
+        lo64(t[5], t[7]),
+        hi64(t[5], t[7]),
+    ];
+    std::array::from_fn(|k| {
+        if k < 4 {
+            _mm256_permute2x128_si256::<0x20>(u[k], u[k + 4])
+        } else {
+            _mm256_permute2x128_si256::<0x31>(u[k - 4], u[k])
+        }
+    })
+}
+
+/// Decodes 8 MXFP4 rows (`rows[r]`, `srows[r]`: packed bytes and scales of `nb` blocks) into
+/// `ws` (f32 [nb, BLOCK_F32]): per block, step j (0..8) is the vector whose lane r holds row
+/// r's 4 offset weights that multiply the activation bytes at `step_offset(b, j)`; then the 8
+/// half scales.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn decode_group(
+    rows: &[*const u8; LANES],
+    srows: &[*const u8; LANES],
+    nb: usize,
+    ws: *mut f32,
+) {
+    // SAFETY: the caller guarantees nb blocks and scales per row and nb · BLOCK_F32 writable
+    // f32 at ws.
     unsafe {
         for p in 0..nb.div_ceil(2) {
             let full = 2 * p + 1 < nb;
-            let (ulo, uhi) = pair_weights(blocks.add(32 * p), full);
-            let d = ws.add(p * SCRATCH_PAIR);
-            let db = d as *mut __m256i;
-            _mm256_storeu_si256(db, ulo);
-            _mm256_storeu_si256(db.add(1), uhi);
-            _mm256_storeu_ps(d.add(16), pair_half_scales(scales.add(2 * p), full));
+            let w = rows.map(|r| pair_weights(r.add(32 * p), full));
+            for (half, pick) in [(0, 0usize), (1, 1)] {
+                // Dword k < 4: block 2p (even elements for half 0, odd for half 1), k ≥ 4:
+                // block 2p + 1; steps 4·half + k % 4.
+                let d = transpose8(w.map(|uv| if pick == 0 { uv.0 } else { uv.1 }));
+                for (k, dk) in d.iter().enumerate() {
+                    let b = 2 * p + k / 4;
+                    if b < nb {
+                        let dst = ws.add(b * BLOCK_F32 + (4 * half + k % 4) * LANES);
+                        _mm256_storeu_si256(dst as *mut __m256i, *dk);
+                    }
+                }
+            }
+            for b in 2 * p..(2 * p + 2).min(nb) {
+                let hs = ws.add(b * BLOCK_F32 + 8 * LANES);
+                for (r, s) in srows.iter().enumerate() {
+                    *hs.add(r) = HALF_SCALE[*s.add(b) as usize];
+                }
+            }
         }
     }
 }
 
-/// One decoded row (`ws`) against T tokens (`xq` + t * `rq` bytes, `xd` and `xc` + t * `rd`
-/// scales and corrections);
-/// writes token t's dot + `bias` to `out[t]`.
+/// Byte offset, in a token's quantized row, of the 4 activations of step `j` (0..8) of block
+/// `b`: even elements first (the pair's first 32 bytes), then odd ones.
+#[inline(always)]
+fn step_offset(b: usize, j: usize) -> usize {
+    (b / 2) * PAIR_BYTES + (b % 2) * 16 + (j / 4) * 32 + (j % 4) * 4
+}
+
+/// A decoded row group (`ws`, see [`decode_group`]) against T tokens (`xq` + t · `rq` bytes,
+/// `xd` + t · `rd` scales, `cb` + t · `rcb` corrections): `acc[t]` lane r is row r's dot.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn row_tokens<const T: usize>(
+unsafe fn group_tokens<const T: usize>(
     ws: *const f32,
-    np: usize,
+    nb: usize,
     xq: *const i8,
     rq: usize,
     xd: *const f32,
-    xc: *const i32,
     rd: usize,
-    bias: f32,
-    out: *mut f32,
-) {
+    cb: *const i32,
+    rcb: usize,
+) -> [__m256; T] {
+    let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); T];
-    // SAFETY: the caller guarantees np decoded pairs at ws, T quantized rows, T outputs.
+    // SAFETY: the caller guarantees nb decoded blocks at ws and T token rows.
     unsafe {
-        for p in 0..np {
-            let w = ws.add(p * SCRATCH_PAIR);
-            let wb = w as *const __m256i;
-            let ulo = _mm256_loadu_si256(wb);
-            let uhi = _mm256_loadu_si256(wb.add(1));
-            let hs = _mm256_loadu_ps(w.add(16));
-            for (t, a) in acc.iter_mut().enumerate() {
-                let xp = xq.add(t * rq + p * PAIR_BYTES);
-                let xlo = _mm256_loadu_si256(xp as *const __m256i);
-                let xhi = _mm256_loadu_si256(xp.add(32) as *const __m256i);
-                let dx = _mm256_loadu_ps(xd.add(t * rd + p * PAIR_SCALES));
-                let c = _mm256_loadu_si256(xc.add(t * rd + p * PAIR_SCALES) as *const __m256i);
-                let i = pair_dot(ulo, uhi, xlo, xhi, c);
-                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(dx, hs), *a);
+        for b in 0..nb {
+            let w = ws.add(b * BLOCK_F32) as *const __m256i;
+            let mut isum = [_mm256_setzero_si256(); T];
+            for h in 0..2 {
+                // 4 steps per 16-bit sum: ≤ 4 · 6096, no saturation.
+                let mut a16 = [_mm256_setzero_si256(); T];
+                for j in 4 * h..4 * h + 4 {
+                    let wj = _mm256_loadu_si256(w.add(j));
+                    let off = step_offset(b, j);
+                    for (t, a) in a16.iter_mut().enumerate() {
+                        let x = (xq.add(t * rq + off) as *const i32).read_unaligned();
+                        let p = _mm256_maddubs_epi16(wj, _mm256_set1_epi32(x));
+                        *a = _mm256_add_epi16(*a, p);
+                    }
+                }
+                for (s, a) in isum.iter_mut().zip(&a16) {
+                    *s = _mm256_add_epi32(*s, _mm256_madd_epi16(*a, ones));
+                }
+            }
+            let hs = _mm256_loadu_ps(ws.add(b * BLOCK_F32 + 8 * LANES));
+            let ds = (b / 2) * PAIR_SCALES + (b % 2) * 4;
+            for (t, (a, s)) in acc.iter_mut().zip(&isum).enumerate() {
+                let c = _mm256_set1_epi32(*cb.add(t * rcb + b));
+                let f = _mm256_cvtepi32_ps(_mm256_add_epi32(*s, c));
+                let sc = _mm256_mul_ps(_mm256_set1_ps(*xd.add(t * rd + ds)), hs);
+                *a = _mm256_fmadd_ps(f, sc, *a);
             }
         }
-        for (t, a) in acc.iter().enumerate() {
-            let mut lanes = [0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
-            *out.add(t) = reduce8(&lanes) + bias;
-        }
     }
+    acc
 }
 
 /// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against every row of
-/// `xq`; `out` f32 [rows, n] (by output row). `scratch` holds one decoded row for batches.
+/// `xq`; `out` f32 [rows, n] (by output row). `scratch`: the token's pair corrections (one
+/// token) or the decoded row groups (batches).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -217,62 +357,114 @@ pub(crate) unsafe fn q8_mxfp4_rows(
     let (n, d_in) = (xq.n_rows, xq.d_in);
     let nb = d_in / 32;
     let np = xq.n_pairs();
-    let (rb, rq, rd) = (d_in / 2, xq.row_q(), xq.row_d());
+    let (rb, rq, rd, rcb) = (d_in / 2, xq.row_q(), xq.row_d(), xq.row_blocks());
     assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rb && scales.len() >= rows * nb);
-    assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd && xq.c.len() >= n * rd);
+    assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd && xq.cb.len() >= n * rcb);
     assert!(out.len() >= rows * n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
+    if rows == 0 || n == 0 {
+        return;
+    }
     let (bp, sp) = (blocks.as_ptr(), scales.as_ptr());
-    let (qp, dp, cp) = (xq.q.as_ptr(), xq.d.as_ptr(), xq.c.as_ptr());
-    // SAFETY: AVX2+FMA by the caller's contract; every offset is bounded by the asserts above.
+    let (qp, dp, cp) = (xq.q.as_ptr(), xq.d.as_ptr(), xq.cb.as_ptr());
+    let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
+    // SAFETY: AVX2+FMA by the caller's contract; every offset is bounded by the asserts above
+    // (row indices are clamped to rows - 1).
     unsafe {
         if n == 1 {
-            let mut r = 0;
-            while r + R_DECODE <= rows {
-                let b = bias.map(|b| &b[r..]);
-                let o = out.as_mut_ptr().add(r);
-                dot_rows::<R_DECODE>(bp.add(r * rb), sp.add(r * nb), nb, qp, dp, cp, b, o);
-                r += R_DECODE;
+            // [cb(2p) ×4, cb(2p+1) ×4] per pair, as i32 bits.
+            scratch.resize(np * PAIR_SCALES, 0.0);
+            for (p, v) in scratch.chunks_exact_mut(PAIR_SCALES).enumerate() {
+                for (i, s) in v.iter_mut().enumerate() {
+                    *s = f32::from_bits(*cp.add(2 * p + i / 4) as u32);
+                }
             }
+            let cbv = scratch.as_ptr() as *const i32;
+            let mut r = 0;
             while r < rows {
-                let b = bias.map(|b| &b[r..]);
+                let ri = std::array::from_fn(|i| (r + i).min(rows - 1));
+                let ahead = bp.wrapping_add((r + PREFETCH_TILES * R_DECODE) * rb);
                 let o = out.as_mut_ptr().add(r);
-                dot_rows::<1>(bp.add(r * rb), sp.add(r * nb), nb, qp, dp, cp, b, o);
-                r += 1;
+                let (w, s) = (ri.map(|i| bp.add(i * rb)), ri.map(|i| sp.add(i * nb)));
+                let valid = R_DECODE.min(rows - r);
+                dot4(w, s, nb, ahead, qp, dp, cbv, ri.map(bias_of), o, valid);
+                r += R_DECODE;
             }
             return;
         }
-        // Decode a group of rows, then run every token tile over the whole group: a tile's
-        // activations stay in L1 while the group's decoded rows stream from L2.
-        let per_row = np * SCRATCH_PAIR;
-        scratch.resize(ROW_GROUP.min(rows) * per_row, 0.0);
+        // Decode GROUPS row groups, then run every token tile over them: a tile's activations
+        // stay in L1 while the decoded rows stream from L2.
+        let per_group = nb * BLOCK_F32;
+        let groups = rows.div_ceil(LANES);
+        scratch.resize(GROUPS.min(groups) * per_group, 0.0);
         let ws = scratch.as_mut_ptr();
         let mut g0 = 0;
-        while g0 < rows {
-            let gr = ROW_GROUP.min(rows - g0);
-            for r in 0..gr {
-                let row = g0 + r;
-                decode_row(bp.add(row * rb), sp.add(row * nb), nb, ws.add(r * per_row));
+        while g0 < groups {
+            let gn = GROUPS.min(groups - g0);
+            for g in 0..gn {
+                let ri: [usize; LANES] =
+                    std::array::from_fn(|i| ((g0 + g) * LANES + i).min(rows - 1));
+                let (w, s) = (ri.map(|i| bp.add(i * rb)), ri.map(|i| sp.add(i * nb)));
+                decode_group(&w, &s, nb, ws.add(g * per_group));
             }
             let mut t = 0;
             while t < n {
                 let tt = T_BATCH.min(n - t);
-                let (q, d, c) = (qp.add(t * rq), dp.add(t * rd), cp.add(t * rd));
-                for r in 0..gr {
-                    let row = g0 + r;
-                    let w = ws.add(r * per_row);
-                    let b = bias.map_or(0.0, |b| b[row]);
-                    let o = out.as_mut_ptr().add(row * n + t);
+                let (q, d, c) = (qp.add(t * rq), dp.add(t * rd), cp.add(t * rcb));
+                for g in 0..gn {
+                    let w = ws.add(g * per_group);
+                    let mut lanes = [[0f32; LANES]; T_BATCH];
+                    let mut put = |acc: &[__m256]| {
+                        for (l, a) in lanes.iter_mut().zip(acc) {
+                            _mm256_storeu_ps(l.as_mut_ptr(), *a);
+                        }
+                    };
                     match tt {
-                        T_BATCH => row_tokens::<T_BATCH>(w, np, q, rq, d, c, rd, b, o),
-                        1 => row_tokens::<1>(w, np, q, rq, d, c, rd, b, o),
-                        2 => row_tokens::<2>(w, np, q, rq, d, c, rd, b, o),
-                        _ => row_tokens::<3>(w, np, q, rq, d, c, rd, b, o),
+                        T_BATCH => put(&group_tokens::<T_BATCH>(w, nb, q, rq, d, rd, c, rcb)),
+                        1 => put(&group_tokens::<1>(w, nb, q, rq, d, rd, c, rcb)),
+                        2 => put(&group_tokens::<2>(w, nb, q, rq, d, rd, c, rcb)),
+                        _ => put(&group_tokens::<3>(w, nb, q, rq, d, rd, c, rcb)),
+                    }
+                    let r0 = (g0 + g) * LANES;
+                    for i in 0..LANES.min(rows - r0) {
+                        for (k, l) in lanes.iter().take(tt).enumerate() {
+                            *out.as_mut_ptr().add((r0 + i) * n + t + k) = l[i] + bias_of(r0 + i);
+                        }
                     }
                 }
                 t += tt;
             }
-            g0 += gr;
+            g0 += gn;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shift-and-multiply half scales equal the table on every E8M0 byte.
+    #[test]
+    fn half_scales_equal_the_table() {
+        let Some(_) = super::super::Avx2::detect() else {
+            return;
+        };
+        for e0 in (0..256).step_by(8) {
+            let mut got = [0f32; 8];
+            // SAFETY: AVX2+FMA detected above.
+            unsafe {
+                let e =
+                    _mm256_setr_epi32(e0, e0 + 1, e0 + 2, e0 + 3, e0 + 4, e0 + 5, e0 + 6, e0 + 7);
+                _mm256_storeu_ps(got.as_mut_ptr(), half_scales(e));
+            }
+            for (i, g) in got.iter().enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    HALF_SCALE[e0 as usize + i].to_bits(),
+                    "e = {}",
+                    e0 as usize + i
+                );
+            }
         }
     }
 }
