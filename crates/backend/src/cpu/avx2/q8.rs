@@ -209,61 +209,60 @@ unsafe fn dot4(
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn transpose8(v: [__m256i; LANES]) -> [__m256i; LANES] {
-    let lo32 = |a, b| _mm256_unpacklo_epi32(a, b);
-    let hi32 = |a, b| _mm256_unpackhi_epi32(a, b);
-    let t = [
-        lo32(v[0], v[1]),
-        hi32(v[0], v[1]),
-        lo32(v[2], v[3]),
-        hi32(v[2], v[3]),
-        lo32(v[4], v[5]),
-        hi32(v[4], v[5]),
-        lo32(v[6], v[7]),
-        hi32(v[6], v[7]),
-    ];
-    // u[k] = [dword k of rows 0..4 | dword k + 4 of rows 0..4] (k < 4), rows 4..8 from 4.
-    let lo64 = |a, b| _mm256_unpacklo_epi64(a, b);
-    let hi64 = |a, b| _mm256_unpackhi_epi64(a, b);
-    let u = [
-        lo64(t[0], t[2]),
-        hi64(t[0], t[2]),
-        lo64(t[1], t[3]),
-        hi64(t[1], t[3]),
-        lo64(t[4], t[6]),
-        hi64(t[4], t[6]),
-        lo64(t[5], t[7]),
-        hi64(t[5], t[7]),
-    ];
-    std::array::from_fn(|k| {
-        if k < 4 {
-            _mm256_permute2x128_si256::<0x20>(u[k], u[k + 4])
-        } else {
-            _mm256_permute2x128_si256::<0x31>(u[k - 4], u[k])
-        }
-    })
+    let mut t = [_mm256_setzero_si256(); LANES];
+    for i in 0..4 {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    // u[k] (k < 4) = [dword k of rows 0..4 | dword k + 4 of rows 0..4], u[4 + k]: rows 4..8.
+    let mut u = [_mm256_setzero_si256(); LANES];
+    for i in 0..2 {
+        let (a, b) = (t[4 * i], t[4 * i + 2]);
+        let (c, d) = (t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i] = _mm256_unpacklo_epi64(a, b);
+        u[4 * i + 1] = _mm256_unpackhi_epi64(a, b);
+        u[4 * i + 2] = _mm256_unpacklo_epi64(c, d);
+        u[4 * i + 3] = _mm256_unpackhi_epi64(c, d);
+    }
+    let mut out = [_mm256_setzero_si256(); LANES];
+    for k in 0..4 {
+        out[k] = _mm256_permute2x128_si256::<0x20>(u[k], u[k + 4]);
+        out[k + 4] = _mm256_permute2x128_si256::<0x31>(u[k], u[k + 4]);
+    }
+    out
 }
 
 /// Decodes 8 MXFP4 rows (`rows[r]`, `srows[r]`: packed bytes and scales of `nb` blocks) into
 /// `ws` (f32 [nb, BLOCK_F32]): per block, step j (0..8) is the vector whose lane r holds row
 /// r's 4 offset weights that multiply the activation bytes at `step_offset(b, j)`; then the 8
-/// half scales.
+/// half scales. `ahead`: the next group's packed bytes (8 · 16 · nb, a hint only), requested
+/// a slice per pair: 8 short row streams at once train the hardware prefetchers poorly.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn decode_group(
     rows: &[*const u8; LANES],
     srows: &[*const u8; LANES],
     nb: usize,
+    ahead: *const u8,
     ws: *mut f32,
 ) {
     // SAFETY: the caller guarantees nb blocks and scales per row and nb · BLOCK_F32 writable
-    // f32 at ws.
+    // f32 at ws. Prefetches never fault.
     unsafe {
         for p in 0..nb.div_ceil(2) {
+            for l in 0..4 {
+                let line = ahead.wrapping_add(256 * p + 64 * l);
+                _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
+            }
             let full = 2 * p + 1 < nb;
-            let w = rows.map(|r| pair_weights(r.add(32 * p), full));
-            for (half, pick) in [(0, 0usize), (1, 1)] {
-                // Dword k < 4: block 2p (even elements for half 0, odd for half 1), k ≥ 4:
-                // block 2p + 1; steps 4·half + k % 4.
-                let d = transpose8(w.map(|uv| if pick == 0 { uv.0 } else { uv.1 }));
+            let mut lo = [_mm256_setzero_si256(); LANES];
+            let mut hi = [_mm256_setzero_si256(); LANES];
+            for r in 0..LANES {
+                (lo[r], hi[r]) = pair_weights(rows[r].add(32 * p), full);
+            }
+            // Dword k < 4 of `lo` (`hi`): even (odd) elements of block 2p, k ≥ 4: of block
+            // 2p + 1; steps k % 4 (4 + k % 4).
+            for (half, v) in [lo, hi].into_iter().enumerate() {
+                let d = transpose8(v);
                 for (k, dk) in d.iter().enumerate() {
                     let b = 2 * p + k / 4;
                     if b < nb {
@@ -274,8 +273,8 @@ unsafe fn decode_group(
             }
             for b in 2 * p..(2 * p + 2).min(nb) {
                 let hs = ws.add(b * BLOCK_F32 + 8 * LANES);
-                for (r, s) in srows.iter().enumerate() {
-                    *hs.add(r) = HALF_SCALE[*s.add(b) as usize];
+                for r in 0..LANES {
+                    *hs.add(r) = HALF_SCALE[*srows[r].add(b) as usize];
                 }
             }
         }
@@ -290,7 +289,9 @@ fn step_offset(b: usize, j: usize) -> usize {
 }
 
 /// A decoded row group (`ws`, see [`decode_group`]) against T tokens (`xq` + t · `rq` bytes,
-/// `xd` + t · `rd` scales, `cb` + t · `rcb` corrections): `acc[t]` lane r is row r's dot.
+/// `xd` + t · `rd` scales, `cb` + t · `rcb` corrections): lane r of `acc[t]` is row r's dot
+/// with token t. `pf`, if not null: packed bytes (128 · nb) to request into L2 meanwhile, two
+/// lines per block, so the next groups' decode does not wait on memory.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn group_tokens<const T: usize>(
@@ -302,19 +303,26 @@ unsafe fn group_tokens<const T: usize>(
     rd: usize,
     cb: *const i32,
     rcb: usize,
+    pf: *const u8,
 ) -> [__m256; T] {
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); T];
-    // SAFETY: the caller guarantees nb decoded blocks at ws and T token rows.
+    // SAFETY: the caller guarantees nb decoded blocks at ws and T token rows. Prefetches
+    // never fault.
     unsafe {
         for b in 0..nb {
-            let w = ws.add(b * BLOCK_F32) as *const __m256i;
+            if !pf.is_null() {
+                let line = pf.wrapping_add(128 * b);
+                _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
+                _mm_prefetch::<_MM_HINT_T1>(line.wrapping_add(64) as *const i8);
+            }
+            let w = ws.add(b * BLOCK_F32);
             let mut isum = [_mm256_setzero_si256(); T];
             for h in 0..2 {
                 // 4 steps per 16-bit sum: ≤ 4 · 6096, no saturation.
                 let mut a16 = [_mm256_setzero_si256(); T];
                 for j in 4 * h..4 * h + 4 {
-                    let wj = _mm256_loadu_si256(w.add(j));
+                    let wj = _mm256_loadu_si256(w.add(j * LANES) as *const __m256i);
                     let off = step_offset(b, j);
                     for (t, a) in a16.iter_mut().enumerate() {
                         let x = (xq.add(t * rq + off) as *const i32).read_unaligned();
@@ -326,7 +334,7 @@ unsafe fn group_tokens<const T: usize>(
                     *s = _mm256_add_epi32(*s, _mm256_madd_epi16(*a, ones));
                 }
             }
-            let hs = _mm256_loadu_ps(ws.add(b * BLOCK_F32 + 8 * LANES));
+            let hs = _mm256_loadu_ps(w.add(8 * LANES));
             let ds = (b / 2) * PAIR_SCALES + (b % 2) * 4;
             for (t, (a, s)) in acc.iter_mut().zip(&isum).enumerate() {
                 let c = _mm256_set1_epi32(*cb.add(t * rcb + b));
@@ -337,6 +345,42 @@ unsafe fn group_tokens<const T: usize>(
         }
     }
     acc
+}
+
+/// Runs [`group_tokens`] for tokens `t0..t0 + T` and writes the dots + bias to `out` (f32
+/// [rows, n] by output row) at rows `r0 + i` below `rows`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const T: usize>(
+    ws: *const f32,
+    nb: usize,
+    xq: &Q8Rows,
+    t0: usize,
+    r0: usize,
+    rows: usize,
+    bias: Option<&[f32]>,
+    out: *mut f32,
+    pf: *const u8,
+) {
+    let n = xq.n_rows;
+    let (rq, rd, rcb) = (xq.row_q(), xq.row_d(), xq.row_blocks());
+    // SAFETY: the caller guarantees the group at ws, tokens t0..t0 + T of xq and the
+    // [rows, n] output.
+    unsafe {
+        let (q, d, c) = (
+            xq.q.as_ptr().add(t0 * rq),
+            xq.d.as_ptr().add(t0 * rd),
+            xq.cb.as_ptr().add(t0 * rcb),
+        );
+        let acc = group_tokens::<T>(ws, nb, q, rq, d, rd, c, rcb, pf);
+        for (t, a) in acc.iter().enumerate() {
+            let mut lanes = [0f32; LANES];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+            for (i, l) in lanes.iter().enumerate().take(rows - r0) {
+                *out.add((r0 + i) * n + t0 + t) = l + bias.map_or(0.0, |b| b[r0 + i]);
+            }
+        }
+    }
 }
 
 /// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against every row of
@@ -405,31 +449,26 @@ pub(crate) unsafe fn q8_mxfp4_rows(
                 let ri: [usize; LANES] =
                     std::array::from_fn(|i| ((g0 + g) * LANES + i).min(rows - 1));
                 let (w, s) = (ri.map(|i| bp.add(i * rb)), ri.map(|i| sp.add(i * nb)));
-                decode_group(&w, &s, nb, ws.add(g * per_group));
+                let ahead = bp.wrapping_add((g0 + g + 1) * LANES * rb);
+                decode_group(&w, &s, nb, ahead, ws.add(g * per_group));
             }
             let mut t = 0;
             while t < n {
                 let tt = T_BATCH.min(n - t);
-                let (q, d, c) = (qp.add(t * rq), dp.add(t * rd), cp.add(t * rcb));
+                let o = out.as_mut_ptr();
                 for g in 0..gn {
-                    let w = ws.add(g * per_group);
-                    let mut lanes = [[0f32; LANES]; T_BATCH];
-                    let mut put = |acc: &[__m256]| {
-                        for (l, a) in lanes.iter_mut().zip(acc) {
-                            _mm256_storeu_ps(l.as_mut_ptr(), *a);
-                        }
+                    let (w, r0) = (ws.add(g * per_group), (g0 + g) * LANES);
+                    // The first token tile requests the next row groups' bytes.
+                    let pf = if t == 0 && g0 + gn < groups {
+                        bp.wrapping_add((r0 + gn * LANES) * rb)
+                    } else {
+                        std::ptr::null()
                     };
                     match tt {
-                        T_BATCH => put(&group_tokens::<T_BATCH>(w, nb, q, rq, d, rd, c, rcb)),
-                        1 => put(&group_tokens::<1>(w, nb, q, rq, d, rd, c, rcb)),
-                        2 => put(&group_tokens::<2>(w, nb, q, rq, d, rd, c, rcb)),
-                        _ => put(&group_tokens::<3>(w, nb, q, rq, d, rd, c, rcb)),
-                    }
-                    let r0 = (g0 + g) * LANES;
-                    for i in 0..LANES.min(rows - r0) {
-                        for (k, l) in lanes.iter().take(tt).enumerate() {
-                            *out.as_mut_ptr().add((r0 + i) * n + t + k) = l[i] + bias_of(r0 + i);
-                        }
+                        T_BATCH => tile::<T_BATCH>(w, nb, xq, t, r0, rows, bias, o, pf),
+                        1 => tile::<1>(w, nb, xq, t, r0, rows, bias, o, pf),
+                        2 => tile::<2>(w, nb, xq, t, r0, rows, bias, o, pf),
+                        _ => tile::<3>(w, nb, xq, t, r0, rows, bias, o, pf),
                     }
                 }
                 t += tt;
