@@ -110,16 +110,55 @@ fn fold4(v: [__m256i; 4]) -> __m256i {
     )
 }
 
-/// One token against 4 MXFP4 rows (`rows[i]`: its packed bytes, `srows[i]`: its scales, `nb`
-/// blocks each) at block pair `p`: `acc = fma(isum, d · hs, acc)` for block 2p, then 2p+1
-/// (only when `FULL`). `xq`, `xd` the token's quantized row and scales, `cbv` its corrections
-/// as `[cb(2p) ×4, cb(2p+1) ×4]` per pair.
+/// The half scales of 4 rows (`srows[i]`: row i's scale bytes) at block pairs p and p + 1
+/// (`[hs(2p) of rows 0..4 | hs(2p+1) of rows 0..4]`, then the same for p + 1): one 4-byte
+/// load per row serves two pairs.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn half_scales4x2(srows: &[*const u8; R_DECODE], p: usize) -> (__m256, __m256) {
+    // SAFETY: the caller guarantees blocks 2p..2p + 4 in every row.
+    let e = srows.map(|s| unsafe { (s.add(2 * p) as *const i32).read_unaligned() });
+    // [e(2p) of rows 0..4, e(2p+1) …, e(2p+2) …, e(2p+3) …] as bytes.
+    let e = _mm_shuffle_epi8(
+        _mm_setr_epi32(e[0], e[1], e[2], e[3]),
+        _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+    );
+    (
+        half_scales(_mm256_cvtepu8_epi32(e)),
+        half_scales(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(e, e))),
+    )
+}
+
+/// The half scales of 4 rows at block pair p, as [`half_scales4x2`]'s first; when `!FULL`
+/// only block 2p exists (the second half is then unused).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn half_scales4<const FULL: bool>(srows: &[*const u8; R_DECODE], p: usize) -> __m256 {
+    // SAFETY: the caller guarantees blocks 2p and (when FULL) 2p + 1 in every row.
+    let e = srows.map(|s| unsafe {
+        if FULL {
+            (s.add(2 * p) as *const u16).read_unaligned() as i32
+        } else {
+            *s.add(2 * p) as i32
+        }
+    });
+    let e = _mm_shuffle_epi8(
+        _mm_setr_epi32(e[0], e[1], e[2], e[3]),
+        _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1),
+    );
+    half_scales(_mm256_cvtepu8_epi32(e))
+}
+
+/// One token against 4 MXFP4 rows (`rows[i]`: its packed bytes) at block pair `p`, with the
+/// rows' half scales `hs` there: `acc = fma(isum, d · hs, acc)` for block 2p, then 2p+1 (only
+/// when `FULL`). `xq`, `xd` the token's quantized row and scales, `cbv` its corrections as
+/// `[cb(2p) ×4, cb(2p+1) ×4]` per pair.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn decode_step<const FULL: bool>(
     rows: &[*const u8; R_DECODE],
-    srows: &[*const u8; R_DECODE],
     p: usize,
+    hs: __m256,
     xq: *const i8,
     xd: *const f32,
     cbv: *const i32,
@@ -134,20 +173,6 @@ unsafe fn decode_step<const FULL: bool>(
             fold4(v),
             _mm256_loadu_si256(cbv.add(p * PAIR_SCALES) as *const __m256i),
         );
-        // The rows' scale bytes of the pair (one when !FULL: a row's last block), then
-        // [e(2p) of rows 0..4 | e(2p+1) of rows 0..4].
-        let e = srows.map(|s| {
-            if FULL {
-                (s.add(2 * p) as *const u16).read_unaligned() as i32
-            } else {
-                *s.add(2 * p) as i32
-            }
-        });
-        let e = _mm_shuffle_epi8(
-            _mm_setr_epi32(e[0], e[1], e[2], e[3]),
-            _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, -1, -1, -1, -1, -1, -1, -1, -1),
-        );
-        let hs = half_scales(_mm256_cvtepu8_epi32(e));
         let s = _mm256_mul_ps(_mm256_loadu_ps(xd.add(p * PAIR_SCALES)), hs);
         let f = _mm256_cvtepi32_ps(isum);
         let acc = _mm_fmadd_ps(_mm256_castps256_ps128(f), _mm256_castps256_ps128(s), acc);
@@ -188,14 +213,29 @@ unsafe fn dot4(
         // Bytes of that tile per pair, divided once: a division per pair (runtime divisor)
         // ties up Zen 1's divider, which is slow and not pipelined.
         let step = R_DECODE * nb * 16 / np;
-        for p in 0..nb / 2 {
+        let prefetch = |p: usize| {
             let line = ahead.wrapping_add((p * step) & !63);
             _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(64) as *const i8);
-            acc = decode_step::<true>(&rows, &srows, p, xq, xd, cbv, acc);
+        };
+        let full = nb / 2;
+        let mut p = 0;
+        while p + 2 <= full {
+            prefetch(p);
+            prefetch(p + 1);
+            let (h0, h1) = half_scales4x2(&srows, p);
+            acc = decode_step::<true>(&rows, p, h0, xq, xd, cbv, acc);
+            acc = decode_step::<true>(&rows, p + 1, h1, xq, xd, cbv, acc);
+            p += 2;
+        }
+        if p < full {
+            prefetch(p);
+            let hs = half_scales4::<true>(&srows, p);
+            acc = decode_step::<true>(&rows, p, hs, xq, xd, cbv, acc);
         }
         if nb % 2 == 1 {
-            acc = decode_step::<false>(&rows, &srows, nb / 2, xq, xd, cbv, acc);
+            let hs = half_scales4::<false>(&srows, full);
+            acc = decode_step::<false>(&rows, full, hs, xq, xd, cbv, acc);
         }
         let mut lanes = [0f32; R_DECODE];
         _mm_storeu_ps(lanes.as_mut_ptr(), acc);
@@ -505,5 +545,67 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every block count from 1 to 9 (the one-token loop's two-pair, one-pair and half-pair
+    /// steps), row counts around the tiles and token counts around the batch tile, bitwise
+    /// against the oracle (the shared level test covers fewer block counts).
+    #[test]
+    fn tiles_equal_the_oracle_on_every_block_count() {
+        let Some(_) = super::super::Avx2::detect() else {
+            return;
+        };
+        let mut r = crate::test_rng::Rng(41);
+        let mut finite = 0;
+        for nb in 1..=9 {
+            let d_in = 32 * nb;
+            for &(n, rows) in &[(1, 1), (1, 7), (1, 13), (2, 9), (5, 17), (8, 3)] {
+                let x: Vec<f32> = (0..n * d_in).map(|_| r.f() * 4.0).collect();
+                let blocks: Vec<u8> = (0..rows * d_in / 2).map(|_| r.byte()).collect();
+                let scales: Vec<u8> = (0..rows * nb)
+                    .map(|i| match i % 29 {
+                        // Rare extreme scales (255 gives inf: its rows' outputs are not finite).
+                        5 => [0u8, 1, 254, 255][i % 4],
+                        _ => 118 + r.byte() % 8,
+                    })
+                    .collect();
+                let bias: Vec<f32> = (0..rows).map(|_| r.f()).collect();
+                let mut xq = Q8Rows::new();
+                xq.quantize(&x, d_in);
+                let mut want = vec![0f32; n * rows];
+                crate::q8::matmul_q8_mxfp4w_scalar(
+                    &xq,
+                    &blocks,
+                    &scales,
+                    Some(&bias),
+                    &mut want,
+                    rows,
+                );
+                finite += want.iter().filter(|v| v.is_finite()).count();
+                let mut got = vec![f32::NAN; n * rows];
+                // SAFETY: AVX2+FMA detected above.
+                unsafe {
+                    q8_mxfp4_rows(
+                        &blocks,
+                        &scales,
+                        &xq,
+                        rows,
+                        Some(&bias),
+                        &mut got,
+                        &mut Vec::new(),
+                    )
+                };
+                for t in 0..n {
+                    for o in 0..rows {
+                        let (a, b) = (got[o * n + t], want[t * rows + o]);
+                        assert!(
+                            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                            "nb={nb} n={n} rows={rows} token {t} row {o}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(finite > 1000, "{finite} finite outputs");
     }
 }
