@@ -176,7 +176,10 @@ unsafe fn decode_step<const FULL: bool>(
     unsafe {
         let xlo = _mm256_loadu_si256(xq.add(p * PAIR_BYTES) as *const __m256i);
         let xhi = _mm256_loadu_si256(xq.add(p * PAIR_BYTES + 32) as *const __m256i);
-        let v = rows.map(|r| row_pair_i16(r.add(32 * p), FULL, xlo, xhi));
+        let mut v = [_mm256_setzero_si256(); R_DECODE];
+        for (vi, r) in v.iter_mut().zip(rows) {
+            *vi = row_pair_i16(r.add(32 * p), FULL, xlo, xhi);
+        }
         let isum = _mm256_add_epi32(
             fold4(v),
             _mm256_loadu_si256(cbv.add(p * PAIR_SCALES) as *const __m256i),
