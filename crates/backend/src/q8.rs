@@ -117,6 +117,7 @@ impl Q8Rows {
         let rb = self.row_blocks();
         self.cb.resize(n * rb, 0);
         self.n_rows = n;
+        let k = crate::cpu::simd();
         for ((((xr, qr), dr), cr), br) in x
             .chunks_exact(d_in)
             .zip(self.q.chunks_exact_mut(rq))
@@ -124,7 +125,10 @@ impl Q8Rows {
             .zip(self.c.chunks_exact_mut(rd))
             .zip(self.cb.chunks_exact_mut(rb))
         {
-            quantize_row(xr, qr, dr, cr, br);
+            match k {
+                Some(k) => k.quantize_q8_row(xr, qr, dr, cr, br),
+                None => quantize_row(xr, qr, dr, cr, br),
+            }
         }
     }
 
@@ -200,7 +204,7 @@ pub(crate) fn q_index(i: usize) -> (usize, usize) {
 
 /// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales), `c` (its
 /// per-lane offset corrections, negated) and `cb` (the same per block).
-fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32], cb: &mut [i32]) {
+pub(crate) fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32], cb: &mut [i32]) {
     q.fill(0);
     d.fill(0.0);
     c.fill(0);

@@ -191,6 +191,19 @@ pub(crate) trait SimdKernels: Sync {
     /// integer dot instruction; returns the multiply-adds done, or `None` when the level has
     /// no int8 dot kernels.
     fn int8_probe(&self, iters: u64) -> Option<f64>;
+
+    /// Quantizes one row of activations into its `Q8Rows` slices (see `q8::quantize_row`,
+    /// the scalar version every level's result must equal bit for bit).
+    fn quantize_q8_row(
+        &self,
+        x: &[f32],
+        q: &mut [i8],
+        d: &mut [f32],
+        c: &mut [i32],
+        cb: &mut [i32],
+    ) {
+        crate::q8::quantize_row(x, q, d, c, cb)
+    }
 }
 
 /// What the CPU offers, as levels (each implies the ones below it on its architecture).

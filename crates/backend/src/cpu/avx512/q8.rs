@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 
 use crate::dtype::HALF_SCALE;
-use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
+use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES, W_OFFSET};
 
 /// Output rows per group: the 16 i32 lanes of a vector.
 const GROUP: usize = 16;
@@ -422,5 +422,94 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             t += tt;
         }
         g0 += GROUP;
+    }
+}
+
+/// `q8::quantize_row` 16 lanes at a time, the same bits: per block `d = max|x| / 127`,
+/// `q = round_ties_even(x · (1 / d))` clamped to ±127 (an exact division and reciprocal, and
+/// `vrndscaleps` rounds half to even), even and odd elements split by two permutes, the offset
+/// corrections as exact integer sums.
+///
+/// # Safety
+/// The CPU must have AVX-512 F/BW/VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) unsafe fn quantize_row(
+    x: &[f32],
+    q: &mut [i8],
+    d: &mut [f32],
+    c: &mut [i32],
+    cb: &mut [i32],
+) {
+    let nb = x.len() / 32;
+    let np = nb.div_ceil(2);
+    assert!(
+        x.len().is_multiple_of(32) && q.len() >= np * PAIR_BYTES && d.len() >= np * PAIR_SCALES
+    );
+    assert!(c.len() >= np * PAIR_SCALES && cb.len() >= 2 * np);
+    q.fill(0);
+    d.fill(0.0);
+    c.fill(0);
+    cb.fill(0);
+    let even: [i32; 16] = std::array::from_fn(|i| 2 * i as i32);
+    let odd: [i32; 16] = std::array::from_fn(|i| 2 * i as i32 + 1);
+    // SAFETY: every access is within the slices (lengths asserted above).
+    unsafe {
+        let (ie, io) = (
+            _mm512_loadu_si512(even.as_ptr() as *const _),
+            _mm512_loadu_si512(odd.as_ptr() as *const _),
+        );
+        let abs_mask = _mm512_set1_epi32(0x7FFF_FFFF);
+        for (blk, cbv) in cb.iter_mut().enumerate().take(nb) {
+            let xp = x.as_ptr().add(32 * blk);
+            let (a, b) = (_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(16)));
+            let abs =
+                |v: __m512| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
+            // Non-finite: |v| is not below infinity (NaN compares false).
+            let inf = _mm512_set1_ps(f32::INFINITY);
+            let finite = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(abs(a), inf)
+                & _mm512_cmp_ps_mask::<_CMP_LT_OQ>(abs(b), inf)
+                == 0xFFFF;
+            let (pair, half) = (blk / 2, blk % 2);
+            let at = pair * PAIR_SCALES + half * 4;
+            if !finite {
+                d[at..at + 4].fill(f32::NAN);
+                continue;
+            }
+            let amax = _mm512_reduce_max_ps(_mm512_max_ps(abs(a), abs(b)));
+            let scale = amax / 127.0;
+            d[at..at + 4].fill(scale);
+            if scale == 0.0 {
+                continue;
+            }
+            let inv = _mm512_set1_ps(1.0 / scale);
+            let lim = _mm512_set1_epi32(127);
+            let quant = |v: __m512| {
+                let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm512_mul_ps(v, inv),
+                );
+                _mm512_max_epi32(
+                    _mm512_min_epi32(_mm512_cvtps_epi32(r), lim),
+                    _mm512_sub_epi32(_mm512_setzero_si512(), lim),
+                )
+            };
+            let qe = quant(_mm512_permutex2var_ps(a, ie, b));
+            let qo = quant(_mm512_permutex2var_ps(a, io, b));
+            let base = q.as_mut_ptr().add(pair * PAIR_BYTES + half * 16);
+            _mm_storeu_si128(base as *mut __m128i, _mm512_cvtepi32_epi8(qe));
+            _mm_storeu_si128(base.add(32) as *mut __m128i, _mm512_cvtepi32_epi8(qo));
+            // Lane l of the contract's 8-element groups: evens 4l..4l+4 plus odds 4l..4l+4,
+            // i.e. the 128-bit chunk l of qe + qo.
+            let s = _mm512_add_epi32(qe, qo);
+            let s = _mm512_add_epi32(s, _mm512_shuffle_epi32::<0b01_00_11_10>(s));
+            let s = _mm512_add_epi32(s, _mm512_shuffle_epi32::<0b10_11_00_01>(s));
+            let mut lanes = [0i32; 16];
+            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, s);
+            let mut total = 0;
+            for l in 0..4 {
+                c[at + l] = -W_OFFSET * lanes[4 * l];
+                total += lanes[4 * l];
+            }
+            *cbv = -W_OFFSET * total;
+        }
     }
 }
