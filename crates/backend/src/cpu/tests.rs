@@ -93,6 +93,32 @@ pub(crate) fn check_q8_mxfp4(k: &dyn SimdKernels, name: &str) {
             bits(&want),
             "{name} n={n} d_in={d_in} d_out={d_out}"
         );
+        // Written in place per token, as two tasks would split the rows.
+        let mut y = vec![f32::NAN; n * d_out];
+        let mut ptrs: Vec<*mut f32> = y.chunks_exact_mut(d_out).map(|r| r.as_mut_ptr()).collect();
+        let (rb, rs) = (d_in / 2, d_in / 32);
+        let half = d_out / 2;
+        // SAFETY: each pointer is a whole [d_out] row of `y`; the calls run one at a time.
+        unsafe {
+            let out = OutRows { tok: &mut ptrs };
+            for (o0, rows) in [(0, half), (half, d_out - half)] {
+                k.q8_mxfp4_rows_to(
+                    &blocks[o0 * rb..(o0 + rows) * rb],
+                    &scales[o0 * rs..(o0 + rows) * rs],
+                    &xq,
+                    rows,
+                    Some(&b[o0..]),
+                    out,
+                    o0,
+                    &mut Vec::new(),
+                );
+            }
+        }
+        assert_eq!(
+            bits(&y),
+            bits(&want),
+            "{name} (in place) n={n} d_in={d_in} d_out={d_out}"
+        );
     }
 }
 

@@ -18,6 +18,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::cpu::OutRows;
 use crate::dtype::HALF_SCALE;
 use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES, W_OFFSET};
 
@@ -324,17 +325,21 @@ unsafe fn group_tokens<const T: usize, const S: usize>(
 }
 
 /// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against every row of
-/// `xq`; `out` f32 [rows, n] (by output row). `scratch` holds the decoded group.
+/// `xq`; token t's results go to `out.tok[t]` at offsets `o0..o0 + rows`, 16 at a time.
+/// `scratch` holds the decoded group.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F/BW/VL and VNNI.
+/// The CPU must have AVX-512 F/BW/VL and VNNI; `out` as `SimdKernels::q8_mxfp4_rows_to`
+/// requires.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn q8_mxfp4_rows(
     blocks: &[u8],
     scales: &[u8],
     xq: &Q8Rows,
     rows: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: OutRows<'_>,
+    o0: usize,
     scratch: &mut Vec<f32>,
 ) {
     let (n, d_in) = (xq.n_rows, xq.d_in);
@@ -343,7 +348,7 @@ pub(crate) unsafe fn q8_mxfp4_rows(
     let (rbytes, rq, rd, rb) = (d_in / 2, xq.row_q(), xq.row_d(), xq.row_blocks());
     assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rbytes && scales.len() >= rows * nb);
     assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd && xq.cb.len() >= n * rb);
-    assert!(out.len() >= rows * n);
+    assert!(out.tok.len() >= n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
     if rows == 0 || n == 0 {
         return;
@@ -414,9 +419,21 @@ pub(crate) unsafe fn q8_mxfp4_rows(
                 }
             }
             for (k, rt) in res.iter().enumerate().take(tt) {
-                for (r, v) in rt.iter().enumerate().take(gr) {
-                    let o = g0 + r;
-                    out[o * n + t + k] = v + bias.map_or(0.0, |b| b[o]);
+                let dst = out.tok[t + k].wrapping_add(o0 + g0);
+                // SAFETY: rows g0..g0 + gr of this task are the caller's to write (the
+                // function's contract); the bias holds `rows` values.
+                unsafe {
+                    if gr == GROUP {
+                        let mut v = _mm512_loadu_ps(rt.as_ptr());
+                        if let Some(b) = bias {
+                            v = _mm512_add_ps(v, _mm512_loadu_ps(b.as_ptr().add(g0)));
+                        }
+                        _mm512_storeu_ps(dst, v);
+                    } else {
+                        for (r, v) in rt.iter().enumerate().take(gr) {
+                            *dst.add(r) = v + bias.map_or(0.0, |b| b[g0 + r]);
+                        }
+                    }
                 }
             }
             t += tt;
