@@ -397,6 +397,22 @@ impl Settings {
             ),
             ("arrow_config", "Arrow routing between adapters"),
             (
+                "use_bdlora",
+                "a LoRA variant this runtime does not implement",
+            ),
+            (
+                "kasa_config",
+                "a LoRA variant this runtime does not implement",
+            ),
+            (
+                "monteclora_config",
+                "a LoRA variant this runtime does not implement",
+            ),
+            (
+                "velora_config",
+                "a LoRA variant this runtime does not implement",
+            ),
+            (
                 "trainable_token_indices",
                 "it carries trained embedding rows",
             ),
