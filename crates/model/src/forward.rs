@@ -208,7 +208,7 @@ impl Model {
             .enumerate()
         {
             let lora = self.layer_lora(layer_idx);
-            self.attention_block(layer_idx, layer, lora, kv, pos0, n, ws);
+            self.attention_block(layer_idx, layer, kv, pos0, n, ws);
             self.moe_block(layer, lora, n, ws);
         }
 
@@ -449,7 +449,6 @@ impl Model {
         &self,
         layer_idx: usize,
         layer: &Layer,
-        lora: Option<&LayerLora>,
         kv: &mut LayerKv,
         pos0: usize,
         n: usize,
@@ -457,6 +456,7 @@ impl Model {
     ) {
         let c = &self.config;
         let (qd, kvd) = (c.q_dim(), c.kv_dim());
+        let lora = self.layer_lora(layer_idx);
         self.qkv(layer, lora, n, ws);
         self.rope_qk(n, ws);
         let params = self.sdpa_params(layer_idx);
