@@ -16,5 +16,7 @@ if [ ! -f "$venv/.ready" ]; then
     touch "$venv/.ready"
 fi
 
+# peft keeps target_modules as a set: a fixed hash seed makes its saved order reproducible.
+export PYTHONHASHSEED=0
 exec "$venv/bin/python" "$here/make_lora_golden.py" --models "$root/testdata/model" \
     --out "$root/testdata/lora" --work "${GOLDEN_WORK:-/work/scratch/lora-golden/work}" "$@"
