@@ -9,7 +9,7 @@
 //! sit in the 4 vector lanes: each block ends in one vector of 4 rows' exact integer sums, then
 //! one convert, one `d · hs` multiply and one FMA serve all 4 rows.
 //!
-//! Decode (one token): 8 rows per pass read their packed bytes in place; each row's block dot
+//! Decode (one token): 4 rows per pass read their packed bytes in place; each row's block dot
 //! lands in 4 lanes, and pairwise adds (`addp`) fold 4 rows into one vector of block sums.
 //! Batches: a group of 16 rows is decoded once into a per-task scratch, TRANSPOSED: per block
 //! and step j (4 bytes of the block's even or odd half), lane r holds row r's 4 weight bytes,
@@ -23,8 +23,10 @@ use std::arch::asm;
 use super::int8::{Sdot, Smull};
 use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES};
 
-/// Row vectors (of 4 rows each) per decode pass and per batch tile.
+/// Row vectors (of 4 rows each) per batch tile.
 const RV: usize = 2;
+/// Row vectors per decode pass: one, so the row pointers and accumulator stay in registers.
+const RV_DECODE: usize = 1;
 /// Weight rows decoded together in batches (2 tiles; 52 KB of scratch at 2880 inputs).
 const ROW_GROUP: usize = 16;
 /// Bytes of decoded scratch per block and row vector: 8 steps of 16 weight bytes, then the
@@ -221,12 +223,12 @@ unsafe fn block_weights(p: *const u8, lut: int8x16_t) -> (int8x16_t, int8x16_t) 
 /// Row pointers of a tile: rows `r0 + 4·v + k`, clamped to the last row (their results are
 /// dropped).
 #[inline(always)]
-unsafe fn tile_rows<T>(
+unsafe fn tile_rows<T, const V: usize>(
     base: *const T,
     stride: usize,
     r0: usize,
     rows: usize,
-) -> [[*const T; 4]; RV] {
+) -> [[*const T; 4]; V] {
     // SAFETY: the clamped rows are < rows; the caller guarantees rows of `stride` at base.
     std::array::from_fn(|v| {
         std::array::from_fn(|k| unsafe { base.add((r0 + 4 * v + k).min(rows - 1) * stride) })
@@ -266,12 +268,12 @@ unsafe fn store_rows(
     }
 }
 
-/// One token (`xq` its bytes, `xd` its pair scales) against the tile of rows `r0 .. r0 + 4·RV`
+/// One token (`xq` its bytes, `xd` its pair scales) against the tile of rows `r0 .. r0 + 4·V`
 /// (clamped), read in place from `blocks` (`nb` blocks of 16 bytes per row) and `scales`;
 /// writes `out[row]` for the rows below `rows`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn decode_tile<D: BlockDot>(
+unsafe fn decode_tile<D: BlockDot, const V: usize>(
     blocks: *const u8,
     scales: *const u8,
     nb: usize,
@@ -286,9 +288,9 @@ unsafe fn decode_tile<D: BlockDot>(
     // SAFETY: the caller guarantees `rows` rows of nb blocks and scales, a quantized row of
     // nb.div_ceil(2) pairs, `rows` writable outputs, and the instructions of `D`.
     unsafe {
-        let bp = tile_rows(blocks, nb * 16, r0, rows);
-        let sp = tile_rows(scales, nb, r0, rows);
-        let mut acc = [vdupq_n_f32(0.0); RV];
+        let bp = tile_rows::<_, V>(blocks, nb * 16, r0, rows);
+        let sp = tile_rows::<_, V>(scales, nb, r0, rows);
+        let mut acc = [vdupq_n_f32(0.0); V];
         for p in 0..nb / 2 {
             let x = xq.add(p * PAIR_BYTES);
             let (xe0, xe1, xo0, xo1) = (
@@ -299,7 +301,7 @@ unsafe fn decode_tile<D: BlockDot>(
             );
             let d0 = vld1q_f32(xd.add(p * PAIR_SCALES));
             let d1 = vld1q_f32(xd.add(p * PAIR_SCALES + 4));
-            for v in 0..RV {
+            for v in 0..V {
                 let mut w = [[vdupq_n_s8(0); 4]; 4]; // even 0, odd 0, even 1, odd 1 per row
                 for k in 0..4 {
                     let (e0, o0) = block_weights(bp[v][k].add(32 * p), lut);
@@ -328,7 +330,7 @@ unsafe fn decode_tile<D: BlockDot>(
             let x = xq.add(p * PAIR_BYTES);
             let (xe, xo) = (vld1q_s8(x), vld1q_s8(x.add(32)));
             let d = vld1q_f32(xd.add(p * PAIR_SCALES));
-            for v in 0..RV {
+            for v in 0..V {
                 let mut w = [[vdupq_n_s8(0); 4]; 2];
                 for k in 0..4 {
                     (w[0][k], w[1][k]) = block_weights(bp[v][k].add(16 * b), lut);
@@ -360,8 +362,8 @@ unsafe fn transpose_tile(
     // SAFETY: the caller guarantees `rows` rows of nb blocks and scales and nb · RV ·
     // BLOCK_VEC_BYTES writable bytes at ws.
     unsafe {
-        let bp = tile_rows(blocks, nb * 16, r0, rows);
-        let sp = tile_rows(scales, nb, r0, rows);
+        let bp = tile_rows::<_, RV>(blocks, nb * 16, r0, rows);
+        let sp = tile_rows::<_, RV>(scales, nb, r0, rows);
         for b in 0..nb {
             let dst = ws.add(b * RV * BLOCK_VEC_BYTES);
             for v in 0..RV {
@@ -534,17 +536,17 @@ unsafe fn q8_mxfp4_rows<D: BlockDot>(
     let (bp, sp) = (blocks.as_ptr(), scales.as_ptr());
     let (qp, dp) = (xq.q.as_ptr(), xq.d.as_ptr());
     let op = out.as_mut_ptr();
-    let tile = 4 * RV;
     // SAFETY: `D`'s instructions by the caller's contract; every offset is bounded by the
     // asserts above (tile rows past `rows` are clamped, their results dropped).
     unsafe {
         let lut = vld1q_s8(FP4_X2_I8.as_ptr());
         if n == 1 {
-            for r0 in (0..rows).step_by(tile) {
-                decode_tile::<D>(bp, sp, nb, rows, r0, qp, dp, bias, op, lut);
+            for r0 in (0..rows).step_by(4 * RV_DECODE) {
+                decode_tile::<D, RV_DECODE>(bp, sp, nb, rows, r0, qp, dp, bias, op, lut);
             }
             return;
         }
+        let tile = 4 * RV;
         // Decode a group of rows, then run every token tile over the whole group.
         let tile_bytes = nb * RV * BLOCK_VEC_BYTES;
         let group_tiles = ROW_GROUP / tile;
@@ -564,8 +566,12 @@ unsafe fn q8_mxfp4_rows<D: BlockDot>(
                     let (w, r0) = (ws.add(k * tile_bytes) as *const u8, g0 + k * tile);
                     let o = op.add(t);
                     match tt {
-                        4 => batch_tile::<D, 4>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
-                        3 => batch_tile::<D, 3>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
+                        4 if D::T_BATCH >= 4 => {
+                            batch_tile::<D, 4>(w, nb, q, rq, d, rd, r0, rows, bias, o, n)
+                        }
+                        3 if D::T_BATCH >= 3 => {
+                            batch_tile::<D, 3>(w, nb, q, rq, d, rd, r0, rows, bias, o, n)
+                        }
                         2 => batch_tile::<D, 2>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
                         _ => batch_tile::<D, 1>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
                     }
