@@ -242,7 +242,7 @@ fn block_step(acc: float32x4_t, isum: int32x4_t, d: float32x4_t, hs: float32x4_t
     unsafe { vfmaq_f32(acc, vcvtq_f32_s32(isum), vmulq_f32(d, hs)) }
 }
 
-/// Writes row vector `v` of a tile (`acc` + bias) for the rows below `rows`: `out` + row ·
+/// Writes the 4 rows from `r0` in `acc` (+ bias) that are below `rows`, row r to `out` + r ·
 /// `stride`.
 #[inline(always)]
 unsafe fn store_rows(
