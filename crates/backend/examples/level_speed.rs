@@ -31,8 +31,10 @@ fn main() {
     let scales: Vec<u8> = (0..e * d_out * h / 32)
         .map(|i| 118 + (i % 8) as u8)
         .collect();
+    // `LEVEL_SPEED=int8` runs only the int8 expert products (quick kernel iterations).
+    let dense = std::env::var("LEVEL_SPEED").map_or(true, |v| v != "int8");
     // Prefill-shaped: the query projection of a 512-token prompt.
-    {
+    if dense {
         let (d_in, d_out, n) = (h, 4096usize, 512usize);
         let x: Vec<f32> = (0..n * d_in)
             .map(|i| (i % 13) as f32 / 13.0 - 0.5)
@@ -48,13 +50,15 @@ fn main() {
     }
     for n in [1usize, 8] {
         let x: Vec<f32> = (0..n * h).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
-        let mut y = vec![0f32; n * v];
-        let t = best(3, || matmul_f32_bf16w(&x, &w, None, &mut y, h, v));
-        println!(
-            "dense bf16 [{v}, {h}] n={n}: {:.1} ms, {:.1} GB/s",
-            t * 1e3,
-            (2 * h * v) as f64 / t / 1e9
-        );
+        if dense {
+            let mut y = vec![0f32; n * v];
+            let t = best(3, || matmul_f32_bf16w(&x, &w, None, &mut y, h, v));
+            println!(
+                "dense bf16 [{v}, {h}] n={n}: {:.1} ms, {:.1} GB/s",
+                t * 1e3,
+                (2 * h * v) as f64 / t / 1e9
+            );
+        }
         let mut q = Q8Rows::new();
         q.quantize(&x, h);
         let mut y = vec![0f32; n * d_out];
@@ -69,6 +73,26 @@ fn main() {
             "int8 x mxfp4 32 x [{d_out}, {h}] n={n}: {:.1} ms, {:.1} GB/s",
             t * 1e3,
             (e * (rb + rs)) as f64 / t / 1e9
+        );
+    }
+    // Prefill-shaped: 64 tokens per expert (a 512-token prompt routes ~64 to each of 32).
+    {
+        let n = 64usize;
+        let x: Vec<f32> = (0..n * h).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+        let mut q = Q8Rows::new();
+        q.quantize(&x, h);
+        let mut y = vec![0f32; n * d_out];
+        let (rb, rs) = (d_out * h / 2, d_out * h / 32);
+        let t = best(3, || {
+            for k in 0..e {
+                let (b, s) = (&blocks[k * rb..(k + 1) * rb], &scales[k * rs..(k + 1) * rs]);
+                matmul_q8_mxfp4w(&q, b, s, None, &mut y, d_out);
+            }
+        });
+        println!(
+            "int8 x mxfp4 32 x [{d_out}, {h}] n={n}: {:.1} ms, {:.0} GOP/s",
+            t * 1e3,
+            (2 * e * n * d_out * h) as f64 / t / 1e9
         );
     }
 }

@@ -146,8 +146,9 @@ pub(crate) fn fast_par_rows<F>(y: &mut [f32], n: usize, d_out: usize, work: usiz
 where
     F: Fn(usize, usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
 {
-    // Multiples of 12 rows keep the 4-row (decode) and 2- and 3-row (batch) tiles whole.
-    let per_task = rows_per_task(d_out, work, 12);
+    // Multiples of 48 rows keep the 4-row (decode), 2- and 3-row (batch) and 16-row (AVX-512
+    // int8 groups) tiles whole.
+    let per_task = rows_per_task(d_out, work, 48);
     let run = |out: &mut [f32]| {
         if per_task >= d_out {
             rows_fn(0, d_out, out, &mut Vec::new());

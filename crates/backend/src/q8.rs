@@ -25,6 +25,8 @@
 //! is ≤ 0.4 %, and it averages out over the dot product (see docs/numerics.md for the model-level
 //! effect on the golden fixtures).
 
+use rayon::prelude::*;
+
 use crate::dtype::{e8m0_to_f32, MXFP4_BLOCK};
 
 /// Twice the FP4 E2M1 values, indexed by code: exact small integers.
@@ -117,6 +119,7 @@ impl Q8Rows {
         let rb = self.row_blocks();
         self.cb.resize(n * rb, 0);
         self.n_rows = n;
+        let k = crate::cpu::simd();
         for ((((xr, qr), dr), cr), br) in x
             .chunks_exact(d_in)
             .zip(self.q.chunks_exact_mut(rq))
@@ -124,7 +127,10 @@ impl Q8Rows {
             .zip(self.c.chunks_exact_mut(rd))
             .zip(self.cb.chunks_exact_mut(rb))
         {
-            quantize_row(xr, qr, dr, cr, br);
+            match k {
+                Some(k) => k.quantize_q8_row(xr, qr, dr, cr, br),
+                None => quantize_row(xr, qr, dr, cr, br),
+            }
         }
     }
 
@@ -200,7 +206,7 @@ pub(crate) fn q_index(i: usize) -> (usize, usize) {
 
 /// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales), `c` (its
 /// per-lane offset corrections, negated) and `cb` (the same per block).
-fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32], cb: &mut [i32]) {
+pub(crate) fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32], cb: &mut [i32]) {
     q.fill(0);
     d.fill(0.0);
     c.fill(0);
@@ -333,20 +339,48 @@ pub fn matmul_q8_mxfp4w(
         }
         let d_in = xq.d_in;
         let (rb, rs) = (d_in / 2, d_in / MXFP4_BLOCK);
-        let work = n * d_in * d_out;
-        crate::matmul::fast_par_rows(y, n, d_out, work, |o0, rows, out, scratch| {
-            // The slices hold exactly `rows` rows of weights and `xq` its n rows (checked by
-            // `check_q8_dims`).
-            k.q8_mxfp4_rows(
-                &blocks[o0 * rb..(o0 + rows) * rb],
-                &scales[o0 * rs..(o0 + rows) * rs],
-                xq,
-                rows,
-                bias.map(|b| &b[o0..]),
-                out,
-                scratch,
-            )
-        });
+        // Token output pointers on the stack for decode-sized batches: nothing allocated.
+        let mut on_stack = [std::ptr::null_mut::<f32>(); 32];
+        let mut on_heap = Vec::new();
+        let ptrs: &mut [*mut f32] = if n <= on_stack.len() {
+            &mut on_stack[..n]
+        } else {
+            on_heap.resize(n, std::ptr::null_mut());
+            &mut on_heap
+        };
+        for (p, row) in ptrs.iter_mut().zip(y.chunks_exact_mut(d_out)) {
+            *p = row.as_mut_ptr();
+        }
+        let out = crate::cpu::OutRows { tok: ptrs };
+        // Multiples of 48 rows keep every level's tiles whole (4-row decode, 2- and 3-row
+        // batch, 16-row AVX-512 groups).
+        let per_task = crate::matmul::rows_per_task(d_out, n * d_in * d_out, 48);
+        let run = |o0: usize, scratch: &mut Vec<f32>| {
+            let rows = per_task.min(d_out - o0);
+            // SAFETY: each task writes rows o0..o0 + rows of every token's output, disjoint
+            // from the other tasks' rows, through pointers into `y`, which this call borrows
+            // mutably for its whole duration (and does not touch while the tasks run); the
+            // weight slices hold exactly those rows (shapes checked by `check_q8_dims`).
+            unsafe {
+                k.q8_mxfp4_rows_to(
+                    &blocks[o0 * rb..(o0 + rows) * rb],
+                    &scales[o0 * rs..(o0 + rows) * rs],
+                    xq,
+                    rows,
+                    bias.map(|b| &b[o0..]),
+                    out,
+                    o0,
+                    scratch,
+                )
+            }
+        };
+        if per_task >= d_out {
+            run(0, &mut Vec::new());
+        } else {
+            (0..d_out.div_ceil(per_task))
+                .into_par_iter()
+                .for_each_init(Vec::new, |scratch, i| run(i * per_task, scratch));
+        }
         return;
     }
     matmul_q8_mxfp4w_scalar(xq, blocks, scales, bias, y, d_out)

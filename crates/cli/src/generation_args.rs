@@ -65,6 +65,10 @@ pub struct ChatArgs {
     /// read per token on gpt-oss-20b, faster decode, slightly less accurate; docs/numerics.md).
     #[arg(long)]
     pub weights_q8: bool,
+    /// A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on
+    /// top of the model at run time (CPU only; docs/finetuning.md).
+    #[arg(long, value_name = "DIR")]
+    pub lora: Option<PathBuf>,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
     #[command(flatten)]

@@ -40,6 +40,26 @@ pub fn apply_weights_q8(model: &mut Model, on: bool) -> anyhow::Result<()> {
         .context("--weights-q8: cannot quantize this checkpoint's weights")
 }
 
+/// Applies `--lora DIR`: reads the PEFT adapter, validates it against the loaded model (every
+/// problem is an error naming the adapter file, before anything runs) and says on stderr what
+/// it updates.
+pub fn apply_lora(model: &mut Model, dir: Option<&Path>) -> anyhow::Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    let adapter = model.load_lora(dir)?;
+    let (attn, experts) = adapter.target_counts();
+    eprintln!(
+        "lora: {} (r {}, alpha {}, scale {}; {attn} attention products, {experts} expert matrices)",
+        dir.display(),
+        adapter.rank(),
+        adapter.alpha(),
+        adapter.scale(),
+    );
+    model.set_lora(Some(adapter))?;
+    Ok(())
+}
+
 /// The embedded demo model (`assets/demo-model`, see its MODEL_CARD.md):
 /// original-layout `config.json` bytes and one gzip-compressed safetensors
 /// file. Mostly-zero embedding tables make it ~3 MB compressed, ~105 MB open.

@@ -104,6 +104,9 @@ pub(crate) struct Workspace {
     /// 8-bit weights (`--weights-q8`): the activations of one attention or unembedding
     /// product, quantized once for it
     pub q8_dense: gptoss_backend::Q8Rows,
+    /// LoRA adapter products (lora.rs): A x f32 [n, r] and B(A x) f32 [n, d_out]
+    pub lora_t: Vec<f32>,
+    pub lora_u: Vec<f32>,
 }
 
 /// Resizes `v` to `n` elements without shrinking its capacity.

@@ -61,3 +61,72 @@ pub enum ForwardError {
     #[error("the KV cache was made for a different model ({problem})")]
     CacheMismatch { problem: String },
 }
+
+/// A PEFT LoRA adapter that cannot be used (`lora.rs`): the file at fault and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("LoRA adapter {}: {problem}", path.display())]
+pub struct LoraError {
+    /// The adapter folder, or the file in it at fault (adapter_config.json or
+    /// adapter_model.safetensors).
+    pub path: PathBuf,
+    pub problem: LoraProblem,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LoraProblem {
+    #[error("not a folder (a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors)")]
+    NotAFolder,
+    #[error("the file is missing (a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors)")]
+    MissingFile,
+    #[error("cannot read it: {0}")]
+    Io(String),
+    #[error("missing; only adapter_model.bin (PyTorch pickle) is there: save the adapter with safe_serialization=True")]
+    PickleOnly,
+    #[error("{0}")]
+    BadConfig(String),
+    #[error("r = {0} is not a valid rank (a positive integer)")]
+    BadRank(String),
+    #[error("`{field}` = {value} is not supported ({why})")]
+    Unsupported {
+        field: String,
+        value: String,
+        why: String,
+    },
+    #[error("target_modules names `{module}`, which is not a LoRA target of gpt-oss here (supported: q_proj, k_proj, v_proj, o_proj; the experts go in target_parameters)")]
+    UnknownModule { module: String },
+    #[error("target_parameters names `{name}` (supported: mlp.experts.gate_up_proj, mlp.experts.down_proj)")]
+    UnknownParameter { name: String },
+    #[error("{0}")]
+    BadFile(String),
+    #[error("tensor `{name}` is not a LoRA weight of a gpt-oss attention projection (q/k/v/o_proj) or expert parameter (mlp.experts)")]
+    UnknownTensor { name: String },
+    #[error("tensor `{name}` is for layer {layer}, but the model has {n_layers} layers")]
+    LayerOutOfRange {
+        name: String,
+        layer: usize,
+        n_layers: usize,
+    },
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?} ({why})")]
+    WrongShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+        why: String,
+    },
+    #[error("tensor `{name}` has dtype {found}, expected F32, BF16 or F16")]
+    WrongDtype { name: String, found: String },
+    #[error("tensor `{name}`: element {index} is {value} (not finite)")]
+    NotFinite {
+        name: String,
+        index: usize,
+        value: String,
+    },
+    #[error("tensor `{name}` has no lora_A/lora_B partner")]
+    Unpaired { name: String },
+    #[error("layer {layer} updates {param} twice")]
+    Duplicate { layer: usize, param: String },
+    #[error("it holds no LoRA tensors")]
+    Empty,
+    #[error("it was validated against a model of other shapes")]
+    OtherModel,
+}

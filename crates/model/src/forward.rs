@@ -21,6 +21,7 @@ use gptoss_backend::{
 use crate::cache::{sized, KvCache, LayerKv, Workspace};
 use crate::checkpoint::Store;
 use crate::error::ForwardError;
+use crate::lora::{LayerLora, LowRank};
 use crate::weights::{DenseView, ExpertMatrix, ExpertWeights, Layer, Linear};
 use crate::{DecodeRow, ExpertPath, LogitsFor, Model};
 
@@ -206,8 +207,9 @@ impl Model {
             .zip(kv_layers.iter_mut())
             .enumerate()
         {
+            let lora = self.layer_lora(layer_idx);
             self.attention_block(layer_idx, layer, kv, pos0, n, ws);
-            self.moe_block(layer, n, ws);
+            self.moe_block(layer, lora, n, ws);
         }
 
         // Final norm and unembedding, for every row or the last one only.
@@ -307,7 +309,8 @@ impl Model {
                 .cos_sin(rows[i].cache.len, &mut cos[span.clone()], &mut sin[span]);
         }
         for (layer_idx, layer) in self.weights.layers.iter().enumerate() {
-            self.qkv(layer, n, ws);
+            let lora = self.layer_lora(layer_idx);
+            self.qkv(layer, lora, n, ws);
             self.rope_qk(n, ws);
             let (qd, kvd) = (c.q_dim(), c.kv_dim());
             let params = self.sdpa_params(layer_idx);
@@ -331,8 +334,8 @@ impl Model {
                 sdpa_sinks_f32(q, k, vv, &past, pos, &layer.sinks, &params, out);
                 kv.write(pos, k, vv, kvd);
             }
-            self.attn_out(layer, n, ws);
-            self.moe_block(layer, n, ws);
+            self.attn_out(layer, lora, n, ws);
+            self.moe_block(layer, lora, n, ws);
         }
         // Final norm, then the unembedding of all rows at once, each row's logits written
         // straight into its own buffer (no [n, vocab] matrix to copy out).
@@ -365,8 +368,14 @@ impl Model {
         }
     }
 
-    /// hn = rms(x); q f32 [n, heads, head_dim], k/v f32 [n, kv_heads, head_dim] projections.
-    fn qkv(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
+    /// The adapter's updates of layer `layer_idx`, when an adapter is set.
+    fn layer_lora(&self, layer_idx: usize) -> Option<&LayerLora> {
+        self.lora.as_ref().map(|a| &a.layers[layer_idx])
+    }
+
+    /// hn = rms(x); q f32 [n, heads, head_dim], k/v f32 [n, kv_heads, head_dim] projections
+    /// (each plus its LoRA update, if any).
+    fn qkv(&self, layer: &Layer, lora: Option<&LayerLora>, n: usize, ws: &mut Workspace) {
         let c = &self.config;
         let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let s = &self.store;
@@ -380,6 +389,14 @@ impl Model {
         linear(s, &layer.q, hn, xq, q);
         linear(s, &layer.k, hn, xq, k);
         linear(s, &layer.v, hn, xq, v);
+        if let Some(l) = lora {
+            let (t, u) = (&mut ws.lora_t, &mut ws.lora_u);
+            for (lr, y) in [(&l.q, &mut *q), (&l.k, &mut *k), (&l.v, &mut *v)] {
+                if let Some(lr) = lr {
+                    lr.add(hn, y, t, u);
+                }
+            }
+        }
     }
 
     /// Rotates q and k by the per-row angles in ws.cos / ws.sin.
@@ -413,12 +430,15 @@ impl Model {
         }
     }
 
-    /// x += out(attn).
-    fn attn_out(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
+    /// x += out(attn) (plus its LoRA update, if any).
+    fn attn_out(&self, layer: &Layer, lora: Option<&LayerLora>, n: usize, ws: &mut Workspace) {
         let h = self.config.hidden_size;
         let proj = sized(&mut ws.proj, n * h);
         let xq = q8_input(&layer.out, &ws.attn, &mut ws.q8_dense);
         linear(&self.store, &layer.out, &ws.attn, xq, proj);
+        if let Some(lr) = lora.and_then(|l| l.o.as_ref()) {
+            LowRank::add(lr, &ws.attn, proj, &mut ws.lora_t, &mut ws.lora_u);
+        }
         for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
             *xv += *pv;
         }
@@ -436,7 +456,8 @@ impl Model {
     ) {
         let c = &self.config;
         let (qd, kvd) = (c.q_dim(), c.kv_dim());
-        self.qkv(layer, n, ws);
+        let lora = self.layer_lora(layer_idx);
+        self.qkv(layer, lora, n, ws);
         self.rope_qk(n, ws);
         let params = self.sdpa_params(layer_idx);
         let past = KvPages {
@@ -449,11 +470,12 @@ impl Model {
         let (q, k, v) = (&ws.q[..n * qd], &ws.k[..n * kvd], &ws.v[..n * kvd]);
         sdpa_sinks_f32(q, k, v, &past, pos0, &layer.sinks, &params, attn);
         kv.write(pos0, k, v, kvd);
-        self.attn_out(layer, n, ws);
+        self.attn_out(layer, lora, n, ws);
     }
 
-    /// x += Σ_top-k w_e · expert_e(rms(x)), experts run over the rows routed to them.
-    fn moe_block(&self, layer: &Layer, n: usize, ws: &mut Workspace) {
+    /// x += Σ_top-k w_e · expert_e(rms(x)), experts run over the rows routed to them (each
+    /// expert matrix plus its LoRA update for that expert, if any).
+    fn moe_block(&self, layer: &Layer, lora: Option<&LayerLora>, n: usize, ws: &mut Workspace) {
         let c = &self.config;
         let (h, e, k, inter) = (
             c.hidden_size,
@@ -487,6 +509,8 @@ impl Model {
         let acc = sized(&mut ws.moe_acc, n * h);
         acc.fill(0.0);
         // The int8 path quantizes each normed row once here, for every expert it is routed to.
+        let lora_up = lora.and_then(|l| l.gate_up.as_ref());
+        let lora_down = lora.and_then(|l| l.down.as_ref());
         let int8 = self.expert_path == ExpertPath::Int8
             && matches!(layer.mlp1.w, ExpertWeights::Mxfp4 { .. })
             && matches!(layer.mlp2.w, ExpertWeights::Mxfp4 { .. });
@@ -501,6 +525,13 @@ impl Model {
             let m = rows.len();
             // u f32 [m, 2·inter] (gate/linear interleaved) -> act f32 [m, inter] -> y f32 [m, hidden]
             let u = sized(&mut ws.moe_u, m * 2 * inter);
+            // The routed rows in f32: the exact path's input, and the LoRA update's on both.
+            if !int8 || lora_up.is_some() {
+                let xin = sized(&mut ws.moe_in, m * h);
+                for (r, &(t, _)) in rows.iter().enumerate() {
+                    xin[r * h..(r + 1) * h].copy_from_slice(&hn[t * h..(t + 1) * h]);
+                }
+            }
             if int8 {
                 // Every row in order (one-token decode): the quantized rows as they are.
                 let all_rows = m == n && rows.iter().enumerate().all(|(r, &(t, _))| r == t);
@@ -515,11 +546,23 @@ impl Model {
                 };
                 expert_linear_q8(s, &layer.mlp1, expert, xq, &mut ws.bias1, u);
             } else {
-                let xin = sized(&mut ws.moe_in, m * h);
-                for (r, &(t, _)) in rows.iter().enumerate() {
-                    xin[r * h..(r + 1) * h].copy_from_slice(&hn[t * h..(t + 1) * h]);
-                }
-                expert_linear(s, &layer.mlp1, expert, xin, &mut ws.bias1, u);
+                expert_linear(
+                    s,
+                    &layer.mlp1,
+                    expert,
+                    &ws.moe_in[..m * h],
+                    &mut ws.bias1,
+                    u,
+                );
+            }
+            if let Some(lr) = lora_up {
+                lr.add(
+                    expert,
+                    &ws.moe_in[..m * h],
+                    u,
+                    &mut ws.lora_t,
+                    &mut ws.lora_u,
+                );
             }
             let act = sized(&mut ws.moe_act, m * inter);
             swiglu_clamp_f32(u, c.swiglu_limit, c.swiglu_alpha, act);
@@ -529,6 +572,9 @@ impl Model {
                 expert_linear_q8(s, &layer.mlp2, expert, &ws.q8_act, &mut ws.bias2, y);
             } else {
                 expert_linear(s, &layer.mlp2, expert, act, &mut ws.bias2, y);
+            }
+            if let Some(lr) = lora_down {
+                lr.add(expert, act, y, &mut ws.lora_t, &mut ws.lora_u);
             }
             for (r, &(t, w)) in rows.iter().enumerate() {
                 for (a, &yv) in acc[t * h..(t + 1) * h]

@@ -22,6 +22,7 @@ mod error;
 mod forward;
 pub mod gguf;
 mod gguf_load;
+mod lora;
 mod q8_weights;
 pub mod synth;
 mod tensors;
@@ -34,9 +35,10 @@ use gptoss_backend::YarnRope;
 
 pub use cache::{plan_rollback, KvCache, Rollback, MAX_SNAPSHOTS, PAGE_LEN};
 pub use config::Config;
-pub use error::{ForwardError, LoadError};
+pub use error::{ForwardError, LoadError, LoraError, LoraProblem};
 pub use forward::{check_room, check_tokens};
 pub use gguf_load::{GgufTokenizer, ReferenceVocab};
+pub use lora::{LoraAdapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 pub use tensors::{
     DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
 };
@@ -75,6 +77,8 @@ pub struct Model {
     native_q8: bool,
     /// The tokenizer metadata of a GGUF file, for the caller to check (`GgufTokenizer::check`).
     gguf_tokenizer: Option<GgufTokenizer>,
+    /// A PEFT LoRA adapter applied beside the base products (`set_lora`, lora.rs).
+    lora: Option<LoraAdapter>,
 }
 
 /// The numerics of the MXFP4 expert matrix products (docs/numerics.md).
@@ -210,6 +214,7 @@ impl Model {
             q8_unembed: None,
             native_q8: false,
             gguf_tokenizer: None,
+            lora: None,
         }
     }
 
@@ -297,6 +302,33 @@ impl Model {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Reads the PEFT LoRA adapter folder `dir` and validates it against this model (names,
+    /// layers, shapes, options; see lora.rs). Apply it with [`Model::set_lora`].
+    pub fn load_lora(&self, dir: &Path) -> Result<LoraAdapter, LoraError> {
+        LoraAdapter::load(dir, &self.config)
+    }
+
+    /// Applies `adapter` from the next forward call on (None: the base alone). Its low-rank
+    /// updates run beside the base products, y += scale · B(A x); the base weights are not
+    /// touched. Refuses an adapter validated against a model of other shapes.
+    pub fn set_lora(&mut self, adapter: Option<LoraAdapter>) -> Result<(), LoraError> {
+        if let Some(a) = &adapter {
+            if !a.fits(&self.config) {
+                return Err(LoraError {
+                    path: a.dir().to_path_buf(),
+                    problem: LoraProblem::OtherModel,
+                });
+            }
+        }
+        self.lora = adapter;
+        Ok(())
+    }
+
+    /// The adapter applied by [`Model::set_lora`], if any.
+    pub fn lora(&self) -> Option<&LoraAdapter> {
+        self.lora.as_ref()
     }
 
     /// The checkpoint layout that was loaded.

@@ -158,6 +158,36 @@ pub(crate) trait SimdKernels: Sync {
         scratch: &mut Vec<f32>,
     );
 
+    /// Int8 MXFP4 rows `o0 .. o0 + rows` (`blocks` and `scales` hold just those rows) against
+    /// every row of `xq`; token t's results go to `out.tok[t]` at offsets `o0..o0 + rows`
+    /// (written in place, no transposition after). By default through
+    /// [`SimdKernels::q8_mxfp4_rows`] and a copy.
+    ///
+    /// # Safety
+    /// As [`SimdKernels::dense_f32_rows`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn q8_mxfp4_rows_to(
+        &self,
+        blocks: &[u8],
+        scales: &[u8],
+        xq: &Q8Rows,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
+        scratch: &mut Vec<f32>,
+    ) {
+        let n = xq.n_rows();
+        let mut by_row = vec![0f32; rows * n];
+        self.q8_mxfp4_rows(blocks, scales, xq, rows, bias, &mut by_row, scratch);
+        for (r, col) in by_row.chunks_exact(n.max(1)).enumerate() {
+            for (t, &v) in col.iter().enumerate() {
+                // SAFETY: the caller's contract: row o0 + r of token t is ours to write.
+                unsafe { *out.tok[t].add(o0 + r) = v };
+            }
+        }
+    }
+
     /// Int8 × int8 rows `o0 .. o0 + rows` of `w` against every row of `xq`.
     ///
     /// # Safety
@@ -191,6 +221,19 @@ pub(crate) trait SimdKernels: Sync {
     /// integer dot instruction; returns the multiply-adds done, or `None` when the level has
     /// no int8 dot kernels.
     fn int8_probe(&self, iters: u64) -> Option<f64>;
+
+    /// Quantizes one row of activations into its `Q8Rows` slices (see `q8::quantize_row`,
+    /// the scalar version every level's result must equal bit for bit).
+    fn quantize_q8_row(
+        &self,
+        x: &[f32],
+        q: &mut [i8],
+        d: &mut [f32],
+        c: &mut [i32],
+        cb: &mut [i32],
+    ) {
+        crate::q8::quantize_row(x, q, d, c, cb)
+    }
 }
 
 /// What the CPU offers, as levels (each implies the ones below it on its architecture).

@@ -93,6 +93,32 @@ pub(crate) fn check_q8_mxfp4(k: &dyn SimdKernels, name: &str) {
             bits(&want),
             "{name} n={n} d_in={d_in} d_out={d_out}"
         );
+        // Written in place per token, as two tasks would split the rows.
+        let mut y = vec![f32::NAN; n * d_out];
+        let mut ptrs: Vec<*mut f32> = y.chunks_exact_mut(d_out).map(|r| r.as_mut_ptr()).collect();
+        let (rb, rs) = (d_in / 2, d_in / 32);
+        let half = d_out / 2;
+        // SAFETY: each pointer is a whole [d_out] row of `y`; the calls run one at a time.
+        unsafe {
+            let out = OutRows { tok: &mut ptrs };
+            for (o0, rows) in [(0, half), (half, d_out - half)] {
+                k.q8_mxfp4_rows_to(
+                    &blocks[o0 * rb..(o0 + rows) * rb],
+                    &scales[o0 * rs..(o0 + rows) * rs],
+                    &xq,
+                    rows,
+                    Some(&b[o0..]),
+                    out,
+                    o0,
+                    &mut Vec::new(),
+                );
+            }
+        }
+        assert_eq!(
+            bits(&y),
+            bits(&want),
+            "{name} (in place) n={n} d_in={d_in} d_out={d_out}"
+        );
     }
 }
 
@@ -380,4 +406,54 @@ fn the_forced_level_runs() {
     }
     #[cfg(target_arch = "aarch64")]
     assert!(available_levels().contains(&KernelLevel::Neon));
+}
+
+/// Every level's activation quantization gives `q8::quantize_row`'s bits: ordinary blocks,
+/// all-zero blocks, blocks holding NaN or infinity, huge and tiny magnitudes, half-way values,
+/// an odd number of blocks.
+#[test]
+fn q8_quantization_equals_the_scalar_one_on_every_level() {
+    let mut r = Rng(33);
+    for d_in in [32usize, 64, 96, 2880] {
+        let nb = d_in / 32;
+        let np = nb.div_ceil(2);
+        for case in 0..6 {
+            let mut x: Vec<f32> = (0..d_in).map(|_| r.f() * 4.0).collect();
+            match case {
+                1 => x[..32].fill(0.0),
+                2 => x[5] = f32::NAN,
+                3 => x[31] = f32::NEG_INFINITY,
+                4 => x.iter_mut().for_each(|v| *v *= 1e30),
+                5 => {
+                    // Scale 1 (each block's largest is 127) and values half-way between
+                    // integers: rounding ties to even.
+                    for (i, v) in x.iter_mut().enumerate() {
+                        *v = if i % 32 == 0 {
+                            127.0
+                        } else {
+                            (i % 254) as f32 - 126.5
+                        };
+                    }
+                }
+                _ => {}
+            }
+            let want = {
+                let (mut q, mut d) = (vec![0i8; np * 64], vec![0f32; np * 8]);
+                let (mut c, mut cb) = (vec![0i32; np * 8], vec![0i32; np * 2]);
+                crate::q8::quantize_row(&x, &mut q, &mut d, &mut c, &mut cb);
+                (q, bits(&d), c, cb)
+            };
+            for (level, k) in levels() {
+                let (mut q, mut d) = (vec![1i8; np * 64], vec![1f32; np * 8]);
+                let (mut c, mut cb) = (vec![1i32; np * 8], vec![1i32; np * 2]);
+                k.quantize_q8_row(&x, &mut q, &mut d, &mut c, &mut cb);
+                assert_eq!(
+                    (q, bits(&d), c, cb),
+                    want,
+                    "{} d_in={d_in} case {case}",
+                    level.name()
+                );
+            }
+        }
+    }
 }

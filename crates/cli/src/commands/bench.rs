@@ -60,6 +60,9 @@ pub struct Args {
     /// the bytes per decode step are counted accordingly.
     #[arg(long)]
     pub weights_q8: bool,
+    /// A PEFT LoRA adapter folder applied at run time (CPU only), to measure what it costs.
+    #[arg(long, value_name = "DIR", conflicts_with = "synth")]
+    pub lora: Option<PathBuf>,
 }
 
 /// Bytes one decode step reads at `depth` and FLOPs per prefill token, from the model's shapes
@@ -277,6 +280,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         crate::device::Device::Auto => gptoss_gpu::list_adapters().iter().any(|a| !a.is_software),
     };
     if on_gpu {
+        if args.lora.is_some() {
+            bail!("--lora is only available on the CPU (use --device cpu)");
+        }
         return super::bench_gpu::run(&args);
     }
     if args.synth.is_some() {
@@ -302,6 +308,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t_q8 = Instant::now();
     crate::model_source::apply_weights_q8(&mut model, args.weights_q8)?;
     let q8_secs = t_q8.elapsed().as_secs_f64();
+    crate::model_source::apply_lora(&mut model, args.lora.as_deref())?;
+    let lora_macs = model
+        .lora()
+        .map(|l| l.extra_macs_per_token(model.config().experts_per_token));
     let c = model.config().clone();
     let max_depth = args.depth.iter().copied().max().unwrap_or(0);
     let context = args
@@ -442,6 +452,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "kernel_level": level.name(),
         "expert_path": format!("{:?}", model.expert_path()).to_lowercase(),
         "weights_q8": model.weights_q8(),
+        "lora": args.lora.as_ref().map(|d| d.display().to_string()),
+        "lora_rank": model.lora().map(|l| l.rank()),
+        "lora_flops_per_token": lora_macs.map(|m| 2 * m),
         "reps": args.reps,
         "prompt_tokens": args.prompt,
         "prefill_tps": if prefill_tps.is_empty() { serde_json::Value::Null } else { p_med.into() },
@@ -478,6 +491,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out["expert_path"].as_str().unwrap_or("?"),
         model.weights_q8()
     );
+    if let (Some(dir), Some(macs)) = (&args.lora, lora_macs) {
+        println!(
+            "lora {}: +{:.1} MFLOP/token for its low-rank products",
+            dir.display(),
+            2.0 * macs as f64 / 1e6
+        );
+    }
     println!(
         "machine: read bandwidth {bw:.1} GB/s; kernels {level}: f32 FMA peak {fma:.0} GFLOP/s{}",
         int8.map_or(String::new(), |g| format!(", int8 dot peak {g:.0} GOP/s"))

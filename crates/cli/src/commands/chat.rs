@@ -91,10 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = crate::model_source::load_model(args.chat.model.as_deref())?;
     crate::model_source::apply_experts(&mut model, args.chat.experts);
     crate::model_source::apply_weights_q8(&mut model, args.chat.weights_q8)?;
+    crate::model_source::apply_lora(&mut model, args.chat.lora.as_deref())?;
     let model = crate::device::place(
         model,
         args.chat.device.device,
-        &[("--weights-q8", args.chat.weights_q8)],
+        &[
+            ("--weights-q8", args.chat.weights_q8),
+            ("--lora", args.chat.lora.is_some()),
+        ],
     )?;
     let mut options = args.chat.options();
     tools.declare(&mut options);

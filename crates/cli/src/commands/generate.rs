@@ -35,6 +35,10 @@ pub struct Args {
     /// or int8 (the fast path `run`/`chat`/`serve` use on AVX2 CPUs).
     #[arg(long, value_enum, default_value = "exact")]
     pub experts: crate::model_source::Experts,
+    /// A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on
+    /// top of the model at run time (CPU only; docs/finetuning.md).
+    #[arg(long, value_name = "DIR")]
+    pub lora: Option<PathBuf>,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
     #[command(flatten)]
@@ -52,7 +56,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut model = crate::model_source::load_model(Some(&args.model))?;
     crate::model_source::apply_experts(&mut model, Some(args.experts));
-    let model = crate::device::place(model, args.device.device, &[])?;
+    crate::model_source::apply_lora(&mut model, args.lora.as_deref())?;
+    let model = crate::device::place(
+        model,
+        args.device.device,
+        &[("--lora", args.lora.is_some())],
+    )?;
     let max_context = model.max_context();
     let context = args
         .context

@@ -28,6 +28,10 @@ pub struct Args {
     /// or int8 (the fast path `run`/`chat`/`serve` use on AVX2 CPUs).
     #[arg(long, value_enum, default_value = "exact")]
     pub experts: crate::model_source::Experts,
+    /// A PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) applied on
+    /// top of the model at run time (CPU only; docs/finetuning.md).
+    #[arg(long, value_name = "DIR")]
+    pub lora: Option<PathBuf>,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
 }
@@ -40,8 +44,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = Model::load(&args.model)
         .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
     crate::model_source::apply_experts(&mut model, Some(args.experts));
+    crate::model_source::apply_lora(&mut model, args.lora.as_deref())?;
     let vocab = model.config().vocab_size;
-    let model = crate::device::place(model, args.device.device, &[])?;
+    let model = crate::device::place(
+        model,
+        args.device.device,
+        &[("--lora", args.lora.is_some())],
+    )?;
     let mut cache = model.new_cache(tokens.len());
     if tokens.len() > cache.max_tokens() {
         bail!(

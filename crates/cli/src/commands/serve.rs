@@ -28,6 +28,10 @@ pub struct Args {
     /// read per token on gpt-oss-20b, faster decode, slightly less accurate; docs/numerics.md).
     #[arg(long)]
     pub weights_q8: bool,
+    /// A PEFT LoRA adapter folder applied to every request (CPU only; one adapter per server:
+    /// docs/finetuning.md says why several are not served side by side yet).
+    #[arg(long, value_name = "DIR")]
+    pub lora: Option<PathBuf>,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
     /// Address to bind. The default serves this machine only.
@@ -186,10 +190,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = model_source::load_model(args.model.as_deref())?;
     model_source::apply_experts(&mut model, args.experts);
     model_source::apply_weights_q8(&mut model, args.weights_q8)?;
+    model_source::apply_lora(&mut model, args.lora.as_deref())?;
     let model = crate::device::place(
         model,
         args.device.device,
-        &[("--weights-q8", args.weights_q8)],
+        &[
+            ("--weights-q8", args.weights_q8),
+            ("--lora", args.lora.is_some()),
+        ],
     )?;
     let max_context = model.config().max_context();
     let model_facts = model_facts(model.config(), args.model.as_deref());

@@ -105,8 +105,48 @@ impl SimdKernels for Avx512 {
         out: &mut [f32],
         scratch: &mut Vec<f32>,
     ) {
-        // SAFETY: AVX-512 F/BW/VL/VNNI proven by `self`; the kernel bounds its reads itself.
-        unsafe { q8::q8_mxfp4_rows(blocks, scales, xq, rows, bias, out, scratch) }
+        // By output row: the products into a [n, rows] copy, then transposed.
+        let n = xq.n_rows();
+        let mut by_token = vec![0f32; n * rows];
+        let mut ptrs: Vec<*mut f32> = by_token
+            .chunks_exact_mut(rows.max(1))
+            .map(|r| r.as_mut_ptr())
+            .collect();
+        ptrs.resize(n, std::ptr::null_mut());
+        // SAFETY: AVX-512 F/BW/VL/VNNI proven by `self`; every pointer is a whole [rows] row of
+        // `by_token`, written by this call only.
+        unsafe {
+            q8::q8_mxfp4_rows(
+                blocks,
+                scales,
+                xq,
+                rows,
+                bias,
+                OutRows { tok: &ptrs },
+                0,
+                scratch,
+            )
+        };
+        for (t, row) in by_token.chunks_exact(rows.max(1)).enumerate().take(n) {
+            for (r, &v) in row.iter().enumerate() {
+                out[r * n + t] = v;
+            }
+        }
+    }
+
+    unsafe fn q8_mxfp4_rows_to(
+        &self,
+        blocks: &[u8],
+        scales: &[u8],
+        xq: &Q8Rows,
+        rows: usize,
+        bias: Option<&[f32]>,
+        out: OutRows<'_>,
+        o0: usize,
+        scratch: &mut Vec<f32>,
+    ) {
+        // SAFETY: AVX-512 F/BW/VL/VNNI proven by `self`; the output contract is the caller's.
+        unsafe { q8::q8_mxfp4_rows(blocks, scales, xq, rows, bias, out, o0, scratch) }
     }
 
     unsafe fn q8_q8w_rows(
@@ -120,6 +160,18 @@ impl SimdKernels for Avx512 {
     ) {
         // SAFETY: the caller's contract.
         unsafe { self.avx2.q8_q8w_rows(xq, w, o0, rows, bias, out) }
+    }
+
+    fn quantize_q8_row(
+        &self,
+        x: &[f32],
+        q: &mut [i8],
+        d: &mut [f32],
+        c: &mut [i32],
+        cb: &mut [i32],
+    ) {
+        // SAFETY: AVX-512 F/BW/VL proven by `self`; the function checks the slice lengths.
+        unsafe { q8::quantize_row(x, q, d, c, cb) }
     }
 
     fn attention_group(

@@ -1,216 +1,509 @@
 //! NEON kernels of the 8-bit integer MXFP4 path (aarch64 only): int8 activations ([`Q8Rows`])
 //! times FP4 codes widened to int8, run by `q8::matmul_q8_mxfp4w`. Owns only the tiles; the
 //! layout, the numerics contract and the scalar oracle are in `q8.rs`, and every kernel here
-//! gives the oracle's bits, with `sdot` or without (see `int8.rs`).
+//! gives the oracle's bits, with `sdot` or without (widening multiplies).
 //!
-//! Per pair of 32-blocks: the 32 packed bytes (16 per block) split into low nibbles (the even
-//! elements) and high nibbles (the odd ones); one table lookup (`vqtbl1q_s8`) turns each code
-//! into `2·value`, a signed byte in -12..=12, which lines up byte for byte with the activations'
-//! pair order. NEON multiplies signed bytes directly, so the AVX2 offset trick (and
-//! `Q8Rows::c`) is not needed. The exact lane sums then get one convert and one FMA per
-//! 4-lane half: `acc = fma(isum, d_x · scale / 2, acc)`, the oracle's order.
+//! One table lookup (`vqtbl1q_s8`) turns each FP4 code into `2·value`, a signed byte in
+//! -12..=12; NEON multiplies signed bytes directly, so neither the unsigned offset nor
+//! `Q8Rows::c`/`cb` is needed. The contract takes one float step per 32-block, so output rows
+//! sit in the 4 vector lanes: each block ends in one vector of 4 rows' exact integer sums, then
+//! one convert, one `d · hs` multiply and one FMA serve all 4 rows.
 //!
-//! Decode (one token): 4 weight rows per pass share each activation load. Batches: a group of
-//! 16 weight rows is decoded once into a per-task scratch (signed weights and half scales) and
-//! every tile of 4 tokens runs over the whole group, its activations staying in L1.
+//! Decode (one token): 4 rows per pass read their packed bytes in place; each row's block dot
+//! lands in 4 lanes, and pairwise adds (`addp`) fold 4 rows into one vector of block sums.
+//! Batches: a group of 16 rows is decoded once into a per-task scratch, TRANSPOSED: per block
+//! and step j (4 bytes of the block's even or odd half), lane r holds row r's 4 weight bytes,
+//! so a step multiplies them by the token's matching 4 activation bytes (`sdot` by element, or
+//! a dword broadcast and widening multiplies) and each lane sums its row's whole block with no
+//! horizontal work. Every tile of tokens runs over the whole group, its activations in L1.
 
 use std::arch::aarch64::*;
+use std::arch::asm;
 
-use super::int8::{IntDot, Sdot, Smull};
-use crate::dtype::HALF_SCALE;
-use crate::matmul::reduce8;
+use super::int8::{Sdot, Smull};
 use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES};
 
-/// Weight rows per decode pass.
-const R_DECODE: usize = 4;
-/// Tokens per batch pass over one decoded weight row.
-const T_BATCH: usize = 4;
-/// f32 slots per pair in the decoded-row scratch: 64 bytes of signed weights (in the pair
-/// order) and 8 half scales.
-const SCRATCH_PAIR: usize = 16 + 8;
-/// Weight rows decoded together in batches (16 rows of 2880 inputs: ~69 KB, L2-resident).
+/// Row vectors (of 4 rows each) per batch tile.
+const RV: usize = 2;
+/// Row vectors per decode pass: one, so the row pointers and accumulator stay in registers.
+const RV_DECODE: usize = 1;
+/// Weight rows decoded together in batches (2 tiles; 52 KB of scratch at 2880 inputs).
 const ROW_GROUP: usize = 16;
+/// Bytes of decoded scratch per block and row vector: 8 steps of 16 weight bytes, then the
+/// 4 rows' half scales.
+const BLOCK_VEC_BYTES: usize = 9 * 16;
 
-/// The 8 accumulator lanes summed in the contract's order.
-#[inline(always)]
-fn sum_lanes(a: &[float32x4_t; 2]) -> f32 {
-    let mut l = [0f32; 8];
-    // SAFETY: `l` holds 8 floats.
-    unsafe {
-        vst1q_f32(l.as_mut_ptr(), a[0]);
-        vst1q_f32(l.as_mut_ptr().add(4), a[1]);
-    }
-    reduce8(&l)
+/// The exact integer block sums of one variant (`sdot`, or widening multiplies), with 4 output
+/// rows in the lanes of the result.
+trait BlockDot {
+    /// A batch accumulator: one block's partial sums of 4 rows.
+    type Acc: Copy;
+    /// Tokens per batch tile (what the registers hold).
+    const T_BATCH: usize;
+    /// An empty accumulator.
+    unsafe fn zero() -> Self::Acc;
+    /// `acc` plus, per row lane, its 4 weight bytes in `w` times dword `J` of `x`.
+    unsafe fn step<const J: i32>(acc: Self::Acc, w: int8x16_t, x: int8x16_t) -> Self::Acc;
+    /// The 4 rows' block sums.
+    unsafe fn finish(acc: Self::Acc) -> int32x4_t;
+    /// `[Σ we[r]·xe + wo[r]·xo for r in 0..4]`: one block of 4 rows from their even and odd
+    /// weight vectors (the Q8Rows byte order) and the token's even and odd activations.
+    unsafe fn rows4(
+        we: &[int8x16_t; 4],
+        wo: &[int8x16_t; 4],
+        xe: int8x16_t,
+        xo: int8x16_t,
+    ) -> int32x4_t;
 }
 
-/// Signed weights (`2·value`) of the pair of blocks at `p`, in the pair order (even elements
-/// of block 0, of block 1, odd elements of block 0, of block 1). `full` false: only one block
-/// (16 bytes) exists at `p`; the missing one reads as code 0, value 0.
+/// `acc + Σ` of each lane's four byte products (`sdot`). Assembly: the `vdotq_s32` intrinsic
+/// is not stable yet.
 #[inline(always)]
-unsafe fn pair_weights(p: *const u8, full: bool, lut: int8x16_t) -> [int8x16_t; 4] {
-    // SAFETY: the caller guarantees 32 readable bytes at p (16 when !full).
+unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: the caller runs on a CPU with `dotprod`; register-only, no memory or flags.
     unsafe {
-        let m = vdupq_n_u8(0x0F);
-        let b0 = vld1q_u8(p);
-        let b1 = if full {
-            vld1q_u8(p.add(16))
-        } else {
-            vdupq_n_u8(0)
-        };
-        [
-            vqtbl1q_s8(lut, vandq_u8(b0, m)),
-            vqtbl1q_s8(lut, vandq_u8(b1, m)),
-            vqtbl1q_s8(lut, vshrq_n_u8::<4>(b0)),
-            vqtbl1q_s8(lut, vshrq_n_u8::<4>(b1)),
-        ]
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// `acc + Σ` of each lane's four bytes of `a` times the four bytes of lane `J` of `b` (`sdot`
+/// by element: the broadcast is free).
+#[inline(always)]
+unsafe fn sdot_lane<const J: i32>(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: as `sdot`.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[{j}]",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            j = const J,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// Only inlined into functions compiled with `dotprod` (the assembler rejects `sdot`
+/// elsewhere).
+impl BlockDot for Sdot {
+    type Acc = int32x4_t;
+    const T_BATCH: usize = 4;
+
+    #[inline(always)]
+    unsafe fn zero() -> int32x4_t {
+        // SAFETY: register-only.
+        unsafe { vdupq_n_s32(0) }
+    }
+
+    #[inline(always)]
+    unsafe fn step<const J: i32>(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        // SAFETY: the caller's `dotprod` guarantee.
+        unsafe { sdot_lane::<J>(acc, w, x) }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: int32x4_t) -> int32x4_t {
+        acc
+    }
+
+    #[inline(always)]
+    unsafe fn rows4(
+        we: &[int8x16_t; 4],
+        wo: &[int8x16_t; 4],
+        xe: int8x16_t,
+        xo: int8x16_t,
+    ) -> int32x4_t {
+        // SAFETY: the caller's `dotprod` guarantee; register-only.
+        unsafe {
+            let z = vdupq_n_s32(0);
+            // No closure: it would not inherit `dotprod`.
+            let s0 = sdot(sdot(z, we[0], xe), wo[0], xo);
+            let s1 = sdot(sdot(z, we[1], xe), wo[1], xo);
+            let s2 = sdot(sdot(z, we[2], xe), wo[2], xo);
+            let s3 = sdot(sdot(z, we[3], xe), wo[3], xo);
+            vpaddq_s32(vpaddq_s32(s0, s1), vpaddq_s32(s2, s3))
+        }
     }
 }
 
-/// `[hs(blk) ×4, hs(blk + 1) ×4]` (half E8M0 scales), the second zero when `!full`.
-#[inline(always)]
-unsafe fn pair_half_scales(sc: *const u8, full: bool) -> [float32x4_t; 2] {
-    // SAFETY: the caller guarantees 2 readable scale bytes at sc (1 when !full).
-    unsafe {
-        let h0 = HALF_SCALE[*sc as usize];
-        let h1 = if full {
-            HALF_SCALE[*sc.add(1) as usize]
-        } else {
-            0.0
-        };
-        [vdupq_n_f32(h0), vdupq_n_f32(h1)]
+/// The i16 sums below never wrap: a product is at most 12 · 127 = 1524 in magnitude (codes
+/// never reach -128), and no i16 lane sums more than 16 of them (24,384).
+impl BlockDot for Smull {
+    /// Rows 0-1 (4 byte positions each), rows 2-3: each lane sums ≤ 8 products.
+    type Acc = (int16x8_t, int16x8_t);
+    const T_BATCH: usize = 2;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self::Acc {
+        // SAFETY: register-only.
+        unsafe { (vdupq_n_s16(0), vdupq_n_s16(0)) }
+    }
+
+    #[inline(always)]
+    unsafe fn step<const J: i32>(acc: Self::Acc, w: int8x16_t, x: int8x16_t) -> Self::Acc {
+        // SAFETY: NEON is baseline on aarch64; register-only.
+        unsafe {
+            let xj = vreinterpretq_s8_s32(vdupq_laneq_s32::<J>(vreinterpretq_s32_s8(x)));
+            (
+                vmlal_s8(acc.0, vget_low_s8(w), vget_low_s8(xj)),
+                vmlal_high_s8(acc.1, w, xj),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(acc: Self::Acc) -> int32x4_t {
+        // SAFETY: register-only. [r0, r0, r1, r1, r2, r2, r3, r3] (16 products each), widened.
+        unsafe { vpaddlq_s16(vpaddq_s16(acc.0, acc.1)) }
+    }
+
+    #[inline(always)]
+    unsafe fn rows4(
+        we: &[int8x16_t; 4],
+        wo: &[int8x16_t; 4],
+        xe: int8x16_t,
+        xo: int8x16_t,
+    ) -> int32x4_t {
+        // SAFETY: register-only.
+        unsafe {
+            // Per row 8 lanes of 4 products each, then pairwise: 8, 16 products, widened to 32.
+            let s: [int16x8_t; 4] = std::array::from_fn(|r| {
+                let lo = vmull_s8(vget_low_s8(we[r]), vget_low_s8(xe));
+                let lo = vmlal_s8(lo, vget_low_s8(wo[r]), vget_low_s8(xo));
+                let lo = vmlal_high_s8(lo, we[r], xe);
+                vmlal_high_s8(lo, wo[r], xo)
+            });
+            vpaddlq_s16(vpaddq_s16(vpaddq_s16(s[0], s[1]), vpaddq_s16(s[2], s[3])))
+        }
     }
 }
 
-/// The 64 activation bytes of one pair at `p`.
+/// `HALF_SCALE[e]` of 4 exponents at once: `e << 23` is 2^(e-127) for e in 1..=254 and +inf
+/// for 255; e = 0 becomes 2^-127 by the max; halving is then exact (subnormals included).
 #[inline(always)]
-unsafe fn load_pair(p: *const i8) -> [int8x16_t; 4] {
-    // SAFETY: the caller guarantees 64 readable bytes at p.
-    unsafe {
-        [
-            vld1q_s8(p),
-            vld1q_s8(p.add(16)),
-            vld1q_s8(p.add(32)),
-            vld1q_s8(p.add(48)),
-        ]
-    }
-}
-
-/// `acc + isum · (dx · hs)` per lane: the oracle's float step for one pair.
-#[inline(always)]
-fn pair_step(
-    acc: [float32x4_t; 2],
-    i: [int32x4_t; 2],
-    dx: [float32x4_t; 2],
-    hs: [float32x4_t; 2],
-) -> [float32x4_t; 2] {
+fn half_scales4(e: uint32x4_t) -> float32x4_t {
     // SAFETY: NEON is baseline on aarch64; register-only.
     unsafe {
-        [
-            vfmaq_f32(acc[0], vcvtq_f32_s32(i[0]), vmulq_f32(dx[0], hs[0])),
-            vfmaq_f32(acc[1], vcvtq_f32_s32(i[1]), vmulq_f32(dx[1], hs[1])),
-        ]
+        let bits = vmaxq_u32(vshlq_n_u32::<23>(e), vdupq_n_u32(0x0040_0000));
+        vmulq_n_f32(vreinterpretq_f32_u32(bits), 0.5)
     }
 }
 
-/// One token (`xq` row bytes, `xd` its pair scales) against R MXFP4 rows (`blocks` with `nb`
-/// blocks per row, `scales`); writes the R dots + bias to `out[0..R]`.
-#[allow(clippy::needless_range_loop)] // r indexes acc and the weight rows
+/// The half scales of block `b` of 4 rows (scale rows at `sc`).
+#[inline(always)]
+unsafe fn block_half_scales(sc: &[*const u8; 4], b: usize) -> float32x4_t {
+    // SAFETY: the caller guarantees b < the rows' block count.
+    unsafe {
+        let e: [u32; 4] = std::array::from_fn(|k| *sc[k].add(b) as u32);
+        half_scales4(vld1q_u32(e.as_ptr()))
+    }
+}
+
+/// The even and odd signed weights (`2·value`) of the block of 16 packed bytes at `p`.
+#[inline(always)]
+unsafe fn block_weights(p: *const u8, lut: int8x16_t) -> (int8x16_t, int8x16_t) {
+    // SAFETY: the caller guarantees 16 readable bytes at p.
+    unsafe {
+        let b = vld1q_u8(p);
+        (
+            vqtbl1q_s8(lut, vandq_u8(b, vdupq_n_u8(0x0F))),
+            vqtbl1q_s8(lut, vshrq_n_u8::<4>(b)),
+        )
+    }
+}
+
+/// Row pointers of a tile: rows `r0 + 4·v + k`, clamped to the last row (their results are
+/// dropped).
+#[inline(always)]
+unsafe fn tile_rows<T, const V: usize>(
+    base: *const T,
+    stride: usize,
+    r0: usize,
+    rows: usize,
+) -> [[*const T; 4]; V] {
+    // SAFETY: the clamped rows are < rows; the caller guarantees rows of `stride` at base.
+    std::array::from_fn(|v| {
+        std::array::from_fn(|k| unsafe { base.add((r0 + 4 * v + k).min(rows - 1) * stride) })
+    })
+}
+
+/// `acc + isum · (d · hs)`: the oracle's float step for one block of 4 rows.
+#[inline(always)]
+fn block_step(acc: float32x4_t, isum: int32x4_t, d: float32x4_t, hs: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is baseline on aarch64; register-only.
+    unsafe { vfmaq_f32(acc, vcvtq_f32_s32(isum), vmulq_f32(d, hs)) }
+}
+
+/// Writes the 4 rows from `r0` in `acc` (+ bias) that are below `rows`, row r to `out` + r ·
+/// `stride`.
+#[inline(always)]
+unsafe fn store_rows(
+    acc: float32x4_t,
+    bias: Option<&[f32]>,
+    r0: usize,
+    rows: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    let mut l = [0f32; 4];
+    // SAFETY: `l` holds 4 floats; the caller guarantees `out` + row · stride writable for every
+    // row < rows.
+    unsafe {
+        vst1q_f32(l.as_mut_ptr(), acc);
+        for (k, v) in l.iter().enumerate() {
+            let row = r0 + k;
+            if row < rows {
+                // The oracle adds 0.0 without a bias (-0.0 becomes +0.0).
+                *out.add(row * stride) = v + bias.map_or(0.0, |b| b[row]);
+            }
+        }
+    }
+}
+
+/// One token (`xq` its bytes, `xd` its pair scales) against the tile of rows `r0 .. r0 + 4·V`
+/// (clamped), read in place from `blocks` (`nb` blocks of 16 bytes per row) and `scales`;
+/// writes `out[row]` for the rows below `rows`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn dot_rows<D: IntDot, const R: usize>(
+unsafe fn decode_tile<D: BlockDot, const V: usize>(
     blocks: *const u8,
     scales: *const u8,
     nb: usize,
+    rows: usize,
+    r0: usize,
     xq: *const i8,
     xd: *const f32,
     bias: Option<&[f32]>,
     out: *mut f32,
     lut: int8x16_t,
 ) {
-    let np = nb.div_ceil(2);
-    let rb = nb * 16;
-    // SAFETY: the caller guarantees R rows of nb blocks and nb scales, a quantized row of np
-    // pairs, R writable outputs, and the instructions of `D`.
+    // SAFETY: the caller guarantees `rows` rows of nb blocks and scales, a quantized row of
+    // nb.div_ceil(2) pairs, `rows` writable outputs, and the instructions of `D`.
     unsafe {
-        let mut acc = [[vdupq_n_f32(0.0); 2]; R];
-        for p in 0..np {
-            let full = 2 * p + 1 < nb;
-            let x = load_pair(xq.add(p * PAIR_BYTES));
-            let dx = [
-                vld1q_f32(xd.add(p * PAIR_SCALES)),
-                vld1q_f32(xd.add(p * PAIR_SCALES + 4)),
-            ];
-            for r in 0..R {
-                let w = pair_weights(blocks.add(r * rb + 32 * p), full, lut);
-                let i = D::pair(&w, &x);
-                let hs = pair_half_scales(scales.add(r * nb + 2 * p), full);
-                acc[r] = pair_step(acc[r], i, dx, hs);
+        let bp = tile_rows::<_, V>(blocks, nb * 16, r0, rows);
+        let sp = tile_rows::<_, V>(scales, nb, r0, rows);
+        let mut acc = [vdupq_n_f32(0.0); V];
+        for p in 0..nb / 2 {
+            let x = xq.add(p * PAIR_BYTES);
+            let (xe0, xe1, xo0, xo1) = (
+                vld1q_s8(x),
+                vld1q_s8(x.add(16)),
+                vld1q_s8(x.add(32)),
+                vld1q_s8(x.add(48)),
+            );
+            let d0 = vld1q_f32(xd.add(p * PAIR_SCALES));
+            let d1 = vld1q_f32(xd.add(p * PAIR_SCALES + 4));
+            for v in 0..V {
+                let mut w = [[vdupq_n_s8(0); 4]; 4]; // even 0, odd 0, even 1, odd 1 per row
+                for k in 0..4 {
+                    let (e0, o0) = block_weights(bp[v][k].add(32 * p), lut);
+                    let (e1, o1) = block_weights(bp[v][k].add(32 * p + 16), lut);
+                    w[0][k] = e0;
+                    w[1][k] = o0;
+                    w[2][k] = e1;
+                    w[3][k] = o1;
+                }
+                // Both scale bytes of the pair per row: e0 | e1 << 8.
+                let e: [u32; 4] = std::array::from_fn(|k| {
+                    (sp[v][k].add(2 * p) as *const u16).read_unaligned() as u32
+                });
+                let e = vld1q_u32(e.as_ptr());
+                let hs0 = half_scales4(vandq_u32(e, vdupq_n_u32(0xFF)));
+                let hs1 = half_scales4(vshrq_n_u32::<8>(e));
+                let i0 = D::rows4(&w[0], &w[1], xe0, xo0);
+                let i1 = D::rows4(&w[2], &w[3], xe1, xo1);
+                acc[v] = block_step(acc[v], i0, d0, hs0);
+                acc[v] = block_step(acc[v], i1, d1, hs1);
             }
         }
-        for r in 0..R {
-            *out.add(r) = sum_lanes(&acc[r]) + bias.map_or(0.0, |b| b[r]);
+        if nb % 2 == 1 {
+            // The last pair holds one block; its missing partner takes no float step.
+            let (b, p) = (nb - 1, nb / 2);
+            let x = xq.add(p * PAIR_BYTES);
+            let (xe, xo) = (vld1q_s8(x), vld1q_s8(x.add(32)));
+            let d = vld1q_f32(xd.add(p * PAIR_SCALES));
+            for v in 0..V {
+                let mut w = [[vdupq_n_s8(0); 4]; 2];
+                for k in 0..4 {
+                    (w[0][k], w[1][k]) = block_weights(bp[v][k].add(16 * b), lut);
+                }
+                let i = D::rows4(&w[0], &w[1], xe, xo);
+                acc[v] = block_step(acc[v], i, d, block_half_scales(&sp[v], b));
+            }
+        }
+        for (v, a) in acc.iter().enumerate() {
+            store_rows(*a, bias, r0 + 4 * v, rows, out, 1);
         }
     }
 }
 
-/// Decodes one MXFP4 row (`nb` blocks at `blocks`, scales at `scales`) into `ws` (f32
-/// [np, SCRATCH_PAIR], see [`SCRATCH_PAIR`]).
+/// Decodes the tile of rows `r0 .. r0 + 4·RV` (clamped) into `ws`: per block, for each step
+/// s (0..4 the even half's dwords, 4..8 the odd half's) and row vector v, the 16 bytes at
+/// `(s · RV + v) · 16` hold rows 4v..4v+4's 4 weight bytes of that step; then their half scales
+/// at `(8 · RV + v) · 16`. Blocks follow each other every `RV · BLOCK_VEC_BYTES`.
 #[inline(always)]
-unsafe fn decode_row(
+unsafe fn transpose_tile(
     blocks: *const u8,
     scales: *const u8,
     nb: usize,
-    ws: *mut f32,
+    rows: usize,
+    r0: usize,
+    ws: *mut u8,
     lut: int8x16_t,
 ) {
-    // SAFETY: the caller guarantees nb blocks and scales, and np · SCRATCH_PAIR writable f32.
+    // SAFETY: the caller guarantees `rows` rows of nb blocks and scales and nb · RV ·
+    // BLOCK_VEC_BYTES writable bytes at ws.
     unsafe {
-        for p in 0..nb.div_ceil(2) {
-            let full = 2 * p + 1 < nb;
-            let w = pair_weights(blocks.add(32 * p), full, lut);
-            let d = ws.add(p * SCRATCH_PAIR);
-            let db = d as *mut i8;
-            for (j, v) in w.iter().enumerate() {
-                vst1q_s8(db.add(16 * j), *v);
+        let bp = tile_rows::<_, RV>(blocks, nb * 16, r0, rows);
+        let sp = tile_rows::<_, RV>(scales, nb, r0, rows);
+        for b in 0..nb {
+            let dst = ws.add(b * RV * BLOCK_VEC_BYTES);
+            for v in 0..RV {
+                let mut e = [vdupq_n_s8(0); 4];
+                let mut o = [vdupq_n_s8(0); 4];
+                for k in 0..4 {
+                    (e[k], o[k]) = block_weights(bp[v][k].add(16 * b), lut);
+                }
+                for (h, half) in [e, o].iter().enumerate() {
+                    for (j, s) in transpose4(half).iter().enumerate() {
+                        vst1q_s8(dst.add(((4 * h + j) * RV + v) * 16) as *mut i8, *s);
+                    }
+                }
+                let hs = block_half_scales(&sp[v], b);
+                vst1q_f32(dst.add((8 * RV + v) * 16) as *mut f32, hs);
             }
-            let hs = pair_half_scales(scales.add(2 * p), full);
-            vst1q_f32(d.add(16), hs[0]);
-            vst1q_f32(d.add(20), hs[1]);
         }
     }
 }
 
-/// One decoded row (`ws`) against T tokens (`xq` + t · `rq` bytes, `xd` + t · `rd` scales);
-/// writes token t's dot + `bias` to `out[t]`.
+/// 4×4 transpose of dwords: result j = `[a[0].j, a[1].j, a[2].j, a[3].j]`.
+#[inline(always)]
+fn transpose4(a: &[int8x16_t; 4]) -> [int8x16_t; 4] {
+    // SAFETY: NEON is baseline on aarch64; register-only.
+    unsafe {
+        let s: [int32x4_t; 4] = std::array::from_fn(|k| vreinterpretq_s32_s8(a[k]));
+        let t0 = vreinterpretq_s64_s32(vtrn1q_s32(s[0], s[1])); // a0.0 a1.0 a0.2 a1.2
+        let t1 = vreinterpretq_s64_s32(vtrn2q_s32(s[0], s[1])); // a0.1 a1.1 a0.3 a1.3
+        let t2 = vreinterpretq_s64_s32(vtrn1q_s32(s[2], s[3]));
+        let t3 = vreinterpretq_s64_s32(vtrn2q_s32(s[2], s[3]));
+        [
+            vreinterpretq_s8_s64(vtrn1q_s64(t0, t2)),
+            vreinterpretq_s8_s64(vtrn1q_s64(t1, t3)),
+            vreinterpretq_s8_s64(vtrn2q_s64(t0, t2)),
+            vreinterpretq_s8_s64(vtrn2q_s64(t1, t3)),
+        ]
+    }
+}
+
+/// The 4 steps of one half (even or odd) of a block: weights at `wp` (4 steps × RV vectors),
+/// the T tokens' 16 activation bytes of that half in `x`.
+#[inline(always)]
+unsafe fn half_steps<D: BlockDot, const T: usize>(
+    acc: &mut [[D::Acc; RV]; T],
+    wp: *const i8,
+    x: &[int8x16_t; T],
+) {
+    // SAFETY: the caller guarantees 4 · RV · 16 readable bytes at wp and `D`'s instructions.
+    unsafe {
+        macro_rules! step {
+            ($j:literal) => {
+                for v in 0..RV {
+                    let w = vld1q_s8(wp.add(($j * RV + v) * 16));
+                    for t in 0..T {
+                        acc[t][v] = D::step::<$j>(acc[t][v], w, x[t]);
+                    }
+                }
+            };
+        }
+        step!(0);
+        step!(1);
+        step!(2);
+        step!(3);
+    }
+}
+
+/// One block of a decoded tile (`wb`) against T tokens: activation bytes at `xq` + t · `rq`
+/// (even half; the odd one 32 bytes on), scales at `xd` + t · `rd`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn row_tokens<D: IntDot, const T: usize>(
-    ws: *const f32,
-    np: usize,
+unsafe fn batch_block<D: BlockDot, const T: usize>(
+    acc: &mut [[float32x4_t; RV]; T],
+    wb: *const u8,
     xq: *const i8,
     rq: usize,
     xd: *const f32,
     rd: usize,
-    bias: f32,
-    out: *mut f32,
 ) {
-    // SAFETY: the caller guarantees np decoded pairs at ws, T quantized rows, T outputs, and
-    // the instructions of `D`.
+    // SAFETY: the caller guarantees a decoded block at wb, T quantized rows and `D`'s
+    // instructions.
     unsafe {
-        let mut acc = [[vdupq_n_f32(0.0); 2]; T];
-        for p in 0..np {
-            let wp = ws.add(p * SCRATCH_PAIR);
-            let w = load_pair(wp as *const i8);
-            let hs = [vld1q_f32(wp.add(16)), vld1q_f32(wp.add(20))];
-            for (t, a) in acc.iter_mut().enumerate() {
-                let x = load_pair(xq.add(t * rq + p * PAIR_BYTES));
-                let xs = xd.add(t * rd + p * PAIR_SCALES);
-                let dx = [vld1q_f32(xs), vld1q_f32(xs.add(4))];
-                *a = pair_step(*a, D::pair(&w, &x), dx, hs);
+        let mut isum = [[D::zero(); RV]; T];
+        for h in 0..2 {
+            let x: [int8x16_t; T] = std::array::from_fn(|t| vld1q_s8(xq.add(t * rq + 32 * h)));
+            half_steps::<D, T>(&mut isum, (wb as *const i8).add(h * 4 * RV * 16), &x);
+        }
+        let hs: [float32x4_t; RV] =
+            std::array::from_fn(|v| vld1q_f32(wb.add((8 * RV + v) * 16) as *const f32));
+        for t in 0..T {
+            let d = vld1q_f32(xd.add(t * rd));
+            for v in 0..RV {
+                acc[t][v] = block_step(acc[t][v], D::finish(isum[t][v]), d, hs[v]);
             }
         }
+    }
+}
+
+/// A decoded tile (`ws`, rows `r0 ..`) against T tokens (`xq` + t · `rq` bytes, `xd` + t ·
+/// `rd` scales); writes token t's results to `out` + row · `n` + t for the rows below `rows`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn batch_tile<D: BlockDot, const T: usize>(
+    ws: *const u8,
+    nb: usize,
+    xq: *const i8,
+    rq: usize,
+    xd: *const f32,
+    rd: usize,
+    r0: usize,
+    rows: usize,
+    bias: Option<&[f32]>,
+    out: *mut f32,
+    n: usize,
+) {
+    // SAFETY: the caller guarantees nb decoded blocks at ws, T quantized rows, the outputs
+    // and `D`'s instructions.
+    unsafe {
+        let mut acc = [[vdupq_n_f32(0.0); RV]; T];
+        let bs = RV * BLOCK_VEC_BYTES;
+        for p in 0..nb / 2 {
+            let (x, d) = (xq.add(p * PAIR_BYTES), xd.add(p * PAIR_SCALES));
+            batch_block::<D, T>(&mut acc, ws.add(2 * p * bs), x, rq, d, rd);
+            batch_block::<D, T>(
+                &mut acc,
+                ws.add((2 * p + 1) * bs),
+                x.add(16),
+                rq,
+                d.add(4),
+                rd,
+            );
+        }
+        if nb % 2 == 1 {
+            let p = nb / 2;
+            let (x, d) = (xq.add(p * PAIR_BYTES), xd.add(p * PAIR_SCALES));
+            batch_block::<D, T>(&mut acc, ws.add((nb - 1) * bs), x, rq, d, rd);
+        }
         for (t, a) in acc.iter().enumerate() {
-            *out.add(t) = sum_lanes(a) + bias;
+            for (v, av) in a.iter().enumerate() {
+                store_rows(*av, bias, r0 + 4 * v, rows, out.add(t), n);
+            }
         }
     }
 }
@@ -221,7 +514,7 @@ unsafe fn row_tokens<D: IntDot, const T: usize>(
 /// # Safety
 /// The CPU must have what `D` uses (`dotprod` for [`Sdot`]).
 #[inline(always)]
-unsafe fn q8_mxfp4_rows<D: IntDot>(
+unsafe fn q8_mxfp4_rows<D: BlockDot>(
     blocks: &[u8],
     scales: &[u8],
     xq: &Q8Rows,
@@ -232,65 +525,59 @@ unsafe fn q8_mxfp4_rows<D: IntDot>(
 ) {
     let (n, d_in) = (xq.n_rows, xq.d_in);
     let nb = d_in / 32;
-    let np = xq.n_pairs();
     let (rb, rq, rd) = (d_in / 2, xq.row_q(), xq.row_d());
     assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rb && scales.len() >= rows * nb);
     assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd);
     assert!(out.len() >= rows * n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
+    if rows == 0 || n == 0 {
+        return;
+    }
     let (bp, sp) = (blocks.as_ptr(), scales.as_ptr());
     let (qp, dp) = (xq.q.as_ptr(), xq.d.as_ptr());
+    let op = out.as_mut_ptr();
     // SAFETY: `D`'s instructions by the caller's contract; every offset is bounded by the
-    // asserts above.
+    // asserts above (tile rows past `rows` are clamped, their results dropped).
     unsafe {
         let lut = vld1q_s8(FP4_X2_I8.as_ptr());
         if n == 1 {
-            let mut r = 0;
-            while r + R_DECODE <= rows {
-                let b = bias.map(|b| &b[r..]);
-                let o = out.as_mut_ptr().add(r);
-                dot_rows::<D, R_DECODE>(bp.add(r * rb), sp.add(r * nb), nb, qp, dp, b, o, lut);
-                r += R_DECODE;
-            }
-            while r < rows {
-                let b = bias.map(|b| &b[r..]);
-                let o = out.as_mut_ptr().add(r);
-                dot_rows::<D, 1>(bp.add(r * rb), sp.add(r * nb), nb, qp, dp, b, o, lut);
-                r += 1;
+            for r0 in (0..rows).step_by(4 * RV_DECODE) {
+                decode_tile::<D, RV_DECODE>(bp, sp, nb, rows, r0, qp, dp, bias, op, lut);
             }
             return;
         }
+        let tile = 4 * RV;
         // Decode a group of rows, then run every token tile over the whole group.
-        let per_row = np * SCRATCH_PAIR;
-        scratch.resize(ROW_GROUP.min(rows) * per_row, 0.0);
-        let ws = scratch.as_mut_ptr();
-        let mut g0 = 0;
-        while g0 < rows {
+        let tile_bytes = nb * RV * BLOCK_VEC_BYTES;
+        let group_tiles = ROW_GROUP / tile;
+        scratch.resize(group_tiles * tile_bytes / 4, 0.0);
+        let ws = scratch.as_mut_ptr() as *mut u8;
+        for g0 in (0..rows).step_by(ROW_GROUP) {
             let gr = ROW_GROUP.min(rows - g0);
-            for r in 0..gr {
-                let row = g0 + r;
-                let dst = ws.add(r * per_row);
-                decode_row(bp.add(row * rb), sp.add(row * nb), nb, dst, lut);
+            let tiles = gr.div_ceil(tile);
+            for k in 0..tiles {
+                transpose_tile(bp, sp, nb, rows, g0 + k * tile, ws.add(k * tile_bytes), lut);
             }
             let mut t = 0;
             while t < n {
-                let tt = T_BATCH.min(n - t);
+                let tt = D::T_BATCH.min(n - t);
                 let (q, d) = (qp.add(t * rq), dp.add(t * rd));
-                for r in 0..gr {
-                    let row = g0 + r;
-                    let w = ws.add(r * per_row);
-                    let b = bias.map_or(0.0, |b| b[row]);
-                    let o = out.as_mut_ptr().add(row * n + t);
+                for k in 0..tiles {
+                    let (w, r0) = (ws.add(k * tile_bytes) as *const u8, g0 + k * tile);
+                    let o = op.add(t);
                     match tt {
-                        T_BATCH => row_tokens::<D, T_BATCH>(w, np, q, rq, d, rd, b, o),
-                        1 => row_tokens::<D, 1>(w, np, q, rq, d, rd, b, o),
-                        2 => row_tokens::<D, 2>(w, np, q, rq, d, rd, b, o),
-                        _ => row_tokens::<D, 3>(w, np, q, rq, d, rd, b, o),
+                        4 if D::T_BATCH >= 4 => {
+                            batch_tile::<D, 4>(w, nb, q, rq, d, rd, r0, rows, bias, o, n)
+                        }
+                        3 if D::T_BATCH >= 3 => {
+                            batch_tile::<D, 3>(w, nb, q, rq, d, rd, r0, rows, bias, o, n)
+                        }
+                        2 => batch_tile::<D, 2>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
+                        _ => batch_tile::<D, 1>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
                     }
                 }
                 t += tt;
             }
-            g0 += gr;
         }
     }
 }
@@ -325,4 +612,21 @@ pub(crate) fn q8_mxfp4_rows_smull(
 ) {
     // SAFETY: `Smull` needs only NEON, baseline on aarch64.
     unsafe { q8_mxfp4_rows::<Smull>(blocks, scales, xq, rows, bias, out, scratch) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::HALF_SCALE;
+
+    /// The vector half scales equal the table for every exponent byte.
+    #[test]
+    fn half_scales4_equal_the_table() {
+        for e in 0..256u32 {
+            let mut l = [0f32; 4];
+            // SAFETY: `l` holds 4 floats.
+            unsafe { vst1q_f32(l.as_mut_ptr(), half_scales4(vdupq_n_u32(e))) };
+            assert_eq!(l[0].to_bits(), HALF_SCALE[e as usize].to_bits(), "e = {e}");
+        }
+    }
 }
