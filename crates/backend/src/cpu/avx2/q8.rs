@@ -38,6 +38,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::cpu::OutRows;
 use crate::dtype::HALF_SCALE;
 use crate::q8::{Q8Rows, FP4_X2_U8, PAIR_BYTES, PAIR_SCALES};
 
@@ -408,8 +409,8 @@ unsafe fn group_tokens<const T: usize>(
     acc
 }
 
-/// Runs [`group_tokens`] for tokens `t0..t0 + T` and writes the dots + bias to `out` (f32
-/// [rows, n] by output row) at rows `r0 + i` below `rows`.
+/// Runs [`group_tokens`] for tokens `t0..t0 + T` and writes the dots + bias of rows `r0 + i`
+/// below `rows` to `out.tok[t0 + t]` at offset `o0 + r0 + i`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile<const T: usize>(
@@ -420,13 +421,13 @@ unsafe fn tile<const T: usize>(
     r0: usize,
     rows: usize,
     bias: Option<&[f32]>,
-    out: *mut f32,
+    out: OutRows<'_>,
+    o0: usize,
     pf: *const u8,
 ) {
-    let n = xq.n_rows;
     let (rq, rd, rcb) = (xq.row_q(), xq.row_d(), xq.row_blocks());
-    // SAFETY: the caller guarantees the group at ws, tokens t0..t0 + T of xq and the
-    // [rows, n] output.
+    // SAFETY: the caller guarantees the group at ws, tokens t0..t0 + T of xq and their output
+    // rows o0..o0 + rows.
     unsafe {
         let (q, d, c) = (
             xq.q.as_ptr().add(t0 * rq),
@@ -438,25 +439,27 @@ unsafe fn tile<const T: usize>(
             let mut lanes = [0f32; LANES];
             _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
             for (i, l) in lanes.iter().enumerate().take(rows - r0) {
-                *out.add((r0 + i) * n + t0 + t) = l + bias.map_or(0.0, |b| b[r0 + i]);
+                *out.tok[t0 + t].add(o0 + r0 + i) = l + bias.map_or(0.0, |b| b[r0 + i]);
             }
         }
     }
 }
 
 /// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against every row of
-/// `xq`; `out` f32 [rows, n] (by output row). `scratch`: the token's pair corrections (one
-/// token) or the decoded row groups (batches).
+/// `xq`; token t's results go to `out.tok[t]` at offsets `o0..o0 + rows`. `scratch`: the
+/// token's pair corrections (one token) or the decoded row groups (batches).
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA.
+/// The CPU must have AVX2 and FMA; `out` as `SimdKernels::q8_mxfp4_rows_to` requires.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn q8_mxfp4_rows(
     blocks: &[u8],
     scales: &[u8],
     xq: &Q8Rows,
     rows: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: OutRows<'_>,
+    o0: usize,
     scratch: &mut Vec<f32>,
 ) {
     let (n, d_in) = (xq.n_rows, xq.d_in);
@@ -465,7 +468,7 @@ pub(crate) unsafe fn q8_mxfp4_rows(
     let (rb, rq, rd, rcb) = (d_in / 2, xq.row_q(), xq.row_d(), xq.row_blocks());
     assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rb && scales.len() >= rows * nb);
     assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd && xq.cb.len() >= n * rcb);
-    assert!(out.len() >= rows * n);
+    assert!(out.tok.len() >= n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
     if rows == 0 || n == 0 {
         return;
@@ -473,8 +476,8 @@ pub(crate) unsafe fn q8_mxfp4_rows(
     let (bp, sp) = (blocks.as_ptr(), scales.as_ptr());
     let (qp, dp, cp) = (xq.q.as_ptr(), xq.d.as_ptr(), xq.cb.as_ptr());
     let bias_of = |r: usize| bias.map_or(0.0, |b| b[r]);
-    // SAFETY: AVX2+FMA by the caller's contract; every offset is bounded by the asserts above
-    // (row indices are clamped to rows - 1).
+    // SAFETY: AVX2+FMA and the output rows by the caller's contract; every other offset is
+    // bounded by the asserts above (row indices are clamped to rows - 1).
     unsafe {
         if n == 1 {
             // [cb(2p) ×4, cb(2p+1) ×4] per pair, as i32 bits.
@@ -489,7 +492,7 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             while r < rows {
                 let ri = std::array::from_fn(|i| (r + i).min(rows - 1));
                 let ahead = bp.wrapping_add((r + PREFETCH_TILES * R_DECODE) * rb);
-                let o = out.as_mut_ptr().add(r);
+                let o = out.tok[0].add(o0 + r);
                 let (w, s) = (ri.map(|i| bp.add(i * rb)), ri.map(|i| sp.add(i * nb)));
                 let valid = R_DECODE.min(rows - r);
                 dot4(w, s, nb, ahead, qp, dp, cbv, ri.map(bias_of), o, valid);
@@ -516,7 +519,6 @@ pub(crate) unsafe fn q8_mxfp4_rows(
             let mut t = 0;
             while t < n {
                 let tt = T_BATCH.min(n - t);
-                let o = out.as_mut_ptr();
                 for g in 0..gn {
                     let (w, r0) = (ws.add(g * per_group), (g0 + g) * LANES);
                     // The first token tile requests the next row groups' bytes.
@@ -526,10 +528,10 @@ pub(crate) unsafe fn q8_mxfp4_rows(
                         std::ptr::null()
                     };
                     match tt {
-                        T_BATCH => tile::<T_BATCH>(w, nb, xq, t, r0, rows, bias, o, pf),
-                        1 => tile::<1>(w, nb, xq, t, r0, rows, bias, o, pf),
-                        2 => tile::<2>(w, nb, xq, t, r0, rows, bias, o, pf),
-                        _ => tile::<3>(w, nb, xq, t, r0, rows, bias, o, pf),
+                        T_BATCH => tile::<T_BATCH>(w, nb, xq, t, r0, rows, bias, out, o0, pf),
+                        1 => tile::<1>(w, nb, xq, t, r0, rows, bias, out, o0, pf),
+                        2 => tile::<2>(w, nb, xq, t, r0, rows, bias, out, o0, pf),
+                        _ => tile::<3>(w, nb, xq, t, r0, rows, bias, out, o0, pf),
                     }
                 }
                 t += tt;
@@ -604,21 +606,25 @@ mod tests {
                 );
                 finite += want.iter().filter(|v| v.is_finite()).count();
                 let mut got = vec![f32::NAN; n * rows];
-                // SAFETY: AVX2+FMA detected above.
+                let ptrs: Vec<*mut f32> =
+                    got.chunks_exact_mut(rows).map(|r| r.as_mut_ptr()).collect();
+                // SAFETY: AVX2+FMA detected above; each pointer is a whole [rows] row of `got`.
                 unsafe {
+                    let out = OutRows { tok: &ptrs };
                     q8_mxfp4_rows(
                         &blocks,
                         &scales,
                         &xq,
                         rows,
                         Some(&bias),
-                        &mut got,
+                        out,
+                        0,
                         &mut Vec::new(),
                     )
                 };
                 for t in 0..n {
                     for o in 0..rows {
-                        let (a, b) = (got[o * n + t], want[t * rows + o]);
+                        let (a, b) = (got[t * rows + o], want[t * rows + o]);
                         assert!(
                             a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
                             "nb={nb} n={n} rows={rows} token {t} row {o}: {a} vs {b}"
