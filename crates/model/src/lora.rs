@@ -87,6 +87,11 @@ pub(crate) struct ExpertLowRank {
 }
 
 impl ExpertLowRank {
+    /// (A f32 [E·r, d_in], B f32 [E, d_out, r]): the starting values of a trained adapter.
+    pub(crate) fn parts(&self) -> (&[f32], &[f32]) {
+        (&self.a, &self.b)
+    }
+
     /// y f32 [m, d_out] += scale · B_e(A_e x) for the rows x f32 [m, d_in] routed to `expert`.
     pub(crate) fn add(
         &self,

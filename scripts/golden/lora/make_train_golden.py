@@ -5,7 +5,8 @@ For every case in CASES this script
   1. loads the case's Hugging Face checkpoint from testdata/model/<case>/hf with transformers
      (GptOssForCausalLM, MXFP4 experts dequantized, float32, eager attention),
   2. wraps it with peft: LoraConfig(r=8, lora_alpha=16, the four attention projections as
-     target_modules; rsLoRA in one case), lora_A from peft's seeded init, lora_B NON-ZERO random
+     target_modules, mlp.experts.gate_up_proj / down_proj of some layers as target_parameters
+     (both, or only one in a layer); rsLoRA in one case), lora_A from peft's seeded init, lora_B NON-ZERO random
      (peft's zero init would give lora_A no gradient), and saves it as a float32 PEFT adapter in
      testdata/lora/train/<case>/adapter/,
   3. picks a token sequence longer than the sliding window, resampled until every router top-k
@@ -47,9 +48,11 @@ EPS = 1e-8
 
 CASES = [
     # sliding window 8: a 20-token sequence crosses it
-    dict(name="tiny-2of4", use_rslora=False, n_tokens=20, seed=11),
+    dict(name="tiny-2of4", use_rslora=False, n_tokens=20, seed=11,
+         expert_params=["1.mlp.experts.gate_up_proj", "1.mlp.experts.down_proj", "3.mlp.experts.down_proj"]),
     # sliding window 16, 8 experts top-4, rsLoRA scaling
-    dict(name="tiny-4of8-sharded", use_rslora=True, n_tokens=20, seed=12),
+    dict(name="tiny-4of8-sharded", use_rslora=True, n_tokens=20, seed=12,
+         expert_params=["0.mlp.experts.gate_up_proj", "0.mlp.experts.down_proj", "2.mlp.experts.gate_up_proj"]),
 ]
 
 
@@ -77,6 +80,7 @@ def run_case(case, model_dir, work, out):
         bias="none",
         use_rslora=case["use_rslora"],
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        target_parameters=case["expert_params"],
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(case["seed"])

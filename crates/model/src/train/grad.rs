@@ -1,4 +1,4 @@
-//! The loss and its gradient for the LoRA tensors of the attention projections: a forward pass
+//! The loss and its gradient for the LoRA tensors (attention projections and experts): a forward pass
 //! over one sequence from position 0 that keeps what the backward pass reads (the tape), then
 //! the backward pass, layer by layer from the last.
 //!
@@ -12,7 +12,7 @@ use gptoss_backend::dtype::decode_mxfp4_row;
 use gptoss_backend::{rmsnorm_f32, rope_yarn_f32, swiglu_clamp_f32, topk_softmax_f32};
 
 use super::ops::{mm, mm_t_add, outer_add, rmsnorm_back, swiglu_back, Attn};
-use super::{LoraSet, Pair, Proj, TrainError, TrainLora};
+use super::{ExpertPair, ExpertProj, LoraSet, Pair, Proj, TrainError, TrainLora};
 use crate::forward::check_tokens;
 use crate::weights::{DenseRef, ExpertMatrix, ExpertWeights, Layer, Linear};
 use crate::Model;
@@ -35,6 +35,8 @@ struct Tape {
     attn: Vec<f32>,
     /// the residual stream after attention, f32 [n, h]
     x_mid: Vec<f32>,
+    /// rms(x_mid) · mlp_norm, the input of the router and the experts
+    hn2: Vec<f32>,
     /// selected experts and their softmax weights, [n, k]
     idx: Vec<usize>,
     w: Vec<f32>,
@@ -136,6 +138,24 @@ fn lora_back(
     mm_t_add(&s, &pair.a, dx, r, d_in);
 }
 
+/// [`lora_back`] for expert `e`'s pair, its gradient added into the PEFT-layout `g`.
+fn expert_lora_back(
+    pair: &Pair,
+    scale: f32,
+    x: &[f32],
+    dy: &[f32],
+    g: &mut ExpertPair,
+    e: usize,
+    dx: &mut [f32],
+) {
+    let n = x.len() / pair.d_in;
+    let mut t = vec![0f32; n * pair.r];
+    mm(x, &pair.a, &mut t, pair.d_in, pair.r);
+    let mut ge = Pair::zeros(pair.r, pair.d_in, pair.d_out);
+    lora_back(pair, scale, x, &t, dy, &mut ge, dx);
+    g.add(e, &ge);
+}
+
 /// Mean cross-entropy over the positions whose `targets[t]` is set (position t predicting
 /// `targets[t]`, normally the token at t + 1), and its gradient for every tensor of `lora`.
 /// The model's own adapter (`Model::set_lora`) is not applied: `lora` is.
@@ -194,6 +214,31 @@ pub fn loss_and_grads(
         }
     }
 
+    if lora.params.experts.len() != c.num_hidden_layers {
+        return Err(TrainError::Shape(format!(
+            "expert targets for {} layers, the model has {}",
+            lora.params.experts.len(),
+            c.num_hidden_layers
+        )));
+    }
+    for l in &lora.params.experts {
+        for (w, pair) in ExpertProj::ALL.iter().zip(l) {
+            if let Some(p) = pair {
+                let (d_in, d_out) = w.dims(c);
+                if (p.d_in, p.d_out, p.experts) != (d_in, d_out, c.num_experts)
+                    || p.a.len() != p.r * p.experts * d_in
+                    || p.b.len() != d_out * p.r * p.experts
+                {
+                    return Err(TrainError::Shape(format!(
+                        "{w:?} experts: {} experts of [{}, {}] where the model has {} of \
+                         [{d_out}, {d_in}]",
+                        p.experts, p.d_out, p.d_in, c.num_experts
+                    )));
+                }
+            }
+        }
+    }
+
     let n = tokens.len();
     let h = c.hidden_size;
     let scale = lora.scale();
@@ -215,7 +260,7 @@ pub fn loss_and_grads(
             model,
             li,
             layer,
-            &lora.params.layers[li],
+            (&lora.params.layers[li], &lora.params.experts[li]),
             scale,
             x,
             &cos,
@@ -266,13 +311,13 @@ pub fn loss_and_grads(
             model,
             li,
             layer,
-            &lora.params.layers[li],
+            (&lora.params.layers[li], &lora.params.experts[li]),
             scale,
             &tapes[li],
             dx,
             &cos,
             &sin,
-            &mut grads.layers[li],
+            (&mut grads.layers[li], &mut grads.experts[li]),
         );
     }
     Ok((loss, grads))
@@ -296,7 +341,7 @@ fn layer_fwd(
     model: &Model,
     li: usize,
     layer: &Layer,
-    lora: &[Option<Pair>; 4],
+    (lora, lora_experts): (&[Option<Pair>; 4], &[Option<ExpertPair>; 2]),
     scale: f32,
     x: Vec<f32>,
     cos: &[f32],
@@ -367,6 +412,9 @@ fn layer_fwd(
         let mut ue = vec![0f32; m * 2 * inter];
         mm(&xin, &w1, &mut ue, h, 2 * inter);
         drop(w1);
+        if let Some(ep) = &lora_experts[0] {
+            lora_fwd(&ep.of(e), scale, &xin, &mut ue);
+        }
         let mut ae = vec![0f32; m * inter];
         for row in ue.chunks_exact_mut(2 * inter) {
             for (v, b) in row.iter_mut().zip(&b1) {
@@ -377,6 +425,9 @@ fn layer_fwd(
         let (w2, b2) = expert_f32(model, &layer.mlp2, e);
         let mut ye = vec![0f32; m * h];
         mm(&ae, &w2, &mut ye, inter, h);
+        if let Some(ep) = &lora_experts[1] {
+            lora_fwd(&ep.of(e), scale, &ae, &mut ye);
+        }
         for (r, &s) in slots.iter().enumerate() {
             u[s * 2 * inter..(s + 1) * 2 * inter]
                 .copy_from_slice(&ue[r * 2 * inter..(r + 1) * 2 * inter]);
@@ -409,6 +460,7 @@ fn layer_fwd(
         p,
         attn,
         x_mid,
+        hn2,
         idx,
         w,
         u,
@@ -424,13 +476,13 @@ fn layer_back(
     model: &Model,
     li: usize,
     layer: &Layer,
-    lora: &[Option<Pair>; 4],
+    (lora, lora_experts): (&[Option<Pair>; 4], &[Option<ExpertPair>; 2]),
     scale: f32,
     tape: &Tape,
     dx_out: Vec<f32>,
     cos: &[f32],
     sin: &[f32],
-    g: &mut [Option<Pair>; 4],
+    (g, g_experts): (&mut [Option<Pair>; 4], &mut [Option<ExpertPair>; 2]),
 ) -> Vec<f32> {
     let c = &model.config;
     let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
@@ -468,11 +520,24 @@ fn layer_back(
             .iter()
             .flat_map(|&s| tape.u[s * 2 * inter..(s + 1) * 2 * inter].to_vec())
             .collect();
+        if let (Some(ep), Some(gp)) = (&lora_experts[1], &mut g_experts[1]) {
+            let mut act = vec![0f32; m * inter];
+            swiglu_clamp_f32(&ue, c.swiglu_limit, c.swiglu_alpha, &mut act);
+            expert_lora_back(&ep.of(e), scale, &act, &dy, gp, e, &mut dact);
+        }
         let mut du = vec![0f32; m * 2 * inter];
         swiglu_back(&ue, &dact, c.swiglu_limit, c.swiglu_alpha, &mut du);
         let (w1, _) = expert_f32(model, &layer.mlp1, e);
         let mut dxin = vec![0f32; m * h];
         mm_t_add(&du, &w1, &mut dxin, 2 * inter, h);
+        drop(w1);
+        if let (Some(ep), Some(gp)) = (&lora_experts[0], &mut g_experts[0]) {
+            let xin: Vec<f32> = slots
+                .iter()
+                .flat_map(|&s| tape.hn2[s / kk * h..(s / kk + 1) * h].to_vec())
+                .collect();
+            expert_lora_back(&ep.of(e), scale, &xin, &du, gp, e, &mut dxin);
+        }
         for (r, &s) in slots.iter().enumerate() {
             let t = s / kk;
             for (d, &v) in dhn2[t * h..(t + 1) * h]

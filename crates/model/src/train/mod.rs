@@ -7,8 +7,8 @@
 //! The base stays frozen and as stored; each expert's matrices are decoded one expert at a time
 //! and dropped after use.
 //!
-//! Not yet: LoRA on the experts (`target_parameters`), batching several sequences, activation
-//! checkpointing.
+//! Not yet: batching several sequences, activation checkpointing, fresh expert adapters
+//! (`TrainLora::new` targets the attention only; expert targets come from a loaded adapter).
 
 mod adamw;
 mod grad;
@@ -75,11 +75,84 @@ impl Pair {
     }
 }
 
+/// The expert parameters LoRA can target through PEFT's `target_parameters`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertProj {
+    /// `mlp.experts.gate_up_proj` (our expert matrix 1, outputs gate/up interleaved)
+    GateUp,
+    /// `mlp.experts.down_proj` (expert matrix 2)
+    Down,
+}
+
+impl ExpertProj {
+    pub const ALL: [ExpertProj; 2] = [ExpertProj::GateUp, ExpertProj::Down];
+
+    /// (d_in, d_out) of one expert's matrix.
+    fn dims(self, c: &Config) -> (usize, usize) {
+        match self {
+            ExpertProj::GateUp => (c.hidden_size, 2 * c.intermediate_size),
+            ExpertProj::Down => (c.intermediate_size, c.hidden_size),
+        }
+    }
+}
+
+/// The per-expert low-rank pairs of one expert parameter, in PEFT's layout: A f32
+/// [r·E, d_in] (expert e owns rows e·r .. e·r + r), B f32 [d_out, r·E] (expert e owns the
+/// columns k·E + e).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpertPair {
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+    pub r: usize,
+    pub experts: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+impl ExpertPair {
+    /// Expert e's pair as a [`Pair`] (A rows copied, B columns gathered).
+    fn of(&self, e: usize) -> Pair {
+        let (r, en) = (self.r, self.experts);
+        let a = self.a[e * r * self.d_in..(e + 1) * r * self.d_in].to_vec();
+        let mut b = vec![0f32; self.d_out * r];
+        for o in 0..self.d_out {
+            for k in 0..r {
+                b[o * r + k] = self.b[o * r * en + k * en + e];
+            }
+        }
+        Pair {
+            a,
+            b,
+            r,
+            d_in: self.d_in,
+            d_out: self.d_out,
+        }
+    }
+
+    /// Adds expert e's gradient pair `g` into this (PEFT-layout) gradient.
+    fn add(&mut self, e: usize, g: &Pair) {
+        let (r, en) = (self.r, self.experts);
+        for (d, v) in self.a[e * r * self.d_in..(e + 1) * r * self.d_in]
+            .iter_mut()
+            .zip(&g.a)
+        {
+            *d += v;
+        }
+        for o in 0..self.d_out {
+            for k in 0..r {
+                self.b[o * r * en + k * en + e] += g.b[o * r + k];
+            }
+        }
+    }
+}
+
 /// The low-rank pairs of every layer (None where a projection is not targeted), indexed
-/// `layers[layer][proj as usize]`: the trained parameters, or their gradients.
+/// `layers[layer][proj as usize]` and `experts[layer][ExpertProj as usize]`: the trained
+/// parameters, or their gradients.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoraSet {
     pub layers: Vec<[Option<Pair>; 4]>,
+    pub experts: Vec<[Option<ExpertPair>; 2]>,
 }
 
 impl LoraSet {
@@ -94,7 +167,32 @@ impl LoraSet {
                         .map(|p| p.map(|p| Pair::zeros(p.r, p.d_in, p.d_out)))
                 })
                 .collect(),
+            experts: self
+                .experts
+                .iter()
+                .map(|l| {
+                    l.clone().map(|p| {
+                        p.map(|mut p| {
+                            p.a.fill(0.0);
+                            p.b.fill(0.0);
+                            p
+                        })
+                    })
+                })
+                .collect(),
         }
+    }
+
+    /// PEFT's module name of a layer's expert parameter: two wrapped parameters of one module
+    /// nest, gate_up_proj (listed first in target_parameters) inside, under `base_layer`.
+    fn expert_module(&self, layer: usize, which: ExpertProj) -> String {
+        let both = self.experts[layer].iter().all(Option::is_some);
+        let inner = if both && which == ExpertProj::GateUp {
+            ".base_layer"
+        } else {
+            ""
+        };
+        format!("base_model.model.model.layers.{layer}.mlp.experts{inner}")
     }
 
     /// Every tensor with its PEFT name, shape and values, in a fixed order (layer, q/k/v/o, A
@@ -119,6 +217,24 @@ impl LoraSet {
                 }
             }
         }
+        for (i, l) in self.experts.iter().enumerate() {
+            for (w, pair) in ExpertProj::ALL.iter().zip(l) {
+                if let Some(pair) = pair {
+                    let base = self.expert_module(i, *w);
+                    let re = pair.r * pair.experts;
+                    out.push((
+                        format!("{base}.lora_A.weight"),
+                        [re, pair.d_in],
+                        &pair.a[..],
+                    ));
+                    out.push((
+                        format!("{base}.lora_B.weight"),
+                        [pair.d_out, re],
+                        &pair.b[..],
+                    ));
+                }
+            }
+        }
         out
     }
 
@@ -126,6 +242,12 @@ impl LoraSet {
     pub fn values_mut(&mut self) -> Vec<&mut [f32]> {
         let mut out = vec![];
         for l in &mut self.layers {
+            for pair in l.iter_mut().flatten() {
+                out.push(&mut pair.a[..]);
+                out.push(&mut pair.b[..]);
+            }
+        }
+        for l in &mut self.experts {
             for pair in l.iter_mut().flatten() {
                 out.push(&mut pair.a[..]);
                 out.push(&mut pair.b[..]);
@@ -169,17 +291,49 @@ impl TrainLora {
             r,
             alpha,
             rslora: false,
-            params: LoraSet { layers },
+            params: LoraSet {
+                experts: (0..c.num_hidden_layers).map(|_| [None, None]).collect(),
+                layers,
+            },
         }
     }
 
-    /// Starts from a loaded PEFT adapter's values (attention targets only).
+    /// Starts from a loaded PEFT adapter's values.
     pub fn from_adapter(adapter: &LoraAdapter, c: &Config) -> Result<TrainLora, TrainError> {
-        let (_, experts) = adapter.target_counts();
-        if experts > 0 {
-            return Err(TrainError::ExpertTargets);
-        }
         let r = adapter.rank();
+        let en = c.num_experts;
+        let experts = adapter
+            .layers
+            .iter()
+            .map(|l| {
+                let srcs = [&l.gate_up, &l.down];
+                let mut out: [Option<ExpertPair>; 2] = Default::default();
+                for ((w, src), slot) in ExpertProj::ALL.iter().zip(srcs).zip(out.iter_mut()) {
+                    if let Some(er) = src {
+                        let (a, b_per) = er.parts();
+                        let (d_in, d_out) = w.dims(c);
+                        // back from [E, d_out, r] to PEFT's [d_out, r·E]
+                        let mut b = vec![0f32; d_out * r * en];
+                        for e in 0..en {
+                            for o in 0..d_out {
+                                for k in 0..r {
+                                    b[o * r * en + k * en + e] = b_per[(e * d_out + o) * r + k];
+                                }
+                            }
+                        }
+                        *slot = Some(ExpertPair {
+                            a: a.to_vec(),
+                            b,
+                            r,
+                            experts: en,
+                            d_in,
+                            d_out,
+                        });
+                    }
+                }
+                out
+            })
+            .collect();
         let layers = adapter
             .layers
             .iter()
@@ -206,7 +360,7 @@ impl TrainLora {
             r,
             alpha: adapter.alpha(),
             rslora: adapter.rslora(),
-            params: LoraSet { layers },
+            params: LoraSet { layers, experts },
         })
     }
 
@@ -243,8 +397,6 @@ pub enum TrainError {
     NothingToTrain,
     #[error("the adapter's shapes do not fit this model ({0})")]
     Shape(String),
-    #[error("LoRA on the experts (target_parameters) cannot be trained yet")]
-    ExpertTargets,
     #[error("writing the adapter to {path}: {problem}")]
     Save { path: String, problem: String },
 }

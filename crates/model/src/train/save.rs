@@ -1,5 +1,6 @@
 //! Writing a trained adapter in PEFT's format, so PEFT and our `--lora` loader read it:
-//! adapter_config.json (a LoraConfig for the attention projections) and
+//! adapter_config.json (a LoraConfig: attention projections as target_modules, expert
+//! parameters as target_parameters) and
 //! adapter_model.safetensors (f32 lora_A / lora_B in PEFT's tensor names).
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde_json::json;
 
-use super::{Proj, TrainError, TrainLora};
+use super::{ExpertProj, Proj, TrainError, TrainLora};
 use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 
 pub(super) fn save(lora: &TrainLora, dir: &Path, base: &str) -> Result<(), TrainError> {
@@ -26,6 +27,24 @@ pub(super) fn save(lora: &TrainLora, dir: &Path, base: &str) -> Result<(), Train
         .filter(|(i, _)| lora.params.layers.iter().any(|l| l[*i].is_some()))
         .map(|(_, p)| p.module())
         .collect();
+    // gate_up_proj before down_proj: PEFT nests the later one outside (LoraSet::named).
+    let mut params = vec![];
+    for (i, l) in lora.params.experts.iter().enumerate() {
+        for (w, p) in ExpertProj::ALL.iter().zip(l) {
+            if p.is_some() {
+                let name = match w {
+                    ExpertProj::GateUp => "gate_up_proj",
+                    ExpertProj::Down => "down_proj",
+                };
+                params.push(format!("{i}.mlp.experts.{name}"));
+            }
+        }
+    }
+    let params = if params.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(params)
+    };
     let config = json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -39,6 +58,7 @@ pub(super) fn save(lora: &TrainLora, dir: &Path, base: &str) -> Result<(), Train
         "init_lora_weights": true,
         "inference_mode": true,
         "target_modules": modules,
+        "target_parameters": params,
         "modules_to_save": null,
         "use_dora": false,
     });
