@@ -314,6 +314,40 @@ fn saved_adapters_read_back_the_same_with_expert_targets() {
 }
 
 #[test]
+fn training_expert_targets_lowers_the_loss_and_loads_back() {
+    let case = cases().into_iter().nth(1).unwrap();
+    let mut model = Model::load(&case.base.path().join("original")).unwrap();
+    model.set_expert_path(ExpertPath::Exact);
+    let c = model.config().clone();
+    let mut lora = TrainLora::new(&c, 4, 8.0, &[Proj::V], 3);
+    lora.add_experts(&c, &[0, 2], 3).unwrap();
+    assert!(lora.add_experts(&c, &[c.num_hidden_layers], 3).is_err());
+    let mut opt = AdamW::new(1e-2, 0.0);
+    let (tokens, targets) = (&case.tokens, &case.targets);
+    let (first, _) = loss_and_grads(&model, &lora, tokens, targets).unwrap();
+    for _ in 0..5 {
+        let (_, grads) = loss_and_grads(&model, &lora, tokens, targets).unwrap();
+        // B starts at zero, so only the B tensors move on the first step; all are non-zero
+        // after it.
+        opt.step(&mut lora.params, &grads);
+    }
+    let (last, grads) = loss_and_grads(&model, &lora, tokens, targets).unwrap();
+    assert!(last < first - 0.1, "loss {first} -> {last}");
+    for (name, _, g) in grads.named() {
+        assert!(g.iter().any(|v| *v != 0.0), "{name}: zero gradient");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    lora.save(dir.path(), "tiny").unwrap();
+    let adapter = model.load_lora(dir.path()).unwrap();
+    assert_eq!(adapter.target_counts(), (c.num_hidden_layers, 4));
+    model.set_lora(Some(adapter)).unwrap();
+    let mut cache = model.new_cache(tokens.len());
+    let logits = model.forward(tokens, &mut cache, LogitsFor::All).unwrap();
+    let l = mean_ce(&logits, targets, c.vocab_size);
+    assert!((l - last).abs() < 1e-4, "inference {l} vs training {last}");
+}
+
+#[test]
 fn bad_inputs_are_errors() {
     let case = cases().into_iter().next().unwrap();
     let model = Model::load(&case.base.path().join("hf")).unwrap();

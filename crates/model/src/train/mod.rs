@@ -7,8 +7,7 @@
 //! The base stays frozen and as stored; each expert's matrices are decoded one expert at a time
 //! and dropped after use.
 //!
-//! Not yet: batching several sequences, activation checkpointing, fresh expert adapters
-//! (`TrainLora::new` targets the attention only; expert targets come from a loaded adapter).
+//! Not yet: batching several sequences, activation checkpointing, speed.
 
 mod adamw;
 mod grad;
@@ -296,6 +295,46 @@ impl TrainLora {
                 layers,
             },
         }
+    }
+
+    /// Adds fresh LoRA pairs on both expert parameters (gate_up_proj, down_proj) of each of
+    /// `layers`, initialized as PEFT's `ParamWrapper` does (A uniform in ±1/√d_in, B zero).
+    /// Layers out of range are an error.
+    pub fn add_experts(
+        &mut self,
+        c: &Config,
+        layers: &[usize],
+        seed: u64,
+    ) -> Result<(), TrainError> {
+        let mut rng = SplitMix(seed ^ 0x5EED_E4E4);
+        for &l in layers {
+            if l >= self.params.experts.len() {
+                return Err(TrainError::Shape(format!(
+                    "expert layer {l}: the model has {} layers",
+                    self.params.experts.len()
+                )));
+            }
+            for (w, slot) in ExpertProj::ALL
+                .iter()
+                .zip(self.params.experts[l].iter_mut())
+            {
+                let (d_in, d_out) = w.dims(c);
+                let en = c.num_experts;
+                let bound = 1.0 / (d_in as f32).sqrt();
+                let a = (0..self.r * en * d_in)
+                    .map(|_| bound * (2.0 * rng.unit() - 1.0))
+                    .collect();
+                *slot = Some(ExpertPair {
+                    a,
+                    b: vec![0.0; d_out * self.r * en],
+                    r: self.r,
+                    experts: en,
+                    d_in,
+                    d_out,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Starts from a loaded PEFT adapter's values.
