@@ -26,6 +26,7 @@ mod lora;
 mod q8_weights;
 pub mod synth;
 mod tensors;
+pub mod train;
 mod unembed;
 mod weights;
 

@@ -50,6 +50,11 @@ pub(crate) struct LowRank {
 }
 
 impl LowRank {
+    /// (A f32 [r, d_in], B f32 [d_out, r]): the starting values of a trained adapter (train/).
+    pub(crate) fn parts(&self) -> (&[f32], &[f32]) {
+        (&self.a, &self.b)
+    }
+
     /// y f32 [n, d_out] += scale · B(A x) for x f32 [n, d_in]; `t` and `u` are scratch (grown
     /// once, then reused).
     pub(crate) fn add(&self, x: &[f32], y: &mut [f32], t: &mut Vec<f32>, u: &mut Vec<f32>) {
@@ -82,6 +87,11 @@ pub(crate) struct ExpertLowRank {
 }
 
 impl ExpertLowRank {
+    /// (A f32 [E·r, d_in], B f32 [E, d_out, r]): the starting values of a trained adapter.
+    pub(crate) fn parts(&self) -> (&[f32], &[f32]) {
+        (&self.a, &self.b)
+    }
+
     /// y f32 [m, d_out] += scale · B_e(A_e x) for the rows x f32 [m, d_in] routed to `expert`.
     pub(crate) fn add(
         &self,
@@ -176,6 +186,7 @@ pub struct LoraAdapter {
     dir: PathBuf,
     r: usize,
     alpha: f64,
+    rslora: bool,
     scale: f32,
     dims: Dims,
     pub(crate) layers: Vec<LayerLora>,
@@ -235,6 +246,7 @@ impl LoraAdapter {
             dir: dir.to_path_buf(),
             r: settings.r,
             alpha: settings.alpha,
+            rslora: settings.rslora,
             scale: settings.scale(),
             dims,
             layers,
@@ -254,6 +266,11 @@ impl LoraAdapter {
     /// `lora_alpha`.
     pub fn alpha(&self) -> f64 {
         self.alpha
+    }
+
+    /// Whether the scale is alpha / √r (rsLoRA) rather than alpha / r.
+    pub fn rslora(&self) -> bool {
+        self.rslora
     }
 
     /// The factor of every update: alpha / r, or alpha / √r with `use_rslora`.

@@ -24,6 +24,7 @@ pub fn materialize(src: &Path, dst: &Path) {
 }
 
 /// Reads a little-endian f32 C-order .npy file: (shape, data).
+#[allow(dead_code)]
 pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let b = std::fs::read(path).unwrap();
     assert_eq!(&b[..6], b"\x93NUMPY", "{} is not .npy", path.display());
