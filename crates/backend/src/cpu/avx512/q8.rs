@@ -331,6 +331,7 @@ unsafe fn group_tokens<const T: usize, const S: usize>(
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL and VNNI; `out` as `SimdKernels::q8_mxfp4_rows_to`
 /// requires.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn q8_mxfp4_rows(
     blocks: &[u8],
