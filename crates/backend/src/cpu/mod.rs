@@ -145,23 +145,9 @@ pub(crate) trait SimdKernels: Sync {
         scratch: &mut Vec<f32>,
     );
 
-    /// Int8 MXFP4 rows against every row of `xq`; `out` f32 [rows, n] (by output row).
-    #[allow(clippy::too_many_arguments)]
-    fn q8_mxfp4_rows(
-        &self,
-        blocks: &[u8],
-        scales: &[u8],
-        xq: &Q8Rows,
-        rows: usize,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        scratch: &mut Vec<f32>,
-    );
-
     /// Int8 MXFP4 rows `o0 .. o0 + rows` (`blocks` and `scales` hold just those rows) against
     /// every row of `xq`; token t's results go to `out.tok[t]` at offsets `o0..o0 + rows`
-    /// (written in place, no transposition after). By default through
-    /// [`SimdKernels::q8_mxfp4_rows`] and a copy.
+    /// (written in place, no transposition after).
     ///
     /// # Safety
     /// As [`SimdKernels::dense_f32_rows`].
@@ -176,17 +162,7 @@ pub(crate) trait SimdKernels: Sync {
         out: OutRows<'_>,
         o0: usize,
         scratch: &mut Vec<f32>,
-    ) {
-        let n = xq.n_rows();
-        let mut by_row = vec![0f32; rows * n];
-        self.q8_mxfp4_rows(blocks, scales, xq, rows, bias, &mut by_row, scratch);
-        for (r, col) in by_row.chunks_exact(n.max(1)).enumerate() {
-            for (t, &v) in col.iter().enumerate() {
-                // SAFETY: the caller's contract: row o0 + r of token t is ours to write.
-                unsafe { *out.tok[t].add(o0 + r) = v };
-            }
-        }
-    }
+    );
 
     /// Int8 × int8 rows `o0 .. o0 + rows` of `w` against every row of `xq`.
     ///

@@ -82,39 +82,6 @@ impl SimdKernels for Avx2 {
         unsafe { dense::mxfp4_rows(blocks, scales, xp, n, d_in, rows, bias, out, scratch) }
     }
 
-    fn q8_mxfp4_rows(
-        &self,
-        blocks: &[u8],
-        scales: &[u8],
-        xq: &Q8Rows,
-        rows: usize,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
-        // By output row: the products into a [n, rows] copy, then transposed (tests; the
-        // matrix products write in place through `q8_mxfp4_rows_to`).
-        let n = xq.n_rows();
-        let mut by_token = vec![0f32; n * rows];
-        let ptrs: Vec<*mut f32> = by_token
-            .chunks_exact_mut(rows.max(1))
-            .map(|r| r.as_mut_ptr())
-            .chain(std::iter::repeat(std::ptr::null_mut()))
-            .take(n)
-            .collect();
-        // SAFETY: AVX2+FMA proven by `self`; every pointer is a whole [rows] row of
-        // `by_token`, written by this call only (none is written when rows is 0).
-        unsafe {
-            let out = OutRows { tok: &ptrs };
-            q8::q8_mxfp4_rows(blocks, scales, xq, rows, bias, out, 0, scratch)
-        };
-        for (t, row) in by_token.chunks_exact(rows.max(1)).enumerate().take(n) {
-            for (r, &v) in row.iter().enumerate().take(rows) {
-                out[r * n + t] = v;
-            }
-        }
-    }
-
     unsafe fn q8_mxfp4_rows_to(
         &self,
         blocks: &[u8],

@@ -95,45 +95,6 @@ impl SimdKernels for Avx512 {
             .mxfp4_rows(blocks, scales, xp, n, d_in, rows, bias, out, scratch)
     }
 
-    fn q8_mxfp4_rows(
-        &self,
-        blocks: &[u8],
-        scales: &[u8],
-        xq: &Q8Rows,
-        rows: usize,
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
-        // By output row: the products into a [n, rows] copy, then transposed.
-        let n = xq.n_rows();
-        let mut by_token = vec![0f32; n * rows];
-        let mut ptrs: Vec<*mut f32> = by_token
-            .chunks_exact_mut(rows.max(1))
-            .map(|r| r.as_mut_ptr())
-            .collect();
-        ptrs.resize(n, std::ptr::null_mut());
-        // SAFETY: AVX-512 F/BW/VL/VNNI proven by `self`; every pointer is a whole [rows] row of
-        // `by_token`, written by this call only.
-        unsafe {
-            q8::q8_mxfp4_rows(
-                blocks,
-                scales,
-                xq,
-                rows,
-                bias,
-                OutRows { tok: &ptrs },
-                0,
-                scratch,
-            )
-        };
-        for (t, row) in by_token.chunks_exact(rows.max(1)).enumerate().take(n) {
-            for (r, &v) in row.iter().enumerate() {
-                out[r * n + t] = v;
-            }
-        }
-    }
-
     unsafe fn q8_mxfp4_rows_to(
         &self,
         blocks: &[u8],

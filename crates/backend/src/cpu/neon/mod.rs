@@ -107,21 +107,25 @@ impl SimdKernels for Neon {
         dense::mxfp4_rows(blocks, scales, xp, n, d_in, rows, bias, out, scratch)
     }
 
-    fn q8_mxfp4_rows(
+    unsafe fn q8_mxfp4_rows_to(
         &self,
         blocks: &[u8],
         scales: &[u8],
         xq: &Q8Rows,
         rows: usize,
         bias: Option<&[f32]>,
-        out: &mut [f32],
+        out: OutRows<'_>,
+        o0: usize,
         scratch: &mut Vec<f32>,
     ) {
-        if self.dot {
-            // SAFETY: `dotprod` was detected before this variant was handed out.
-            unsafe { q8::q8_mxfp4_rows_sdot(blocks, scales, xq, rows, bias, out, scratch) }
-        } else {
-            q8::q8_mxfp4_rows_smull(blocks, scales, xq, rows, bias, out, scratch)
+        // SAFETY: `dotprod` was detected before a `dot` variant was handed out; the output
+        // contract is the caller's.
+        unsafe {
+            if self.dot {
+                q8::q8_mxfp4_rows_sdot(blocks, scales, xq, rows, bias, out, o0, scratch)
+            } else {
+                q8::q8_mxfp4_rows_smull(blocks, scales, xq, rows, bias, out, o0, scratch)
+            }
         }
     }
 

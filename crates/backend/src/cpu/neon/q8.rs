@@ -21,6 +21,7 @@ use std::arch::aarch64::*;
 use std::arch::asm;
 
 use super::int8::{Sdot, Smull};
+use crate::cpu::OutRows;
 use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES};
 
 /// Row vectors (of 4 rows each) per batch tile.
@@ -242,27 +243,28 @@ fn block_step(acc: float32x4_t, isum: int32x4_t, d: float32x4_t, hs: float32x4_t
     unsafe { vfmaq_f32(acc, vcvtq_f32_s32(isum), vmulq_f32(d, hs)) }
 }
 
-/// Writes the 4 rows from `r0` in `acc` (+ bias) that are below `rows`, row r to `out` + r ·
-/// `stride`.
+/// Writes the 4 rows from `r0` in `acc` (+ bias) that are below `rows`, row r of token t to
+/// `out.tok[t]` + `o0` + r.
 #[inline(always)]
 unsafe fn store_rows(
     acc: float32x4_t,
     bias: Option<&[f32]>,
     r0: usize,
     rows: usize,
-    out: *mut f32,
-    stride: usize,
+    out: OutRows<'_>,
+    o0: usize,
+    t: usize,
 ) {
     let mut l = [0f32; 4];
-    // SAFETY: `l` holds 4 floats; the caller guarantees `out` + row · stride writable for every
-    // row < rows.
+    // SAFETY: `l` holds 4 floats; the caller guarantees row o0 + row of token t writable for
+    // every row < rows.
     unsafe {
         vst1q_f32(l.as_mut_ptr(), acc);
         for (k, v) in l.iter().enumerate() {
             let row = r0 + k;
             if row < rows {
                 // The oracle adds 0.0 without a bias (-0.0 becomes +0.0).
-                *out.add(row * stride) = v + bias.map_or(0.0, |b| b[row]);
+                *out.tok[t].add(o0 + row) = v + bias.map_or(0.0, |b| b[row]);
             }
         }
     }
@@ -270,7 +272,7 @@ unsafe fn store_rows(
 
 /// One token (`xq` its bytes, `xd` its pair scales) against the tile of rows `r0 .. r0 + 4·V`
 /// (clamped), read in place from `blocks` (`nb` blocks of 16 bytes per row) and `scales`;
-/// writes `out[row]` for the rows below `rows`.
+/// writes row `o0 + row` of `out`'s only token for the rows below `rows`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn decode_tile<D: BlockDot, const V: usize>(
@@ -282,7 +284,8 @@ unsafe fn decode_tile<D: BlockDot, const V: usize>(
     xq: *const i8,
     xd: *const f32,
     bias: Option<&[f32]>,
-    out: *mut f32,
+    out: OutRows<'_>,
+    o0: usize,
     lut: int8x16_t,
 ) {
     // SAFETY: the caller guarantees `rows` rows of nb blocks and scales, a quantized row of
@@ -340,7 +343,7 @@ unsafe fn decode_tile<D: BlockDot, const V: usize>(
             }
         }
         for (v, a) in acc.iter().enumerate() {
-            store_rows(*a, bias, r0 + 4 * v, rows, out, 1);
+            store_rows(*a, bias, r0 + 4 * v, rows, out, o0, 0);
         }
     }
 }
@@ -462,7 +465,8 @@ unsafe fn batch_block<D: BlockDot, const T: usize>(
 }
 
 /// A decoded tile (`ws`, rows `r0 ..`) against T tokens (`xq` + t · `rq` bytes, `xd` + t ·
-/// `rd` scales); writes token t's results to `out` + row · `n` + t for the rows below `rows`.
+/// `rd` scales); writes token t0 + t's results to row `o0 + row` of `out` for the rows below
+/// `rows`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn batch_tile<D: BlockDot, const T: usize>(
@@ -475,8 +479,9 @@ unsafe fn batch_tile<D: BlockDot, const T: usize>(
     r0: usize,
     rows: usize,
     bias: Option<&[f32]>,
-    out: *mut f32,
-    n: usize,
+    out: OutRows<'_>,
+    o0: usize,
+    t0: usize,
 ) {
     // SAFETY: the caller guarantees nb decoded blocks at ws, T quantized rows, the outputs
     // and `D`'s instructions.
@@ -502,17 +507,20 @@ unsafe fn batch_tile<D: BlockDot, const T: usize>(
         }
         for (t, a) in acc.iter().enumerate() {
             for (v, av) in a.iter().enumerate() {
-                store_rows(*av, bias, r0 + 4 * v, rows, out.add(t), n);
+                store_rows(*av, bias, r0 + 4 * v, rows, out, o0, t0 + t);
             }
         }
     }
 }
 
 /// MXFP4 rows (`blocks` [rows, d_in/32, 16], `scales` [rows, d_in/32]) against every row of
-/// `xq`; `out` f32 [rows, n] (by output row). `scratch` holds a decoded row group for batches.
+/// `xq`; token t's results go to `out.tok[t]` at offsets `o0..o0 + rows`. `scratch` holds a
+/// decoded row group for batches.
 ///
 /// # Safety
-/// The CPU must have what `D` uses (`dotprod` for [`Sdot`]).
+/// The CPU must have what `D` uses (`dotprod` for [`Sdot`]); `out` as
+/// `SimdKernels::q8_mxfp4_rows_to` requires.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn q8_mxfp4_rows<D: BlockDot>(
     blocks: &[u8],
@@ -520,7 +528,8 @@ unsafe fn q8_mxfp4_rows<D: BlockDot>(
     xq: &Q8Rows,
     rows: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: OutRows<'_>,
+    o0: usize,
     scratch: &mut Vec<f32>,
 ) {
     let (n, d_in) = (xq.n_rows, xq.d_in);
@@ -528,21 +537,20 @@ unsafe fn q8_mxfp4_rows<D: BlockDot>(
     let (rb, rq, rd) = (d_in / 2, xq.row_q(), xq.row_d());
     assert!(d_in.is_multiple_of(32) && blocks.len() >= rows * rb && scales.len() >= rows * nb);
     assert!(xq.q.len() >= n * rq && xq.d.len() >= n * rd);
-    assert!(out.len() >= rows * n);
+    assert!(out.tok.len() >= n);
     assert!(bias.is_none_or(|b| b.len() >= rows));
     if rows == 0 || n == 0 {
         return;
     }
     let (bp, sp) = (blocks.as_ptr(), scales.as_ptr());
     let (qp, dp) = (xq.q.as_ptr(), xq.d.as_ptr());
-    let op = out.as_mut_ptr();
     // SAFETY: `D`'s instructions by the caller's contract; every offset is bounded by the
     // asserts above (tile rows past `rows` are clamped, their results dropped).
     unsafe {
         let lut = vld1q_s8(FP4_X2_I8.as_ptr());
         if n == 1 {
             for r0 in (0..rows).step_by(4 * RV_DECODE) {
-                decode_tile::<D, RV_DECODE>(bp, sp, nb, rows, r0, qp, dp, bias, op, lut);
+                decode_tile::<D, RV_DECODE>(bp, sp, nb, rows, r0, qp, dp, bias, out, o0, lut);
             }
             return;
         }
@@ -564,16 +572,15 @@ unsafe fn q8_mxfp4_rows<D: BlockDot>(
                 let (q, d) = (qp.add(t * rq), dp.add(t * rd));
                 for k in 0..tiles {
                     let (w, r0) = (ws.add(k * tile_bytes) as *const u8, g0 + k * tile);
-                    let o = op.add(t);
                     match tt {
                         4 if D::T_BATCH >= 4 => {
-                            batch_tile::<D, 4>(w, nb, q, rq, d, rd, r0, rows, bias, o, n)
+                            batch_tile::<D, 4>(w, nb, q, rq, d, rd, r0, rows, bias, out, o0, t)
                         }
                         3 if D::T_BATCH >= 3 => {
-                            batch_tile::<D, 3>(w, nb, q, rq, d, rd, r0, rows, bias, o, n)
+                            batch_tile::<D, 3>(w, nb, q, rq, d, rd, r0, rows, bias, out, o0, t)
                         }
-                        2 => batch_tile::<D, 2>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
-                        _ => batch_tile::<D, 1>(w, nb, q, rq, d, rd, r0, rows, bias, o, n),
+                        2 => batch_tile::<D, 2>(w, nb, q, rq, d, rd, r0, rows, bias, out, o0, t),
+                        _ => batch_tile::<D, 1>(w, nb, q, rq, d, rd, r0, rows, bias, out, o0, t),
                     }
                 }
                 t += tt;
@@ -585,33 +592,40 @@ unsafe fn q8_mxfp4_rows<D: BlockDot>(
 /// [`q8_mxfp4_rows`] with `sdot`.
 ///
 /// # Safety
-/// The CPU must have `dotprod`.
+/// The CPU must have `dotprod`; `out` as `SimdKernels::q8_mxfp4_rows_to` requires.
 #[target_feature(enable = "dotprod")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn q8_mxfp4_rows_sdot(
     blocks: &[u8],
     scales: &[u8],
     xq: &Q8Rows,
     rows: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: OutRows<'_>,
+    o0: usize,
     scratch: &mut Vec<f32>,
 ) {
     // SAFETY: `dotprod` by the caller's contract.
-    unsafe { q8_mxfp4_rows::<Sdot>(blocks, scales, xq, rows, bias, out, scratch) }
+    unsafe { q8_mxfp4_rows::<Sdot>(blocks, scales, xq, rows, bias, out, o0, scratch) }
 }
 
 /// [`q8_mxfp4_rows`] with widening multiplies (any NEON CPU).
-pub(crate) fn q8_mxfp4_rows_smull(
+///
+/// # Safety
+/// `out` as `SimdKernels::q8_mxfp4_rows_to` requires.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn q8_mxfp4_rows_smull(
     blocks: &[u8],
     scales: &[u8],
     xq: &Q8Rows,
     rows: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: OutRows<'_>,
+    o0: usize,
     scratch: &mut Vec<f32>,
 ) {
-    // SAFETY: `Smull` needs only NEON, baseline on aarch64.
-    unsafe { q8_mxfp4_rows::<Smull>(blocks, scales, xq, rows, bias, out, scratch) }
+    // SAFETY: `Smull` needs only NEON, baseline on aarch64; the output contract is forwarded.
+    unsafe { q8_mxfp4_rows::<Smull>(blocks, scales, xq, rows, bias, out, o0, scratch) }
 }
 
 #[cfg(test)]
