@@ -30,7 +30,7 @@ pub(crate) struct Smull;
 /// `acc + Σ` of each lane's four byte products (`sdot`). Written as assembly: the `vdotq_s32`
 /// intrinsic is not stable yet.
 #[inline(always)]
-unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+pub(crate) unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     // SAFETY: the caller runs on a CPU with `dotprod`; register-only, no memory or flags.
     unsafe {
         asm!(

@@ -20,7 +20,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use super::int8::{Sdot, Smull};
+use super::int8::{sdot, Sdot, Smull};
 use crate::cpu::OutRows;
 use crate::q8::{Q8Rows, FP4_X2_I8, PAIR_BYTES, PAIR_SCALES};
 
@@ -57,28 +57,11 @@ trait BlockDot {
     ) -> int32x4_t;
 }
 
-/// `acc + Σ` of each lane's four byte products (`sdot`). Assembly: the `vdotq_s32` intrinsic
-/// is not stable yet.
-#[inline(always)]
-unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    // SAFETY: the caller runs on a CPU with `dotprod`; register-only, no memory or flags.
-    unsafe {
-        asm!(
-            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
-            acc = inout(vreg) acc,
-            a = in(vreg) a,
-            b = in(vreg) b,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    acc
-}
-
 /// `acc + Σ` of each lane's four bytes of `a` times the four bytes of lane `J` of `b` (`sdot`
 /// by element: the broadcast is free).
 #[inline(always)]
 unsafe fn sdot_lane<const J: i32>(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    // SAFETY: as `sdot`.
+    // SAFETY: as `int8::sdot`.
     unsafe {
         asm!(
             "sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[{j}]",
