@@ -31,6 +31,20 @@ fn main() {
     let scales: Vec<u8> = (0..e * d_out * h / 32)
         .map(|i| 118 + (i % 8) as u8)
         .collect();
+    let (rb, rs) = (d_out * h / 2, d_out * h / 32);
+    // Best time of the int8 products of `n` tokens against all 32 experts.
+    let experts = |n: usize| {
+        let x: Vec<f32> = (0..n * h).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+        let mut q = Q8Rows::new();
+        q.quantize(&x, h);
+        let mut y = vec![0f32; n * d_out];
+        best(3, || {
+            for k in 0..e {
+                let (b, s) = (&blocks[k * rb..(k + 1) * rb], &scales[k * rs..(k + 1) * rs]);
+                matmul_q8_mxfp4w(&q, b, s, None, &mut y, d_out);
+            }
+        })
+    };
     // `LEVEL_SPEED=int8` runs only the int8 expert products (quick kernel iterations).
     let dense = std::env::var("LEVEL_SPEED").map_or(true, |v| v != "int8");
     // Prefill-shaped: the query projection of a 512-token prompt.
@@ -59,16 +73,7 @@ fn main() {
                 (2 * h * v) as f64 / t / 1e9
             );
         }
-        let mut q = Q8Rows::new();
-        q.quantize(&x, h);
-        let mut y = vec![0f32; n * d_out];
-        let (rb, rs) = (d_out * h / 2, d_out * h / 32);
-        let t = best(3, || {
-            for k in 0..e {
-                let (b, s) = (&blocks[k * rb..(k + 1) * rb], &scales[k * rs..(k + 1) * rs]);
-                matmul_q8_mxfp4w(&q, b, s, None, &mut y, d_out);
-            }
-        });
+        let t = experts(n);
         println!(
             "int8 x mxfp4 32 x [{d_out}, {h}] n={n}: {:.1} ms, {:.1} GB/s",
             t * 1e3,
@@ -78,17 +83,7 @@ fn main() {
     // Prefill-shaped: 64 tokens per expert (a 512-token prompt routes ~64 to each of 32).
     {
         let n = 64usize;
-        let x: Vec<f32> = (0..n * h).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
-        let mut q = Q8Rows::new();
-        q.quantize(&x, h);
-        let mut y = vec![0f32; n * d_out];
-        let (rb, rs) = (d_out * h / 2, d_out * h / 32);
-        let t = best(3, || {
-            for k in 0..e {
-                let (b, s) = (&blocks[k * rb..(k + 1) * rb], &scales[k * rs..(k + 1) * rs]);
-                matmul_q8_mxfp4w(&q, b, s, None, &mut y, d_out);
-            }
-        });
+        let t = experts(n);
         println!(
             "int8 x mxfp4 32 x [{d_out}, {h}] n={n}: {:.1} ms, {:.0} GOP/s",
             t * 1e3,
