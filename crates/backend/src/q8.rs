@@ -38,7 +38,7 @@ pub(crate) const W_OFFSET: i32 = 12;
 
 /// `2·value + W_OFFSET` of each FP4 code, as unsigned bytes: the weights as the int8 kernels
 /// multiply them (unsigned operand of `maddubs` / `vpdpbusd`).
-/// (The NEON kernels multiply signed bytes and need neither this nor `Q8Rows::c`.)
+/// (The NEON kernels multiply signed bytes and need neither this nor `Q8Rows::cb`.)
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) static FP4_X2_U8: [u8; 16] = offset_table();
 
@@ -74,13 +74,9 @@ pub struct Q8Rows {
     pub(crate) q: Vec<i8>,
     /// f32 [n_rows, n_pairs, 8]
     pub(crate) d: Vec<f32>,
-    /// i32 [n_rows, n_pairs, 8]: lane L of a pair holds `-W_OFFSET · Σ q` over the elements
-    /// whose products land in lane L (see `cpu/avx2/q8.rs`: the kernels multiply offset, unsigned
-    /// weights and add this; VNNI starts its accumulator from it).
-    pub(crate) c: Vec<i32>,
     /// i32 [n_rows, 2 · n_pairs]: `-W_OFFSET · Σ q` over each whole block (zero for a missing
-    /// last block): the starting value of a block's integer sum for kernels that give each
-    /// block one lane.
+    /// last block): the x86 kernels multiply offset, unsigned weights and start each block's
+    /// integer sum from this.
     pub(crate) cb: Vec<i32>,
     pub(crate) d_in: usize,
     pub(crate) n_rows: usize,
@@ -115,21 +111,19 @@ impl Q8Rows {
         let (rq, rd) = (self.row_q(), self.row_d());
         self.q.resize(n * rq, 0);
         self.d.resize(n * rd, 0.0);
-        self.c.resize(n * rd, 0);
         let rb = self.row_blocks();
         self.cb.resize(n * rb, 0);
         self.n_rows = n;
         let k = crate::cpu::simd();
-        for ((((xr, qr), dr), cr), br) in x
+        for (((xr, qr), dr), br) in x
             .chunks_exact(d_in)
             .zip(self.q.chunks_exact_mut(rq))
             .zip(self.d.chunks_exact_mut(rd))
-            .zip(self.c.chunks_exact_mut(rd))
             .zip(self.cb.chunks_exact_mut(rb))
         {
             match k {
-                Some(k) => k.quantize_q8_row(xr, qr, dr, cr, br),
-                None => quantize_row(xr, qr, dr, cr, br),
+                Some(k) => k.quantize_q8_row(xr, qr, dr, br),
+                None => quantize_row(xr, qr, dr, br),
             }
         }
     }
@@ -144,7 +138,6 @@ impl Q8Rows {
         self.n_rows = 0;
         self.q.clear();
         self.d.clear();
-        self.c.clear();
         self.cb.clear();
     }
 
@@ -156,7 +149,6 @@ impl Q8Rows {
         let (rq, rd) = (self.row_q(), self.row_d());
         self.q.extend_from_slice(&src.q[row * rq..(row + 1) * rq]);
         self.d.extend_from_slice(&src.d[row * rd..(row + 1) * rd]);
-        self.c.extend_from_slice(&src.c[row * rd..(row + 1) * rd]);
         let rb = self.row_blocks();
         self.cb.extend_from_slice(&src.cb[row * rb..(row + 1) * rb]);
         self.n_rows += 1;
@@ -204,12 +196,11 @@ pub(crate) fn q_index(i: usize) -> (usize, usize) {
     (k, half * 4)
 }
 
-/// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales), `c` (its
-/// per-lane offset corrections, negated) and `cb` (the same per block).
-pub(crate) fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32], cb: &mut [i32]) {
+/// Quantizes one row (`x` [d_in]) into `q` (the row's pairs), `d` (its scales) and `cb` (its
+/// per-block offset corrections, negated).
+pub(crate) fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], cb: &mut [i32]) {
     q.fill(0);
     d.fill(0.0);
-    c.fill(0);
     cb.fill(0);
     for (blk, xb) in x.chunks_exact(MXFP4_BLOCK).enumerate() {
         let mut amax = 0f32;
@@ -231,7 +222,6 @@ pub(crate) fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], c: &mut [i32]
             // |v · inv| <= 127 up to rounding; the clamp only guards that rounding.
             let qv = round_ties_even_small(v * inv).clamp(-127.0, 127.0) as i8;
             q[base + (e % 2) * 32 + e / 2] = qv;
-            c[pair * PAIR_SCALES + half * 4 + e / 8] -= W_OFFSET * qv as i32;
             cb[blk] -= W_OFFSET * qv as i32;
         }
     }
@@ -574,8 +564,8 @@ mod tests {
             gathered.reset(d_in);
             gathered.push_row_of(&all, t);
             assert_eq!(
-                (&gathered.q, &gathered.d, &gathered.c, &gathered.cb),
-                (&one.q, &one.d, &one.c, &one.cb)
+                (&gathered.q, &gathered.d, &gathered.cb),
+                (&one.q, &one.d, &one.cb)
             );
         }
     }

@@ -200,15 +200,8 @@ pub(crate) trait SimdKernels: Sync {
 
     /// Quantizes one row of activations into its `Q8Rows` slices (see `q8::quantize_row`,
     /// the scalar version every level's result must equal bit for bit).
-    fn quantize_q8_row(
-        &self,
-        x: &[f32],
-        q: &mut [i8],
-        d: &mut [f32],
-        c: &mut [i32],
-        cb: &mut [i32],
-    ) {
-        crate::q8::quantize_row(x, q, d, c, cb)
+    fn quantize_q8_row(&self, x: &[f32], q: &mut [i8], d: &mut [f32], cb: &mut [i32]) {
+        crate::q8::quantize_row(x, q, d, cb)
     }
 }
 

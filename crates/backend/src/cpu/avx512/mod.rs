@@ -133,16 +133,9 @@ impl SimdKernels for Avx512 {
         unsafe { self.avx2.q8_q8w_rows(xq, w, o0, rows, bias, out) }
     }
 
-    fn quantize_q8_row(
-        &self,
-        x: &[f32],
-        q: &mut [i8],
-        d: &mut [f32],
-        c: &mut [i32],
-        cb: &mut [i32],
-    ) {
+    fn quantize_q8_row(&self, x: &[f32], q: &mut [i8], d: &mut [f32], cb: &mut [i32]) {
         // SAFETY: AVX-512 F/BW/VL proven by `self`; the function checks the slice lengths.
-        unsafe { q8::quantize_row(x, q, d, c, cb) }
+        unsafe { q8::quantize_row(x, q, d, cb) }
     }
 
     fn attention_group(

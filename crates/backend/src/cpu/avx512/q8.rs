@@ -451,22 +451,15 @@ pub(crate) unsafe fn q8_mxfp4_rows(
 /// # Safety
 /// The CPU must have AVX-512 F/BW/VL.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) unsafe fn quantize_row(
-    x: &[f32],
-    q: &mut [i8],
-    d: &mut [f32],
-    c: &mut [i32],
-    cb: &mut [i32],
-) {
+pub(crate) unsafe fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], cb: &mut [i32]) {
     let nb = x.len() / 32;
     let np = nb.div_ceil(2);
     assert!(
         x.len().is_multiple_of(32) && q.len() >= np * PAIR_BYTES && d.len() >= np * PAIR_SCALES
     );
-    assert!(c.len() >= np * PAIR_SCALES && cb.len() >= 2 * np);
+    assert!(cb.len() >= 2 * np);
     q.fill(0);
     d.fill(0.0);
-    c.fill(0);
     cb.fill(0);
     let even: [i32; 16] = std::array::from_fn(|i| 2 * i as i32);
     let odd: [i32; 16] = std::array::from_fn(|i| 2 * i as i32 + 1);
@@ -515,19 +508,7 @@ pub(crate) unsafe fn quantize_row(
             let base = q.as_mut_ptr().add(pair * PAIR_BYTES + half * 16);
             _mm_storeu_si128(base as *mut __m128i, _mm512_cvtepi32_epi8(qe));
             _mm_storeu_si128(base.add(32) as *mut __m128i, _mm512_cvtepi32_epi8(qo));
-            // Lane l of the contract's 8-element groups: evens 4l..4l+4 plus odds 4l..4l+4,
-            // i.e. the 128-bit chunk l of qe + qo.
-            let s = _mm512_add_epi32(qe, qo);
-            let s = _mm512_add_epi32(s, _mm512_shuffle_epi32::<0b01_00_11_10>(s));
-            let s = _mm512_add_epi32(s, _mm512_shuffle_epi32::<0b10_11_00_01>(s));
-            let mut lanes = [0i32; 16];
-            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, s);
-            let mut total = 0;
-            for l in 0..4 {
-                c[at + l] = -W_OFFSET * lanes[4 * l];
-                total += lanes[4 * l];
-            }
-            *cbv = -W_OFFSET * total;
+            *cbv = -W_OFFSET * _mm512_reduce_add_epi32(_mm512_add_epi32(qe, qo));
         }
     }
 }

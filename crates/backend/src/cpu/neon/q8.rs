@@ -5,7 +5,7 @@
 //!
 //! One table lookup (`vqtbl1q_s8`) turns each FP4 code into `2·value`, a signed byte in
 //! -12..=12; NEON multiplies signed bytes directly, so neither the unsigned offset nor
-//! `Q8Rows::c`/`cb` is needed. The contract takes one float step per 32-block, so output rows
+//! `Q8Rows::cb` is needed. The contract takes one float step per 32-block, so output rows
 //! sit in the 4 vector lanes: each block ends in one vector of 4 rows' exact integer sums, then
 //! one convert, one `d · hs` multiply and one FMA serve all 4 rows.
 //!
