@@ -81,9 +81,11 @@ pub fn safetensors_bytes(tensors: &[RawTensor]) -> Vec<u8> {
     out
 }
 
-struct SplitMix(u64);
+/// A small seeded generator (SplitMix64): no dependency, reproducible (also the training
+/// code's initial LoRA values).
+pub(crate) struct SplitMix(pub(crate) u64);
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -91,8 +93,12 @@ impl SplitMix {
         z ^ (z >> 31)
     }
     /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
+    pub(crate) fn f(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
     }
 }
 

@@ -19,6 +19,7 @@ pub use grad::loss_and_grads;
 
 use crate::config::Config;
 use crate::lora::LoraAdapter;
+use crate::synth::SplitMix;
 
 /// The attention projections LoRA can target, in PEFT's module names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -438,22 +439,4 @@ pub enum TrainError {
     Shape(String),
     #[error("writing the adapter to {path}: {problem}")]
     Save { path: String, problem: String },
-}
-
-/// A small seeded generator (SplitMix64) for the initial A: no dependency, reproducible.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
 }
