@@ -188,3 +188,105 @@ fn bad_data_and_settings_are_named_errors() {
         assert!(err.contains(expect), "{extra:?}: {err}");
     }
 }
+
+fn testdata() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
+}
+
+/// A float32 .npy file's values.
+fn read_npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// `src` copied into `dst`, *.gz files unpacked.
+fn materialize(src: &Path, dst: &Path) {
+    use std::io::Read;
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if let Some(stem) = name.strip_suffix(".gz") {
+            let mut raw = vec![];
+            flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap())
+                .read_to_end(&mut raw)
+                .unwrap();
+            std::fs::write(dst.join(stem), raw).unwrap();
+        } else {
+            std::fs::copy(&p, dst.join(name)).unwrap();
+        }
+    }
+}
+
+/// The round trip of scripts/golden/lora/finetune_roundtrip.py: an adapter written by our
+/// finetune, loaded by peft, gives logits.npy there; here, our `logits --lora` with the
+/// committed adapter and with one trained again with the same flags give the same logits.
+#[test]
+fn finetuned_adapters_give_peft_s_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden_dir = testdata().join("lora/finetune");
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden_dir.join("golden.json")).unwrap()).unwrap();
+    let prompt: Vec<String> = g["prompt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let flags: Vec<&str> = g["finetune_flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let want = read_npy(&golden_dir.join("logits.npy"));
+    let cols: Vec<usize> = g["logit_columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap() as usize)
+        .collect();
+    let model = dir.path().join("hf");
+    materialize(&testdata().join("model/real-vocab/hf"), &model);
+    let again = dir.path().join("again");
+    ok(&bin()
+        .args(["finetune", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(golden_dir.join("data.jsonl"))
+        .arg("--out")
+        .arg(&again)
+        .args(&flags)
+        .output()
+        .unwrap());
+    for adapter in [golden_dir.join("adapter"), again] {
+        let out = dir.path().join("logits.npy");
+        ok(&bin()
+            .args(["logits", "--device", "cpu", "--model"])
+            .arg(&model)
+            .arg("--lora")
+            .arg(&adapter)
+            .args(["--tokens", &prompt.join(","), "--out"])
+            .arg(&out)
+            .output()
+            .unwrap());
+        let all = read_npy(&out);
+        let vocab = all.len() / prompt.len();
+        let got: Vec<f32> = all
+            .chunks_exact(vocab)
+            .flat_map(|row| cols.iter().map(|&c| row[c]))
+            .collect();
+        assert_eq!(got.len(), want.len());
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d <= 2e-3, "{}: max abs diff {d}", adapter.display());
+        eprintln!("{}: max abs diff to peft {d:.2e}", adapter.display());
+    }
+}
