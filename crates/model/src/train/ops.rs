@@ -109,6 +109,25 @@ pub(super) fn swiglu_back(u: &[f32], dout: &[f32], limit: f32, alpha: f32, du: &
     }
 }
 
+/// Σ a·b with eight independent partial sums: a single running sum is one long chain of
+/// dependent additions (the attention loops' bottleneck); eight let the compiler use vectors.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Shapes of one attention call over a whole sequence from position 0.
 pub(super) struct Attn {
     pub n: usize,
@@ -149,7 +168,7 @@ impl Attn {
                 let mut m = sinks[h];
                 for j in lo..=i {
                     let kh = &k[j * kvd + g * d..j * kvd + (g + 1) * d];
-                    let s: f32 = qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() * self.sm_scale;
+                    let s = dot(qh, kh) * self.sm_scale;
                     row[j] = s;
                     m = m.max(s);
                 }
@@ -201,7 +220,7 @@ impl Attn {
                 let mut c = 0f32;
                 for j in lo..=i {
                     let vh = &v[j * kvd + g * d..j * kvd + (g + 1) * d];
-                    let dp: f32 = doh.iter().zip(vh).map(|(a, b)| a * b).sum();
+                    let dp = dot(doh, vh);
                     ds[j] = dp;
                     c += row[j] * dp;
                     let dvh = &mut dv[j * kvd + g * d..j * kvd + (g + 1) * d];
