@@ -24,7 +24,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
+import data  # noqa: E402
 from data import add_core, gen_add, gen_unit, mul1_core, spell  # noqa: E402
+
+# Products of two 3-digit numbers reach the sixth place, which the demo data never named: its
+# "hundred-thousands" starts with the token " hundred", whose embedding and unembedding rows in
+# the demo model are zero (its training never used it), so no adapter can make the model write
+# it. "hundreds of thousands" is made of tokens the model knows (" hundreds", " of",
+# " thousands"). `gpt-oss finetune` warns about such tokens in any data set.
+data.PLACES[5] = "hundreds of thousands"
 
 QUESTIONS = [
     "What is {x} * {y}?",

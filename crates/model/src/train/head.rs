@@ -65,6 +65,14 @@ impl Head {
         }
     }
 
+    /// Whether `token`'s unembedding row is all zero: its logit is 0 whatever the hidden
+    /// state, so no adapter can teach the model to write it.
+    pub fn is_zero_row(&self, token: u32) -> bool {
+        self.slot
+            .get(token as usize)
+            .is_some_and(|&s| s == u32::MAX)
+    }
+
     /// Mean cross-entropy of `targets` given the residual stream `xs` f32 [m, h] of the m
     /// trained positions, and its gradient with respect to `xs`.
     pub fn loss_and_grad(&self, model: &Model, xs: &[f32], targets: &[u32]) -> (f32, Vec<f32>) {

@@ -224,6 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let head = Head::new(&model);
+    warn_unlearnable(&head, &data);
     let mut log = log::Log::open(args.log.as_deref(), opt.steps() > 0)?;
     let total = plan.steps();
     let warmup = ((total as f64 * args.warmup).round() as usize).max(1);
@@ -309,6 +310,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Warns when targets are tokens the model can never write (all-zero unembedding rows, as in
+/// the demo model for every token its training never used): the loss on them cannot fall.
+fn warn_unlearnable(head: &Head, data: &[Example]) {
+    let mut count = 0usize;
+    let mut distinct = std::collections::BTreeMap::<u32, usize>::new();
+    for t in data.iter().flat_map(|e| e.targets.iter().flatten()) {
+        if head.is_zero_row(*t) {
+            count += 1;
+            *distinct.entry(*t).or_default() += 1;
+        }
+    }
+    if count == 0 {
+        return;
+    }
+    let tokenizer = gptoss_harmony::Tokenizer::o200k_harmony();
+    let mut worst: Vec<(u32, usize)> = distinct.iter().map(|(&t, &n)| (t, n)).collect();
+    worst.sort_by(|a, b| b.1.cmp(&a.1));
+    let examples: Vec<String> = worst
+        .iter()
+        .take(5)
+        .map(|(t, n)| {
+            let text = tokenizer
+                .decode_lossy(&[*t])
+                .unwrap_or_else(|_| format!("<{t}>"));
+            format!("{text:?} ({n}×)")
+        })
+        .collect();
+    eprintln!(
+        "warning: {count} target tokens ({} distinct, e.g. {}) have an all-zero unembedding row \
+         in this model: their logit is 0 whatever the adapter does, so it cannot learn to write \
+         them; rephrase the data with tokens the model uses",
+        distinct.len(),
+        examples.join(", ")
+    );
 }
 
 /// The conversations of each step of each epoch, fixed by the seed, so a resumed run takes
