@@ -328,7 +328,7 @@ fn warn_unlearnable(head: &Head, data: &[Example]) {
     }
     let tokenizer = gptoss_harmony::Tokenizer::o200k_harmony();
     let mut worst: Vec<(u32, usize)> = distinct.iter().map(|(&t, &n)| (t, n)).collect();
-    worst.sort_by(|a, b| b.1.cmp(&a.1));
+    worst.sort_by_key(|w| std::cmp::Reverse(w.1));
     let examples: Vec<String> = worst
         .iter()
         .take(5)
