@@ -507,7 +507,7 @@ mod tests {
         assert!(held.iter().all(|h| !train.contains(h)));
         assert_eq!(split(100, 0.05, 7), (train, held.clone()));
         assert_ne!(split(100, 0.05, 8).1, held);
-        assert_eq!(split(10, 0.05, 7).1.len(), 0);
+        assert_eq!(split(8, 0.05, 7).1.len(), 0);
         assert_eq!(split(20, 0.01, 7).1.len(), 1);
         assert_eq!(split(3, 0.9, 7).0.len(), 1);
     }
