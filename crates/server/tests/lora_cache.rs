@@ -54,7 +54,7 @@ fn greedy(m: &Model, lora: Option<LoraId>, prompt: &[u32], n: usize) -> Vec<u32>
     let mut logits = m.forward(prompt, &mut cache, LogitsFor::Last).unwrap();
     let mut out = vec![];
     for _ in 0..n {
-        let t = argmax(&logits);
+        let t = argmax(&logits).unwrap();
         out.push(t);
         logits = m.forward(&[t], &mut cache, LogitsFor::Last).unwrap();
     }
