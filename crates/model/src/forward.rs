@@ -450,7 +450,11 @@ impl Model {
         let (t, u) = (&mut ws.lora_t, &mut ws.lora_u);
         for (l, rows) in self.layer_loras(spans, layer_idx) {
             let x = &hn[rows.start * h..rows.end * h];
-            for (lr, y, d) in [(&l.q, &mut *q, qd), (&l.k, &mut *k, kvd), (&l.v, &mut *v, kvd)] {
+            for (lr, y, d) in [
+                (&l.q, &mut *q, qd),
+                (&l.k, &mut *k, kvd),
+                (&l.v, &mut *v, kvd),
+            ] {
                 if let Some(lr) = lr {
                     lr.add(x, &mut y[rows.start * d..rows.end * d], t, u);
                 }

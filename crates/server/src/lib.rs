@@ -86,8 +86,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
-pub use ollama_api::ModelFacts;
 pub use gptoss_engine::LoraId;
+pub use ollama_api::ModelFacts;
 pub use scheduler::{Engine, EngineInfo, MetricsSnapshot, SchedulerConfig, TokenLogprob};
 
 use prompt::PromptSpec;

@@ -312,7 +312,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let model_name = config.model_id.clone();
     for a in &config.adapters {
-        eprintln!("adapter `{}`: requests name it as model `{model_name}:{}`", a.name, a.name);
+        eprintln!(
+            "adapter `{}`: requests name it as model `{model_name}:{}`",
+            a.name, a.name
+        );
     }
     let store = config.response_store.describe();
     let app = gptoss_server::router(engine.clone(), config);
