@@ -100,6 +100,7 @@ fn serve(model: &Path, loras: &[String]) -> Server {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not start:\n{log}");
 }
 

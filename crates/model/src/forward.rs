@@ -232,7 +232,7 @@ impl Model {
             .zip(kv_layers.iter_mut())
             .enumerate()
         {
-            self.attention_block(layer_idx, layer, kv, pos0, n, &spans, ws);
+            self.attention_block(layer_idx, layer, kv, pos0..pos0 + n, &spans, ws);
             self.moe_block(layer_idx, layer, &spans, n, ws);
         }
 
@@ -521,17 +521,18 @@ impl Model {
         }
     }
 
-    /// x += out(attention(rope(q), rope(k), v)) over rms(x); appends this call's K/V to `kv`.
+    /// x += out(attention(rope(q), rope(k), v)) over rms(x) for the tokens at `positions`;
+    /// appends their K/V to `kv`.
     fn attention_block(
         &self,
         layer_idx: usize,
         layer: &Layer,
         kv: &mut LayerKv,
-        pos0: usize,
-        n: usize,
+        positions: Range<usize>,
         spans: &[LoraSpan],
         ws: &mut Workspace,
     ) {
+        let (pos0, n) = (positions.start, positions.len());
         let c = &self.config;
         let (qd, kvd) = (c.q_dim(), c.kv_dim());
         self.qkv(layer_idx, layer, spans, n, ws);

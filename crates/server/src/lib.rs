@@ -193,8 +193,7 @@ impl AppState {
     /// `model_not_found`.
     fn check_model(&self, model: Option<&str>) -> Result<Option<LoraId>, ApiError> {
         match model {
-            None => Ok(None),
-            Some(m) if m.is_empty() => Ok(None),
+            None | Some("") => Ok(None),
             Some(m) => match self.adapter_named(m) {
                 Some(lora) => Ok(Some(lora)),
                 None if self.serves(m) => Ok(None),
