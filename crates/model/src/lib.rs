@@ -401,8 +401,10 @@ impl Model {
     /// runs at position `row.cache.len()` of its own cache (rows may be at different depths),
     /// its K/V are appended there, and its next-token logits (f32 [vocab_size]) are written to
     /// `row.logits`. Every matrix product runs over all rows together, so the weights are read
-    /// once per step for the whole batch; attention and RoPE are per row. Each row gets exactly
-    /// what [`Model::forward`] of that one token on that cache would give.
+    /// once per step for the whole batch; attention and RoPE are per row. Each row runs under
+    /// its cache's LoRA adapter ([`KvCache::set_lora`]; rows may differ): the base products
+    /// still run once over all rows, each adapter's update over its own rows. Each row gets
+    /// exactly what [`Model::forward`] of that one token on that cache would give.
     ///
     /// Returns one result per row, in row order. A row that fails the checks of `forward`
     /// (bad token, full cache, cache of another model) gets that error and is left unchanged;
