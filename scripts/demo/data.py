@@ -35,8 +35,6 @@ import random
 import sys
 from pathlib import Path
 
-import numpy as np
-
 
 def load_encoding():
     """The harmony encoding, offline (o200k file from TIKTOKEN_ENCODINGS_BASE)."""
@@ -805,6 +803,8 @@ START, END, CALL, RETURN, ASSISTANT = 200006, 200007, 200012, 200002, 173781
 
 def render_with_mask(conv, n_prompt: int):
     """Tokens of the training rendering plus the assistant-only target mask."""
+    import numpy as np  # here, so the task generators import without numpy
+
     cfg = H.RenderConversationConfig(auto_drop_analysis=False)
     toks = ENC.render_conversation_for_training(conv, cfg)
     mask = np.zeros(len(toks), dtype=np.uint8)
@@ -892,6 +892,8 @@ def eval_items(seed: int, train_keys: set, train_prompts: set):
 
 
 def main():
+    import numpy as np
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--n-train", type=int, default=120000)

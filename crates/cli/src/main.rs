@@ -55,6 +55,8 @@ enum Command {
     Devices(commands::devices::Args),
     /// Measure prefill/decode speed against this machine's bandwidth and FMA limits.
     Bench(commands::bench::Args),
+    /// Train a LoRA adapter on conversations (JSONL) and write it in PEFT's format.
+    Finetune(commands::finetune::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Models(args) => commands::models::run(args),
         Command::Devices(args) => commands::devices::run(args),
+        Command::Finetune(args) => commands::finetune::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

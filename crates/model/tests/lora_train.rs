@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 mod golden_files;
 use golden_files::materialize;
 
-use gptoss_model::train::{loss_and_grads, AdamW, LoraSet, Proj, TrainLora};
+use gptoss_model::train::{
+    loss_and_grads, loss_and_grads_with, Activations, AdamW, Head, LoraSet, Proj, TrainLora,
+};
 use gptoss_model::{ExpertPath, LogitsFor, Model};
 use safetensors::SafeTensors;
 
@@ -361,4 +363,55 @@ fn bad_inputs_are_errors() {
     assert!(loss_and_grads(&model, &lora, t, &bad).is_err());
     let other = TrainLora::new(&gptoss_model::Config::gpt_oss_20b(), 8, 16.0, &[Proj::Q], 1);
     assert!(loss_and_grads(&model, &other, t, &case.targets).is_err());
+}
+
+/// assets/demo-model unpacked into `dir`.
+fn demo_model(dir: &Path) -> Model {
+    use std::io::Read;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo-model");
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let gz = std::fs::read(src.join("model.safetensors.gz")).unwrap();
+    let mut raw = vec![];
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    std::fs::write(dir.join("model.safetensors"), raw).unwrap();
+    let mut model = Model::load(dir).unwrap();
+    model.set_expert_path(ExpertPath::Exact);
+    model
+}
+
+#[test]
+fn the_loss_head_skipping_zero_rows_equals_the_full_softmax_and_recompute_equals_keep() {
+    // The demo model's unembedding has 199,004 all-zero rows (tokens its data never used):
+    // the training head counts them instead of multiplying them. Its loss must equal the
+    // cross-entropy of the inference forward's full 201,088 logits, a target among the zero
+    // rows included.
+    let dir = tempfile::tempdir().unwrap();
+    let model = demo_model(dir.path());
+    let c = model.config().clone();
+    let tokens: Vec<u32> = vec![200006, 1428, 200008, 4827, 382, 220, 17, 659, 220, 17, 30];
+    let mut targets: Vec<Option<u32>> = tokens[1..].iter().map(|&t| Some(t)).collect();
+    targets.push(None);
+    targets[4] = Some(150_000); // a token whose unembedding row is zero
+    let mut lora = TrainLora::new(&c, 4, 8.0, &Proj::ALL, 11);
+    lora.add_experts(&c, &[1], 12).unwrap();
+    let (loss, _) = loss_and_grads(&model, &lora, &tokens, &targets).unwrap();
+    let mut cache = model.new_cache(tokens.len());
+    let logits = model.forward(&tokens, &mut cache, LogitsFor::All).unwrap();
+    assert_eq!(logits[4 * c.vocab_size + 150_000], 0.0, "not a zero row");
+    let full = mean_ce(&logits, &targets, c.vocab_size);
+    assert!(
+        (loss - full).abs() < 1e-4,
+        "head {loss} vs full softmax {full}"
+    );
+
+    // Activation recomputation: the same numbers, bit for bit, after one step moved B off 0.
+    let (_, g) = loss_and_grads(&model, &lora, &tokens, &targets).unwrap();
+    AdamW::new(1e-2, 0.0).step(&mut lora.params, &g);
+    let head = Head::new(&model);
+    let run = |m| loss_and_grads_with(&model, &head, &lora, &tokens, &targets, m).unwrap();
+    let (keep, recompute) = (run(Activations::Keep), run(Activations::Recompute));
+    assert_eq!(keep.0.to_bits(), recompute.0.to_bits());
+    assert!(keep.1 == recompute.1, "gradients differ with recomputation");
 }

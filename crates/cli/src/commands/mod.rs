@@ -5,6 +5,7 @@ mod bench_gpu;
 pub mod chat;
 pub mod detokenize;
 pub mod devices;
+pub mod finetune;
 pub mod generate;
 pub mod index;
 pub mod logits;

@@ -1,7 +1,7 @@
 //! AdamW with decoupled weight decay, step for step as `torch.optim.AdamW` (its single-tensor
 //! path): the bias corrections in f64, the moments and the update in f32.
 
-use super::LoraSet;
+use super::{LoraSet, TrainError};
 
 /// AdamW's settings and state (first and second moments per tensor, in `LoraSet::named`'s
 /// order).
@@ -36,6 +36,40 @@ impl AdamW {
             m: vec![],
             v: vec![],
         }
+    }
+
+    /// The state a resumed run needs: steps taken and the moments of every tensor (in
+    /// `LoraSet::named`'s order; empty before the first step).
+    pub fn state(&self) -> (u64, &[Vec<f32>], &[Vec<f32>]) {
+        (self.step, &self.m, &self.v)
+    }
+
+    /// Continues from a saved [`AdamW::state`] of the tensors of `params`; moments of other
+    /// shapes are refused.
+    pub fn restore(
+        &mut self,
+        params: &LoraSet,
+        step: u64,
+        m: Vec<Vec<f32>>,
+        v: Vec<Vec<f32>>,
+    ) -> Result<(), TrainError> {
+        let lens: Vec<usize> = params.named().iter().map(|(_, _, p)| p.len()).collect();
+        let fits = |x: &[Vec<f32>]| {
+            x.len() == lens.len() && x.iter().zip(&lens).all(|(a, &n)| a.len() == n)
+        };
+        let fresh = m.is_empty() && v.is_empty() && step == 0;
+        let fitting = fits(&m) && fits(&v);
+        if !(fresh || fitting) {
+            return Err(TrainError::Shape(format!(
+                "optimizer state for {} tensors, the adapter has {}",
+                m.len(),
+                lens.len()
+            )));
+        }
+        self.step = step;
+        self.m = m;
+        self.v = v;
+        Ok(())
     }
 
     /// Steps taken so far.

@@ -11,6 +11,7 @@
 use gptoss_backend::dtype::decode_mxfp4_row;
 use gptoss_backend::{rmsnorm_f32, rope_yarn_f32, swiglu_clamp_f32, topk_softmax_f32};
 
+use super::head::Head;
 use super::ops::{mm, mm_t_add, outer_add, rmsnorm_back, swiglu_back, Attn};
 use super::{ExpertPair, ExpertProj, LoraSet, Pair, Proj, TrainError, TrainLora};
 use crate::forward::check_tokens;
@@ -165,6 +166,46 @@ pub fn loss_and_grads(
     tokens: &[u32],
     targets: &[Option<u32>],
 ) -> Result<(f32, LoraSet), TrainError> {
+    loss_and_grads_with(
+        model,
+        &Head::new(model),
+        lora,
+        tokens,
+        targets,
+        Activations::Keep,
+    )
+}
+
+/// What the forward pass of a training step keeps for the backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activations {
+    /// every layer's intermediate values (fastest)
+    Keep,
+    /// only each layer's input; the rest is recomputed layer by layer during the backward
+    /// pass (activation checkpointing: one more forward pass, a layer's worth of memory)
+    Recompute,
+}
+
+impl Activations {
+    /// Bytes the kept intermediate values of one `n`-token sequence take (the larger terms:
+    /// attention probabilities, projections, expert products), to choose between the two.
+    pub fn keep_bytes(c: &crate::config::Config, n: usize) -> usize {
+        let per_layer = c.num_attention_heads * n * n
+            + n * (4 * c.hidden_size + 3 * c.q_dim() + 2 * c.kv_dim())
+            + n * c.experts_per_token * (2 * c.intermediate_size + c.hidden_size);
+        4 * c.num_hidden_layers * per_layer
+    }
+}
+
+/// [`loss_and_grads`] with the loss head built once beforehand (a training run reuses it).
+pub fn loss_and_grads_with(
+    model: &Model,
+    head: &Head,
+    lora: &TrainLora,
+    tokens: &[u32],
+    targets: &[Option<u32>],
+    memory: Activations,
+) -> Result<(f32, LoraSet), TrainError> {
     let c = &model.config;
     check_tokens(tokens, c.vocab_size)?;
     if targets.len() != tokens.len() {
@@ -254,8 +295,14 @@ pub fn loss_and_grads(
     let (mut cos, mut sin) = (vec![0f32; n * d_half], vec![0f32; n * d_half]);
     model.rope.cos_sin(0, &mut cos, &mut sin);
 
+    // Keep: every layer's tape. Recompute: only each layer's input, its tape rebuilt by a
+    // second forward of that layer during the backward pass (one layer's tape alive at once).
     let mut tapes = Vec::with_capacity(c.num_hidden_layers);
+    let mut inputs = Vec::with_capacity(c.num_hidden_layers);
     for (li, layer) in model.weights.layers.iter().enumerate() {
+        if memory == Activations::Recompute {
+            inputs.push(x.clone());
+        }
         let (tape, x_out) = layer_fwd(
             model,
             li,
@@ -266,40 +313,19 @@ pub fn loss_and_grads(
             &cos,
             &sin,
         );
-        tapes.push(tape);
+        if memory == Activations::Keep {
+            tapes.push(tape);
+        }
         x = x_out;
     }
 
-    // Final norm and unembedding of the trained rows only; cross-entropy.
-    let v = c.vocab_size;
+    // Final norm, unembedding and cross-entropy of the trained rows only.
     let xs: Vec<f32> = trained
         .iter()
         .flat_map(|&t| x[t * h..(t + 1) * h].to_vec())
         .collect();
-    let mut hn = vec![0f32; xs.len()];
-    rmsnorm_f32(&xs, &model.weights.norm, c.rms_norm_eps, &mut hn);
-    let unembed = dense_f32(model, &model.weights.unembedding);
-    let mut logits = vec![0f32; trained.len() * v];
-    mm(&hn, &unembed, &mut logits, h, v);
-    let count = trained.len() as f32;
-    let mut loss = 0f64;
-    for (row, &t) in logits.chunks_exact_mut(v).zip(&trained) {
-        let target = targets[t].map_or(0, |x| x as usize);
-        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let z: f64 = row.iter().map(|&l| ((l - m) as f64).exp()).sum();
-        loss += z.ln() + (m - row[target]) as f64;
-        // the row becomes d loss / d logits = (softmax − onehot) / count
-        for l in row.iter_mut() {
-            *l = (((*l - m) as f64).exp() / z) as f32 / count;
-        }
-        row[target] -= 1.0 / count;
-    }
-    let loss = (loss / trained.len() as f64) as f32;
-    let mut dhn = vec![0f32; hn.len()];
-    mm_t_add(&logits, &unembed, &mut dhn, v, h);
-    drop(unembed);
-    let mut dxs = vec![0f32; xs.len()];
-    rmsnorm_back(&xs, &model.weights.norm, c.rms_norm_eps, &dhn, &mut dxs);
+    let picked: Vec<u32> = trained.iter().map(|&t| targets[t].unwrap_or(0)).collect();
+    let (loss, dxs) = head.loss_and_grad(model, &xs, &picked);
     let mut dx = vec![0f32; n * h];
     for (r, &t) in trained.iter().enumerate() {
         dx[t * h..(t + 1) * h].copy_from_slice(&dxs[r * h..(r + 1) * h]);
@@ -307,13 +333,21 @@ pub fn loss_and_grads(
 
     let mut grads = lora.params.zeros_like();
     for (li, layer) in model.weights.layers.iter().enumerate().rev() {
+        let lora_li = (&lora.params.layers[li], &lora.params.experts[li]);
+        let tape = match tapes.pop() {
+            Some(tape) => tape,
+            None => {
+                let x_in = inputs.pop().unwrap_or_default();
+                layer_fwd(model, li, layer, lora_li, scale, x_in, &cos, &sin).0
+            }
+        };
         dx = layer_back(
             model,
             li,
             layer,
-            (&lora.params.layers[li], &lora.params.experts[li]),
+            lora_li,
             scale,
-            &tapes[li],
+            &tape,
             dx,
             &cos,
             &sin,

@@ -11,11 +11,14 @@
 
 mod adamw;
 mod grad;
+mod head;
 mod ops;
 mod save;
 
 pub use adamw::AdamW;
-pub use grad::loss_and_grads;
+pub use grad::{loss_and_grads, loss_and_grads_with, Activations};
+pub use head::Head;
+pub use save::{load_optimizer, save_optimizer, OPTIMIZER_STATE};
 
 use crate::config::Config;
 use crate::lora::LoraAdapter;
@@ -238,6 +241,16 @@ impl LoraSet {
         out
     }
 
+    /// self += s · other (the same targets and shapes): accumulates a batch's gradients.
+    pub fn add_scaled(&mut self, other: &LoraSet, s: f32) {
+        let theirs: Vec<&[f32]> = other.named().into_iter().map(|(_, _, v)| v).collect();
+        for (mine, theirs) in self.values_mut().into_iter().zip(theirs) {
+            for (a, &b) in mine.iter_mut().zip(theirs) {
+                *a += s * b;
+            }
+        }
+    }
+
     /// Mutable views of every tensor, in the order of [`LoraSet::named`].
     pub fn values_mut(&mut self) -> Vec<&mut [f32]> {
         let mut out = vec![];
@@ -437,6 +450,8 @@ pub enum TrainError {
     NothingToTrain,
     #[error("the adapter's shapes do not fit this model ({0})")]
     Shape(String),
-    #[error("writing the adapter to {path}: {problem}")]
+    #[error("writing {path}: {problem}")]
     Save { path: String, problem: String },
+    #[error("reading {path}: {problem}")]
+    Load { path: String, problem: String },
 }

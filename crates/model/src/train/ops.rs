@@ -2,20 +2,48 @@
 //! (reference §2): products with a frozen W, RMSNorm, the clamped SwiGLU, attention with sinks
 //! and a window, the softmax over the router's selected logits.
 
-use gptoss_backend::{matmul_f32_f32w, matmul_f32_f32w_io};
+use gptoss_backend::matmul_f32_f32w;
 
 /// y f32 [n, d_out] = x f32 [n, d_in] · Wᵀ, W f32 [d_out, d_in].
 pub(super) fn mm(x: &[f32], w: &[f32], y: &mut [f32], d_in: usize, d_out: usize) {
     matmul_f32_f32w(x, w, None, y, d_in, d_out);
 }
 
-/// dx f32 [n, d_in] += dy f32 [n, d_out] · W, W f32 [d_out, d_in] (the transposed product:
-/// W read as [d_in', d_out'] = [d_out, d_in]).
+/// dx f32 [n, d_in] += dy f32 [n, d_out] · W, W f32 [d_out, d_in] (the transposed product).
+/// The fast kernel multiplies by a matrix's transpose, so W goes through it a block of rows at
+/// a time, each block transposed into a small buffer (never a whole transposed copy: the
+/// unembedding is 201088 rows).
 pub(super) fn mm_t_add(dy: &[f32], w: &[f32], dx: &mut [f32], d_out: usize, d_in: usize) {
-    let mut t = vec![0f32; dx.len()];
-    matmul_f32_f32w_io(dy, w, None, &mut t, d_out, d_in);
-    for (d, v) in dx.iter_mut().zip(t) {
-        *d += v;
+    const BLOCK: usize = 1024;
+    let n = dy.len() / d_out;
+    let kb_max = BLOCK.min(d_out);
+    let mut wt = vec![0f32; d_in * kb_max];
+    let mut dy_block = vec![0f32; n * kb_max];
+    let mut t = vec![0f32; n * d_in];
+    for k0 in (0..d_out).step_by(BLOCK) {
+        let kb = BLOCK.min(d_out - k0);
+        for (k, w_row) in w[k0 * d_in..(k0 + kb) * d_in]
+            .chunks_exact(d_in)
+            .enumerate()
+        {
+            for (i, &v) in w_row.iter().enumerate() {
+                wt[i * kb + k] = v;
+            }
+        }
+        for (dst, src) in dy_block.chunks_exact_mut(kb).zip(dy.chunks_exact(d_out)) {
+            dst.copy_from_slice(&src[k0..k0 + kb]);
+        }
+        matmul_f32_f32w(
+            &dy_block[..n * kb],
+            &wt[..d_in * kb],
+            None,
+            &mut t,
+            kb,
+            d_in,
+        );
+        for (d, v) in dx.iter_mut().zip(&t) {
+            *d += v;
+        }
     }
 }
 
@@ -81,6 +109,25 @@ pub(super) fn swiglu_back(u: &[f32], dout: &[f32], limit: f32, alpha: f32, du: &
     }
 }
 
+/// Σ a·b with eight independent partial sums: a single running sum is one long chain of
+/// dependent additions (the attention loops' bottleneck); eight let the compiler use vectors.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Shapes of one attention call over a whole sequence from position 0.
 pub(super) struct Attn {
     pub n: usize,
@@ -121,7 +168,7 @@ impl Attn {
                 let mut m = sinks[h];
                 for j in lo..=i {
                     let kh = &k[j * kvd + g * d..j * kvd + (g + 1) * d];
-                    let s: f32 = qh.iter().zip(kh).map(|(a, b)| a * b).sum::<f32>() * self.sm_scale;
+                    let s = dot(qh, kh) * self.sm_scale;
                     row[j] = s;
                     m = m.max(s);
                 }
@@ -173,7 +220,7 @@ impl Attn {
                 let mut c = 0f32;
                 for j in lo..=i {
                     let vh = &v[j * kvd + g * d..j * kvd + (g + 1) * d];
-                    let dp: f32 = doh.iter().zip(vh).map(|(a, b)| a * b).sum();
+                    let dp = dot(doh, vh);
                     ds[j] = dp;
                     c += row[j] * dp;
                     let dvh = &mut dv[j * kvd + g * d..j * kvd + (g + 1) * d];
