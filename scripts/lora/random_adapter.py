@@ -9,7 +9,7 @@ lora_B [out, r]; expert ParamWrapper lora_A [r*E, in], lora_B [out, r*E]), so it
 The numbers are random and mean nothing.
 
 Usage: scripts/lora/random_adapter.py CHECKPOINT_DIR OUT_DIR [--rank 8] [--alpha 16]
-           [--expert-layers 7,15,23]
+           [--expert-layers 7,15,23] [--seed 0]
 """
 
 import argparse
@@ -36,13 +36,14 @@ def main():
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--alpha", type=float, default=16)
     ap.add_argument("--expert-layers", default="", help="comma-separated layer indices (default: none)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (two seeds: two different adapters)")
     args = ap.parse_args()
     with open(os.path.join(args.checkpoint, "config.json")) as f:
         cfg = json.load(f)
     n_layers, h, qd, kvd, inter, e = shapes(cfg)
     r = args.rank
     expert_layers = [int(x) for x in args.expert_layers.split(",") if x.strip()]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
 
     def rand(*shape, scale):
         return (rng.standard_normal(shape) * scale).astype(np.float32)

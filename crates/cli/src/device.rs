@@ -213,6 +213,18 @@ impl KvState for DeviceCache {
             _ => false,
         }
     }
+    fn adapter(&self) -> Option<gptoss_engine::LoraId> {
+        match self {
+            DeviceCache::Cpu(c) => KvState::adapter(c),
+            DeviceCache::Gpu(c) => c.adapter(),
+        }
+    }
+    fn set_adapter(&mut self, adapter: Option<gptoss_engine::LoraId>) -> bool {
+        match self {
+            DeviceCache::Cpu(c) => KvState::set_adapter(c, adapter),
+            DeviceCache::Gpu(c) => c.set_adapter(adapter),
+        }
+    }
 }
 
 fn wrong_device() -> EngineError {

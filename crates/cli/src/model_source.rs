@@ -48,6 +48,20 @@ pub fn apply_lora(model: &mut Model, dir: Option<&Path>) -> anyhow::Result<()> {
         return Ok(());
     };
     let adapter = model.load_lora(dir)?;
+    describe_lora(dir, &adapter);
+    model.set_lora(Some(adapter))?;
+    Ok(())
+}
+
+/// Reads the PEFT adapter in `dir`, validates it against `model` and registers it for the
+/// sequences that choose it (`serve --lora NAME=DIR`); says on stderr what it updates.
+pub fn add_lora(model: &mut Model, dir: &Path) -> anyhow::Result<gptoss_model::LoraId> {
+    let adapter = model.load_lora(dir)?;
+    describe_lora(dir, &adapter);
+    Ok(model.add_lora(adapter)?)
+}
+
+fn describe_lora(dir: &Path, adapter: &gptoss_model::LoraAdapter) {
     let (attn, experts) = adapter.target_counts();
     eprintln!(
         "lora: {} (r {}, alpha {}, scale {}; {attn} attention products, {experts} expert matrices)",
@@ -56,8 +70,6 @@ pub fn apply_lora(model: &mut Model, dir: Option<&Path>) -> anyhow::Result<()> {
         adapter.alpha(),
         adapter.scale(),
     );
-    model.set_lora(Some(adapter))?;
-    Ok(())
 }
 
 /// The embedded demo model (`assets/demo-model`, see its MODEL_CARD.md):

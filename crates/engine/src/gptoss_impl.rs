@@ -2,7 +2,7 @@
 //! `KvCache`. Pure delegation: the model owns the numerics, the cache owns
 //! the sliding-window snapshots; this file only maps types and errors.
 
-use gptoss_model::{ForwardError, KvCache, Model};
+use gptoss_model::{ForwardError, KvCache, LoraId, Model};
 
 use crate::language_model::{DecodeRow, KvState, LanguageModel, LogitsFor};
 use crate::EngineError;
@@ -28,6 +28,13 @@ impl KvState for KvCache {
     }
     fn copy_from(&mut self, source: &Self) -> bool {
         KvCache::copy_from(self, source)
+    }
+    fn adapter(&self) -> Option<LoraId> {
+        KvCache::lora(self)
+    }
+    fn set_adapter(&mut self, adapter: Option<LoraId>) -> bool {
+        KvCache::set_lora(self, adapter);
+        true
     }
 }
 

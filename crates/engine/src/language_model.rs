@@ -12,6 +12,10 @@ use crate::EngineError;
 /// type, so both sides of the seam speak the same words).
 pub use gptoss_model::LogitsFor;
 
+/// Names one of the LoRA adapters a model holds (the model crate's own type):
+/// a sequence runs under the adapter its cache names ([`KvState::set_adapter`]).
+pub use gptoss_model::LoraId;
+
 /// The per-sequence key/value state a model appends to. Positions are dense:
 /// the next token goes at position `len()`.
 pub trait KvState {
@@ -45,6 +49,18 @@ pub trait KvState {
     fn copy_from(&mut self, source: &Self) -> bool {
         let _ = source;
         false
+    }
+    /// The LoRA adapter this cache's sequence runs under; None: the model's
+    /// default (its one applied adapter, or the base).
+    fn adapter(&self) -> Option<LoraId> {
+        None
+    }
+    /// Choose the adapter the positions to come run under. Keys and values
+    /// computed under one adapter are wrong under another, so a change clears
+    /// the cache. Returns false, changing nothing, when this cache type runs
+    /// no adapters (it takes None only).
+    fn set_adapter(&mut self, adapter: Option<LoraId>) -> bool {
+        adapter.is_none()
     }
 }
 

@@ -18,7 +18,7 @@ pub mod scripted;
 pub mod session;
 
 pub use error::EngineError;
-pub use language_model::{KvState, LanguageModel, LogitsFor};
+pub use language_model::{KvState, LanguageModel, LogitsFor, LoraId};
 pub use sampler::{Candidate, Sampler, SamplingParams};
 pub use scripted::{ScriptedCache, ScriptedModel};
 pub use session::{

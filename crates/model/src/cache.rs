@@ -16,6 +16,7 @@
 //! length, all `<= len`.
 
 use crate::config::Config;
+use crate::lora::LoraId;
 
 /// Positions per page of a full-attention layer.
 pub const PAGE_LEN: usize = 256;
@@ -121,6 +122,8 @@ pub struct KvCache {
     pub(crate) len: usize,
     max_tokens: usize,
     snapshots: Vec<Snapshot>,
+    /// The adapter this sequence runs under (`set_lora`); its keys and values hold its updates.
+    pub(crate) lora: Option<LoraId>,
     pub(crate) ws: Workspace,
 }
 
@@ -144,6 +147,7 @@ impl KvCache {
             len: 0,
             max_tokens,
             snapshots: vec![],
+            lora: None,
             ws: Workspace::default(),
         }
     }
@@ -188,6 +192,22 @@ impl KvCache {
         self.max_tokens
     }
 
+    /// The LoRA adapter this cache's sequence runs under: one registered with
+    /// `Model::add_lora`, or None for the model's default (`Model::set_lora`, or the base).
+    pub fn lora(&self) -> Option<LoraId> {
+        self.lora
+    }
+
+    /// Chooses the adapter the positions to come run under (see [`KvCache::lora`]). Keys and
+    /// values computed under one adapter are wrong under another, so changing it clears the
+    /// cache: a prefix computed for one fine-tune is never reused by another.
+    pub fn set_lora(&mut self, lora: Option<LoraId>) {
+        if lora != self.lora {
+            self.clear();
+            self.lora = lora;
+        }
+    }
+
     /// Bytes of K/V storage currently allocated (pages, rings and snapshots).
     pub fn allocated_bytes(&self) -> usize {
         let pages: usize = self
@@ -219,7 +239,7 @@ impl KvCache {
         self.snapshots.iter().map(|s| s.len).collect()
     }
 
-    /// Makes this cache an exact copy of `source` (positions, rings and snapshots), reusing
+    /// Makes this cache an exact copy of `source` (positions, rings, snapshots and adapter), reusing
     /// this cache's allocations. Returns false, changing nothing, when the two differ in shape
     /// (another model or another `max_tokens`). Two sequences with one prompt then pay for one
     /// prefill: a copy is a memcpy of what the prefill wrote.
@@ -241,6 +261,7 @@ impl KvCache {
         }
         self.snapshots.clone_from(&source.snapshots);
         self.len = source.len;
+        self.lora = source.lora;
         true
     }
 

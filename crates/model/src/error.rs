@@ -60,6 +60,8 @@ pub enum ForwardError {
     EmptyInput,
     #[error("the KV cache was made for a different model ({problem})")]
     CacheMismatch { problem: String },
+    #[error("the KV cache names LoRA adapter {id}, which the model does not hold")]
+    UnknownAdapter { id: u32 },
 }
 
 /// A PEFT LoRA adapter that cannot be used (`lora.rs`): the file at fault and what is wrong.

@@ -9,8 +9,14 @@
 //! experts grouped by routed expert, unembedding) takes all B rows at once, so each weight byte
 //! is read once per step for the whole batch; only RoPE angles and attention are per row. The
 //! kernels are batch-invariant, so a row gets the same bits as a single-sequence `forward`.
+//!
+//! LoRA adapters are chosen per sequence (`KvCache::set_lora`). A batched step orders its rows
+//! by adapter, so the rows of one adapter are one contiguous span: the base products run once
+//! over all rows, then each adapter's low-rank update over its own span only (for the experts,
+//! the span's part of each expert's routed rows). A prefill is one sequence, so one span.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use gptoss_backend::{
     embed_rows_bf16, embed_rows_f32, matmul_f32_bf16w, matmul_f32_bf16w_io, matmul_f32_f32w,
@@ -21,7 +27,7 @@ use gptoss_backend::{
 use crate::cache::{sized, KvCache, LayerKv, Workspace};
 use crate::checkpoint::Store;
 use crate::error::ForwardError;
-use crate::lora::{LayerLora, LowRank};
+use crate::lora::{LayerLora, LoraId};
 use crate::weights::{DenseView, ExpertMatrix, ExpertWeights, Layer, Linear};
 use crate::{DecodeRow, ExpertPath, LogitsFor, Model};
 
@@ -116,6 +122,15 @@ struct BatchScratch {
     /// indices into the caller's rows of the rows that run this step
     run: Vec<usize>,
     tokens: Vec<u32>,
+    /// `run`'s rows by adapter (after sorting them by adapter)
+    spans: Vec<LoraSpan>,
+}
+
+/// Rows `rows` of one forward call run under the adapter `lora` chooses (`Model::adapter_for`).
+#[derive(Clone, Debug)]
+struct LoraSpan {
+    lora: Option<LoraId>,
+    rows: Range<usize>,
 }
 
 thread_local! {
@@ -154,6 +169,11 @@ impl Model {
         cache
             .matches(c)
             .map_err(|problem| ForwardError::CacheMismatch { problem })?;
+        if let Some(id) = cache.lora {
+            if self.lora_by_id(id).is_none() {
+                return Err(ForwardError::UnknownAdapter { id: id.0 });
+            }
+        }
         check_room(cache.len, tokens.len(), cache.max_tokens())
     }
 
@@ -172,6 +192,11 @@ impl Model {
         let n = tokens.len();
         let pos0 = cache.len;
         let h = c.hidden_size;
+        // One sequence: every row under the cache's adapter.
+        let spans = [LoraSpan {
+            lora: cache.lora,
+            rows: 0..n,
+        }];
         let KvCache {
             layers: kv_layers,
             ws,
@@ -207,9 +232,8 @@ impl Model {
             .zip(kv_layers.iter_mut())
             .enumerate()
         {
-            let lora = self.layer_lora(layer_idx);
-            self.attention_block(layer_idx, layer, kv, pos0, n, ws);
-            self.moe_block(layer, lora, n, ws);
+            self.attention_block(layer_idx, layer, kv, pos0..pos0 + n, &spans, ws);
+            self.moe_block(layer_idx, layer, &spans, n, ws);
         }
 
         // Final norm and unembedding, for every row or the last one only.
@@ -281,8 +305,26 @@ impl Model {
     fn decode_rows(&self, rows: &mut [DecodeRow<'_>], scratch: &mut BatchScratch) {
         let c = &self.config;
         let (h, v) = (c.hidden_size, c.vocab_size);
-        let BatchScratch { ws, run, tokens } = scratch;
+        let BatchScratch {
+            ws,
+            run,
+            tokens,
+            spans,
+        } = scratch;
         let n = run.len();
+        // Rows of one adapter side by side (row index breaks ties: a fixed order), one span each.
+        run.sort_unstable_by_key(|&i| (rows[i].cache.lora, i));
+        spans.clear();
+        for (r, &i) in run.iter().enumerate() {
+            let lora = rows[i].cache.lora;
+            match spans.last_mut() {
+                Some(span) if span.lora == lora => span.rows.end = r + 1,
+                _ => spans.push(LoraSpan {
+                    lora,
+                    rows: r..r + 1,
+                }),
+            }
+        }
         tokens.clear();
         tokens.extend(run.iter().map(|&i| rows[i].token));
         // Embedding: x f32 [n, hidden], one row per sequence.
@@ -309,8 +351,7 @@ impl Model {
                 .cos_sin(rows[i].cache.len, &mut cos[span.clone()], &mut sin[span]);
         }
         for (layer_idx, layer) in self.weights.layers.iter().enumerate() {
-            let lora = self.layer_lora(layer_idx);
-            self.qkv(layer, lora, n, ws);
+            self.qkv(layer_idx, layer, spans, n, ws);
             self.rope_qk(n, ws);
             let (qd, kvd) = (c.q_dim(), c.kv_dim());
             let params = self.sdpa_params(layer_idx);
@@ -334,17 +375,19 @@ impl Model {
                 sdpa_sinks_f32(q, k, vv, &past, pos, &layer.sinks, &params, out);
                 kv.write(pos, k, vv, kvd);
             }
-            self.attn_out(layer, lora, n, ws);
-            self.moe_block(layer, lora, n, ws);
+            self.attn_out(layer_idx, layer, spans, n, ws);
+            self.moe_block(layer_idx, layer, spans, n, ws);
         }
         // Final norm, then the unembedding of all rows at once, each row's logits written
         // straight into its own buffer (no [n, vocab] matrix to copy out).
         let hn = sized(&mut ws.h, n * h);
         rmsnorm_f32(&ws.x, &self.weights.norm, c.rms_norm_eps, hn);
+        // In batch (`run`) order, which the adapter sort may have changed.
+        let mut by_row: Vec<Option<&mut Vec<f32>>> =
+            rows.iter_mut().map(|row| Some(&mut *row.logits)).collect();
         let mut outs: Vec<&mut [f32]> = Vec::with_capacity(n);
-        for (i, row) in rows.iter_mut().enumerate() {
-            if run.contains(&i) {
-                let out = &mut *row.logits;
+        for &i in run.iter() {
+            if let Some(out) = by_row[i].take() {
                 if out.len() != v {
                     out.clear();
                     out.resize(v, 0.0);
@@ -368,14 +411,29 @@ impl Model {
         }
     }
 
-    /// The adapter's updates of layer `layer_idx`, when an adapter is set.
-    fn layer_lora(&self, layer_idx: usize) -> Option<&LayerLora> {
-        self.lora.as_ref().map(|a| &a.layers[layer_idx])
+    /// Each span's adapter updates of layer `layer_idx`, with the span's rows (spans under no
+    /// adapter left out).
+    fn layer_loras<'a>(
+        &'a self,
+        spans: &'a [LoraSpan],
+        layer_idx: usize,
+    ) -> impl Iterator<Item = (&'a LayerLora, Range<usize>)> + 'a {
+        spans.iter().filter_map(move |s| {
+            self.adapter_for(s.lora)
+                .map(|a| (&a.layers[layer_idx], s.rows.clone()))
+        })
     }
 
     /// hn = rms(x); q f32 [n, heads, head_dim], k/v f32 [n, kv_heads, head_dim] projections
-    /// (each plus its LoRA update, if any).
-    fn qkv(&self, layer: &Layer, lora: Option<&LayerLora>, n: usize, ws: &mut Workspace) {
+    /// (each span's rows plus its adapter's update, if any).
+    fn qkv(
+        &self,
+        layer_idx: usize,
+        layer: &Layer,
+        spans: &[LoraSpan],
+        n: usize,
+        ws: &mut Workspace,
+    ) {
         let c = &self.config;
         let (h, qd, kvd) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let s = &self.store;
@@ -389,11 +447,16 @@ impl Model {
         linear(s, &layer.q, hn, xq, q);
         linear(s, &layer.k, hn, xq, k);
         linear(s, &layer.v, hn, xq, v);
-        if let Some(l) = lora {
-            let (t, u) = (&mut ws.lora_t, &mut ws.lora_u);
-            for (lr, y) in [(&l.q, &mut *q), (&l.k, &mut *k), (&l.v, &mut *v)] {
+        let (t, u) = (&mut ws.lora_t, &mut ws.lora_u);
+        for (l, rows) in self.layer_loras(spans, layer_idx) {
+            let x = &hn[rows.start * h..rows.end * h];
+            for (lr, y, d) in [
+                (&l.q, &mut *q, qd),
+                (&l.k, &mut *k, kvd),
+                (&l.v, &mut *v, kvd),
+            ] {
                 if let Some(lr) = lr {
-                    lr.add(hn, y, t, u);
+                    lr.add(x, &mut y[rows.start * d..rows.end * d], t, u);
                 }
             }
         }
@@ -430,34 +493,49 @@ impl Model {
         }
     }
 
-    /// x += out(attn) (plus its LoRA update, if any).
-    fn attn_out(&self, layer: &Layer, lora: Option<&LayerLora>, n: usize, ws: &mut Workspace) {
-        let h = self.config.hidden_size;
+    /// x += out(attn) (each span's rows plus its adapter's update, if any).
+    fn attn_out(
+        &self,
+        layer_idx: usize,
+        layer: &Layer,
+        spans: &[LoraSpan],
+        n: usize,
+        ws: &mut Workspace,
+    ) {
+        let (h, qd) = (self.config.hidden_size, self.config.q_dim());
         let proj = sized(&mut ws.proj, n * h);
         let xq = q8_input(&layer.out, &ws.attn, &mut ws.q8_dense);
         linear(&self.store, &layer.out, &ws.attn, xq, proj);
-        if let Some(lr) = lora.and_then(|l| l.o.as_ref()) {
-            LowRank::add(lr, &ws.attn, proj, &mut ws.lora_t, &mut ws.lora_u);
+        for (l, rows) in self.layer_loras(spans, layer_idx) {
+            if let Some(lr) = &l.o {
+                lr.add(
+                    &ws.attn[rows.start * qd..rows.end * qd],
+                    &mut proj[rows.start * h..rows.end * h],
+                    &mut ws.lora_t,
+                    &mut ws.lora_u,
+                );
+            }
         }
         for (xv, pv) in ws.x.iter_mut().zip(proj.iter()) {
             *xv += *pv;
         }
     }
 
-    /// x += out(attention(rope(q), rope(k), v)) over rms(x); appends this call's K/V to `kv`.
+    /// x += out(attention(rope(q), rope(k), v)) over rms(x) for the tokens at `positions`;
+    /// appends their K/V to `kv`.
     fn attention_block(
         &self,
         layer_idx: usize,
         layer: &Layer,
         kv: &mut LayerKv,
-        pos0: usize,
-        n: usize,
+        positions: Range<usize>,
+        spans: &[LoraSpan],
         ws: &mut Workspace,
     ) {
+        let (pos0, n) = (positions.start, positions.len());
         let c = &self.config;
         let (qd, kvd) = (c.q_dim(), c.kv_dim());
-        let lora = self.layer_lora(layer_idx);
-        self.qkv(layer, lora, n, ws);
+        self.qkv(layer_idx, layer, spans, n, ws);
         self.rope_qk(n, ws);
         let params = self.sdpa_params(layer_idx);
         let past = KvPages {
@@ -470,12 +548,20 @@ impl Model {
         let (q, k, v) = (&ws.q[..n * qd], &ws.k[..n * kvd], &ws.v[..n * kvd]);
         sdpa_sinks_f32(q, k, v, &past, pos0, &layer.sinks, &params, attn);
         kv.write(pos0, k, v, kvd);
-        self.attn_out(layer, lora, n, ws);
+        self.attn_out(layer_idx, layer, spans, n, ws);
     }
 
     /// x += Σ_top-k w_e · expert_e(rms(x)), experts run over the rows routed to them (each
-    /// expert matrix plus its LoRA update for that expert, if any).
-    fn moe_block(&self, layer: &Layer, lora: Option<&LayerLora>, n: usize, ws: &mut Workspace) {
+    /// expert matrix plus, for each span's share of the expert's rows, its adapter's update for
+    /// that expert, if any).
+    fn moe_block(
+        &self,
+        layer_idx: usize,
+        layer: &Layer,
+        spans: &[LoraSpan],
+        n: usize,
+        ws: &mut Workspace,
+    ) {
         let c = &self.config;
         let (h, e, k, inter) = (
             c.hidden_size,
@@ -509,8 +595,9 @@ impl Model {
         let acc = sized(&mut ws.moe_acc, n * h);
         acc.fill(0.0);
         // The int8 path quantizes each normed row once here, for every expert it is routed to.
-        let lora_up = lora.and_then(|l| l.gate_up.as_ref());
-        let lora_down = lora.and_then(|l| l.down.as_ref());
+        let any_up = self
+            .layer_loras(spans, layer_idx)
+            .any(|(l, _)| l.gate_up.is_some());
         let int8 = self.expert_path == ExpertPath::Int8
             && matches!(layer.mlp1.w, ExpertWeights::Mxfp4 { .. })
             && matches!(layer.mlp2.w, ExpertWeights::Mxfp4 { .. });
@@ -526,7 +613,7 @@ impl Model {
             // u f32 [m, 2·inter] (gate/linear interleaved) -> act f32 [m, inter] -> y f32 [m, hidden]
             let u = sized(&mut ws.moe_u, m * 2 * inter);
             // The routed rows in f32: the exact path's input, and the LoRA update's on both.
-            if !int8 || lora_up.is_some() {
+            if !int8 || any_up {
                 let xin = sized(&mut ws.moe_in, m * h);
                 for (r, &(t, _)) in rows.iter().enumerate() {
                     xin[r * h..(r + 1) * h].copy_from_slice(&hn[t * h..(t + 1) * h]);
@@ -555,14 +642,23 @@ impl Model {
                     u,
                 );
             }
-            if let Some(lr) = lora_up {
-                lr.add(
-                    expert,
-                    &ws.moe_in[..m * h],
-                    u,
-                    &mut ws.lora_t,
-                    &mut ws.lora_u,
-                );
+            // The routed rows are in row order, so a span's share of them is contiguous.
+            let share = |span: &Range<usize>| {
+                let first = rows.partition_point(|&(t, _)| t < span.start);
+                first..rows.partition_point(|&(t, _)| t < span.end)
+            };
+            let w = 2 * inter;
+            for (l, span) in self.layer_loras(spans, layer_idx) {
+                let s = share(&span);
+                if let (Some(lr), false) = (&l.gate_up, s.is_empty()) {
+                    lr.add(
+                        expert,
+                        &ws.moe_in[s.start * h..s.end * h],
+                        &mut u[s.start * w..s.end * w],
+                        &mut ws.lora_t,
+                        &mut ws.lora_u,
+                    );
+                }
             }
             let act = sized(&mut ws.moe_act, m * inter);
             swiglu_clamp_f32(u, c.swiglu_limit, c.swiglu_alpha, act);
@@ -573,8 +669,17 @@ impl Model {
             } else {
                 expert_linear(s, &layer.mlp2, expert, act, &mut ws.bias2, y);
             }
-            if let Some(lr) = lora_down {
-                lr.add(expert, act, y, &mut ws.lora_t, &mut ws.lora_u);
+            for (l, span) in self.layer_loras(spans, layer_idx) {
+                let s = share(&span);
+                if let (Some(lr), false) = (&l.down, s.is_empty()) {
+                    lr.add(
+                        expert,
+                        &act[s.start * inter..s.end * inter],
+                        &mut y[s.start * h..s.end * h],
+                        &mut ws.lora_t,
+                        &mut ws.lora_u,
+                    );
+                }
             }
             for (r, &(t, w)) in rows.iter().enumerate() {
                 for (a, &yv) in acc[t * h..(t + 1) * h]

@@ -39,7 +39,7 @@ pub use config::Config;
 pub use error::{ForwardError, LoadError, LoraError, LoraProblem};
 pub use forward::{check_room, check_tokens};
 pub use gguf_load::{GgufTokenizer, ReferenceVocab};
-pub use lora::{LoraAdapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+pub use lora::{LoraAdapter, LoraId, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 pub use tensors::{
     DenseTensor, ExpertTensor, ExpertTensors, LayerTensors, LinearTensors, ModelTensors,
 };
@@ -78,8 +78,12 @@ pub struct Model {
     native_q8: bool,
     /// The tokenizer metadata of a GGUF file, for the caller to check (`GgufTokenizer::check`).
     gguf_tokenizer: Option<GgufTokenizer>,
-    /// A PEFT LoRA adapter applied beside the base products (`set_lora`, lora.rs).
+    /// The PEFT LoRA adapter applied beside the base products of every sequence that names
+    /// none (`set_lora`, lora.rs).
     lora: Option<LoraAdapter>,
+    /// Adapters a sequence may choose by [`LoraId`] (`add_lora`, the index here): one server
+    /// serves several fine-tunes of one base, the base weights shared.
+    adapters: Vec<LoraAdapter>,
 }
 
 /// The numerics of the MXFP4 expert matrix products (docs/numerics.md).
@@ -216,6 +220,7 @@ impl Model {
             native_q8: false,
             gguf_tokenizer: None,
             lora: None,
+            adapters: Vec::new(),
         }
     }
 
@@ -311,17 +316,13 @@ impl Model {
         LoraAdapter::load(dir, &self.config)
     }
 
-    /// Applies `adapter` from the next forward call on (None: the base alone). Its low-rank
-    /// updates run beside the base products, y += scale · B(A x); the base weights are not
-    /// touched. Refuses an adapter validated against a model of other shapes.
+    /// Applies `adapter` from the next forward call on to every sequence whose cache names no
+    /// adapter ([`KvCache::set_lora`]; None: the base alone). Its low-rank updates run beside
+    /// the base products, y += scale · B(A x); the base weights are not touched. Refuses an
+    /// adapter validated against a model of other shapes.
     pub fn set_lora(&mut self, adapter: Option<LoraAdapter>) -> Result<(), LoraError> {
         if let Some(a) = &adapter {
-            if !a.fits(&self.config) {
-                return Err(LoraError {
-                    path: a.dir().to_path_buf(),
-                    problem: LoraProblem::OtherModel,
-                });
-            }
+            self.check_fits(a)?;
         }
         self.lora = adapter;
         Ok(())
@@ -330,6 +331,45 @@ impl Model {
     /// The adapter applied by [`Model::set_lora`], if any.
     pub fn lora(&self) -> Option<&LoraAdapter> {
         self.lora.as_ref()
+    }
+
+    /// Registers `adapter` for the sequences that choose it by the returned id
+    /// ([`KvCache::set_lora`]), beside the others: rows of one batched decode step may each run
+    /// under a different adapter (or none), the base products still computed once for all.
+    /// Refuses an adapter validated against a model of other shapes.
+    pub fn add_lora(&mut self, adapter: LoraAdapter) -> Result<LoraId, LoraError> {
+        self.check_fits(&adapter)?;
+        let id = u32::try_from(self.adapters.len()).map_err(|_| LoraError {
+            path: adapter.dir().to_path_buf(),
+            problem: LoraProblem::BadConfig("too many adapters".into()),
+        })?;
+        self.adapters.push(adapter);
+        Ok(LoraId(id))
+    }
+
+    /// The adapter registered as `id` by [`Model::add_lora`].
+    pub fn lora_by_id(&self, id: LoraId) -> Option<&LoraAdapter> {
+        self.adapters.get(id.0 as usize)
+    }
+
+    /// The adapter a cache naming `choice` runs under: the registered one, or with None the
+    /// [`Model::set_lora`] one (if any).
+    pub(crate) fn adapter_for(&self, choice: Option<LoraId>) -> Option<&LoraAdapter> {
+        match choice {
+            None => self.lora.as_ref(),
+            Some(id) => self.lora_by_id(id),
+        }
+    }
+
+    fn check_fits(&self, adapter: &LoraAdapter) -> Result<(), LoraError> {
+        if adapter.fits(&self.config) {
+            Ok(())
+        } else {
+            Err(LoraError {
+                path: adapter.dir().to_path_buf(),
+                problem: LoraProblem::OtherModel,
+            })
+        }
     }
 
     /// The checkpoint layout that was loaded.
@@ -361,8 +401,10 @@ impl Model {
     /// runs at position `row.cache.len()` of its own cache (rows may be at different depths),
     /// its K/V are appended there, and its next-token logits (f32 [vocab_size]) are written to
     /// `row.logits`. Every matrix product runs over all rows together, so the weights are read
-    /// once per step for the whole batch; attention and RoPE are per row. Each row gets exactly
-    /// what [`Model::forward`] of that one token on that cache would give.
+    /// once per step for the whole batch; attention and RoPE are per row. Each row runs under
+    /// its cache's LoRA adapter ([`KvCache::set_lora`]; rows may differ): the base products
+    /// still run once over all rows, each adapter's update over its own rows. Each row gets
+    /// exactly what [`Model::forward`] of that one token on that cache would give.
     ///
     /// Returns one result per row, in row order. A row that fails the checks of `forward`
     /// (bad token, full cache, cache of another model) gets that error and is left unchanged;

@@ -37,6 +37,12 @@ use crate::error::{LoraError, LoraProblem};
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 
+/// Names an adapter registered with [`crate::Model::add_lora`] (the number it returned), for a
+/// sequence to run under ([`crate::KvCache::set_lora`]). Several sequences of one batched decode
+/// step may each name a different adapter, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LoraId(pub u32);
+
 /// One low-rank update of a dense product: y f32 [n, d_out] += scale · (x · Aᵀ) · Bᵀ.
 pub(crate) struct LowRank {
     /// f32 [r, d_in]

@@ -122,6 +122,7 @@ fn engine_round(engine: &Engine, n: usize, tokens: usize, vocab: usize, temperat
                     stop_tokens: vec![],
                     constraint: None,
                     logprobs: None,
+                    lora: None,
                 })
                 .ok()
         })

@@ -592,6 +592,12 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         .clone()
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| state.config.model_id.clone());
+    // Claude clients name their own models, which all mean the served one; only
+    // `<model_id>:<adapter>` chooses something, and must name a served adapter.
+    let lora = match model.strip_prefix(state.config.model_id.as_str()) {
+        Some(rest) if rest.starts_with(':') => state.check_model(Some(&model))?,
+        _ => None,
+    };
     let spec = prompt_spec(&state, &req)?;
     let input_tokens = prompt_tokens(&state, &spec)?;
     let tool_names = spec.tools.iter().map(|t| t.name.clone()).collect();
@@ -614,6 +620,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
             tool_names,
             logprobs: None,
         },
+        lora,
     };
     let mut turn = state.start(generation)?;
     let sealer = state.sealer.clone();

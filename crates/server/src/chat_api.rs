@@ -335,7 +335,7 @@ pub(crate) async fn chat_completions(State(state): State<AppState>, body: Bytes)
 
 async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: ChatRequest = parse_body(body)?;
-    state.check_model(req.model.as_deref())?;
+    let lora = state.check_model(req.model.as_deref())?;
     let n = req.n.unwrap_or(1);
     if n == 0 || n > MAX_CHOICES {
         return Err(ApiError::invalid(
@@ -393,6 +393,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
             tool_names: tools.iter().map(|t| t.name.clone()).collect(),
             logprobs,
         },
+        lora,
     };
     // n choices: n generations of the same prompt (each its own seed when
     // one is given), run side by side by the batching scheduler.
@@ -402,7 +403,11 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         g.seed = g.seed.map(|seed| seed.wrapping_add(i as i64));
         turns.push(state.start(g)?);
     }
-    let model = state.config.model_id.clone();
+    // The adapter's id when one was chosen, as OpenAI echoes the model used.
+    let model = match (lora, req.model) {
+        (Some(_), Some(m)) => m,
+        _ => state.config.model_id.clone(),
+    };
     if req.stream.unwrap_or(false) {
         let include_usage = req
             .stream_options

@@ -5,7 +5,8 @@
 //! - `GET /`, `GET /static/{file}`: the web chat page (`web`; no auth).
 //! - `GET /health`: liveness plus the scheduler's live counters (no auth).
 //! - `GET /metrics`: the counters alone, JSON.
-//! - `GET /v1/models`: the one served model.
+//! - `GET /v1/models`: the served model, and `MODEL:ADAPTER` for each LoRA
+//!   adapter a request may choose by its `model` field (`ServerConfig::adapters`).
 //! - `POST /v1/chat/completions` (`chat_api`), `POST /v1/responses` and
 //!   `GET /v1/responses/{id}` (`responses_api`).
 //! - `/v1/conversations[/{id}[/items[/{item_id}]]]` (`conversations_api`).
@@ -85,6 +86,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 pub use error::ApiError;
+pub use gptoss_engine::LoraId;
 pub use ollama_api::ModelFacts;
 pub use scheduler::{Engine, EngineInfo, MetricsSnapshot, SchedulerConfig, TokenLogprob};
 
@@ -120,6 +122,18 @@ pub struct ServerConfig {
     /// `/v1/responses` connects to the MCP servers of `mcp` tools
     /// (`gpt-oss serve --mcp on`); `None`: those tools are left out.
     pub mcp: Option<mcp_client::McpSettings>,
+    /// LoRA adapters the engine's model holds, each chosen by requests whose
+    /// `model` is `<model_id>:<name>` (`gpt-oss serve --lora NAME=DIR`).
+    pub adapters: Vec<ServedAdapter>,
+}
+
+/// A LoRA adapter requests may choose by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedAdapter {
+    /// `[A-Za-z0-9._-]+`, unique: the part after `<model_id>:`.
+    pub name: String,
+    /// The adapter's id in the engine's model (`Model::add_lora`).
+    pub lora: LoraId,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +147,7 @@ impl Default for ServerConfig {
             reasoning_key: None,
             model_facts: None,
             mcp: None,
+            adapters: Vec::new(),
         }
     }
 }
@@ -167,15 +182,55 @@ pub(crate) struct Generation {
     pub top_p: Option<f64>,
     pub seed: Option<i64>,
     pub options: TurnOptions,
+    /// The LoRA adapter chosen by the request's `model` (None: as served).
+    pub lora: Option<LoraId>,
 }
 
 impl AppState {
-    fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
+    /// What a request's `model` field chooses: the served model as it is
+    /// (None: no or an empty field, the served id, Ollama's `ID:latest`) or
+    /// one of its adapters (`ID:NAME`); any other name is a 404
+    /// `model_not_found`.
+    fn check_model(&self, model: Option<&str>) -> Result<Option<LoraId>, ApiError> {
         match model {
-            None => Ok(()),
-            Some(m) if m.is_empty() || self.serves(m) => Ok(()),
-            Some(m) => Err(ApiError::model_not_found(m, &self.config.model_id)),
+            None | Some("") => Ok(None),
+            Some(m) => match self.adapter_named(m) {
+                Some(lora) => Ok(Some(lora)),
+                None if self.serves(m) => Ok(None),
+                None => Err(ApiError::model_not_found(m, &self.served_list())),
+            },
         }
+    }
+
+    /// The adapter `<model_id>:<name>` names, if any.
+    pub(crate) fn adapter_named(&self, model: &str) -> Option<LoraId> {
+        let name = model
+            .strip_prefix(self.config.model_id.as_str())?
+            .strip_prefix(':')?;
+        self.config
+            .adapters
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.lora)
+    }
+
+    /// Every model id a request may name: the served model, then
+    /// `<model_id>:<adapter>` for each adapter.
+    pub(crate) fn model_ids(&self) -> Vec<String> {
+        let id = &self.config.model_id;
+        std::iter::once(id.clone())
+            .chain(
+                self.config
+                    .adapters
+                    .iter()
+                    .map(|a| format!("{id}:{}", a.name)),
+            )
+            .collect()
+    }
+
+    /// The served ids for an error message: `a`, or `a`, `a:x`.
+    pub(crate) fn served_list(&self) -> String {
+        self.model_ids().join("`, `")
     }
 
     /// Validate sampling settings, render the prompt and queue it.
@@ -230,6 +285,7 @@ impl AppState {
             stop_tokens: HARMONY_STOP_TOKENS.to_vec(),
             constraint,
             logprobs: g.options.logprobs,
+            lora: g.lora,
         })?;
         Ok(Turn::new(handle, &built.prefeed, g.options))
     }
@@ -369,9 +425,14 @@ async fn models(State(state): State<AppState>, headers: axum::http::HeaderMap) -
     if headers.contains_key("anthropic-version") {
         return Json(anthropic_api::models_list(&state));
     }
+    let data: Vec<Value> = state
+        .model_ids()
+        .iter()
+        .map(|id| model_json(&state, id))
+        .collect();
     Json(json!({
         "object": "list",
-        "data": [model_json(&state)],
+        "data": data,
     }))
 }
 
@@ -382,15 +443,16 @@ async fn model(
 ) -> Response {
     if id == state.config.model_id && headers.contains_key("anthropic-version") {
         Json(anthropic_api::model_info(&state)).into_response()
-    } else if id == state.config.model_id {
-        Json(model_json(&state)).into_response()
+    } else if id == state.config.model_id || state.adapter_named(&id).is_some() {
+        Json(model_json(&state, &id)).into_response()
     } else {
-        ApiError::model_not_found(&id, &state.config.model_id).into_response()
+        ApiError::model_not_found(&id, &state.served_list()).into_response()
     }
 }
 
-fn model_json(state: &AppState) -> Value {
-    json!({"id": state.config.model_id, "object": "model", "created": state.created, "owned_by": "gpt-oss-rs",
+/// One entry of `/v1/models`: the served model or one of its adapters.
+fn model_json(state: &AppState, id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": state.created, "owned_by": "gpt-oss-rs",
            "context_length": state.engine.info().context_tokens})
 }
 

@@ -45,7 +45,7 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::prompt::{self, FunctionTool, PromptSpec, ResponseFormat, ToolChoice};
 use crate::turn::{logprob_json, Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
-use crate::{ids, parse_body, AppState, Generation};
+use crate::{ids, parse_body, AppState, Generation, LoraId};
 
 /// The Ollama version `/api/version` reports. Codex (`--oss`, ollama
 /// provider) refuses servers older than 0.13.4, the first Ollama with
@@ -103,18 +103,22 @@ fn reply(result: Result<Response, ApiError>) -> Response {
 // ---------------------------------------------------------------- models
 
 impl AppState {
-    /// `name` is the served model: its id, or `ID:latest` for an untagged id
-    /// (Ollama clients add the default tag).
+    /// `name` is the served model: its id, `ID:latest` for an untagged id
+    /// (Ollama clients add the default tag), or `ID:ADAPTER`.
     pub(crate) fn serves(&self, name: &str) -> bool {
         let id = self.config.model_id.as_str();
-        name == id || (!id.contains(':') && name.strip_suffix(":latest") == Some(id))
+        name == id
+            || (!id.contains(':') && name.strip_suffix(":latest") == Some(id))
+            || self.adapter_named(name).is_some()
     }
 
-    fn ollama_model(&self, model: Option<&str>) -> Result<String, ApiError> {
+    /// The model a request names, and the adapter it chooses (None: the
+    /// model as served).
+    fn ollama_model(&self, model: Option<&str>) -> Result<(String, Option<LoraId>), ApiError> {
         match model.map(str::trim) {
             None | Some("") => Err(error(StatusCode::BAD_REQUEST, "model is required")),
-            Some(name) if self.serves(name) => Ok(name.to_string()),
-            Some(name) => Err(model_not_found(name, &self.config.model_id)),
+            Some(name) if self.serves(name) => Ok((name.to_string(), self.adapter_named(name))),
+            Some(name) => Err(model_not_found(name, &self.served_list())),
         }
     }
 
@@ -126,7 +130,7 @@ impl AppState {
 fn model_not_found(name: &str, served: &str) -> ApiError {
     error(
         StatusCode::NOT_FOUND,
-        format!("model {name:?} not found: this server serves {served:?} only"),
+        format!("model {name:?} not found: this server serves `{served}` only"),
     )
 }
 
@@ -161,14 +165,14 @@ fn details(state: &AppState) -> Value {
     })
 }
 
-/// A stable identifier of the served model (its id, shape and context), in
+/// A stable identifier of a served model (its id, shape and context), in
 /// Ollama's `sha256:` form. Not a hash of the weights: hashing gigabytes at
 /// start would cost seconds for a field clients only compare.
-fn digest(state: &AppState) -> String {
+fn digest(state: &AppState, id: &str) -> String {
     let info = state.engine.info();
     let text = format!(
         "{}\n{:?}\n{}\n{}",
-        state.config.model_id,
+        id,
         state.facts(),
         info.vocab_size,
         info.context_tokens
@@ -180,14 +184,14 @@ fn modified_at(state: &AppState) -> String {
     ids::rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(state.created))
 }
 
-fn model_entry(state: &AppState) -> Value {
-    let id = &state.config.model_id;
+/// One model of `/api/tags` and `/api/ps`: the served one or `ID:ADAPTER`.
+fn model_entry(state: &AppState, id: &str) -> Value {
     json!({
         "name": id,
         "model": id,
         "modified_at": modified_at(state),
         "size": state.facts().file_bytes,
-        "digest": digest(state),
+        "digest": digest(state, id),
         "details": details(state),
     })
 }
@@ -197,14 +201,19 @@ pub(crate) async fn version() -> Json<Value> {
     Json(json!({ "version": OLLAMA_VERSION }))
 }
 
-/// `GET /api/tags`: the one served model.
+/// `GET /api/tags`: the served model and one entry per adapter.
 pub(crate) async fn tags(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "models": [model_entry(&state)] }))
+    let models: Vec<Value> = state
+        .model_ids()
+        .iter()
+        .map(|id| model_entry(&state, id))
+        .collect();
+    Json(json!({ "models": models }))
 }
 
 /// `GET /api/ps`: the served model is always loaded.
 pub(crate) async fn ps(State(state): State<AppState>) -> Json<Value> {
-    let mut entry = model_entry(&state);
+    let mut entry = model_entry(&state, &state.config.model_id);
     entry["context_length"] = json!(state.engine.info().context_tokens);
     // Loaded for good; Ollama reports a never-expiring model this way too
     // (now + the longest Go duration, ~292 years).
@@ -241,7 +250,7 @@ pub(crate) async fn show(State(state): State<AppState>, body: Bytes) -> Response
 
 fn show_inner(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: NameRequest = parse_body(body)?;
-    let name = state.ollama_model(req.model())?;
+    let (name, _) = state.ollama_model(req.model())?;
     let facts = state.facts();
     let info = state.engine.info();
     let context = if facts.context_length > 0 {
@@ -669,6 +678,7 @@ fn generation(
     options: Option<Options>,
     tools: &[FunctionTool],
     logprobs: Option<usize>,
+    lora: Option<LoraId>,
 ) -> Result<Generation, ApiError> {
     let options = options.unwrap_or_default();
     let max_tokens = match options.num_predict {
@@ -708,6 +718,7 @@ fn generation(
             tool_names: tools.iter().map(|t| t.name.clone()).collect(),
             logprobs,
         },
+        lora,
     })
 }
 
@@ -831,7 +842,7 @@ pub(crate) async fn chat(State(state): State<AppState>, body: Bytes) -> Response
 async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: ChatRequest = parse_body(body)?;
-    let model = state.ollama_model(req.model.as_deref())?;
+    let (model, lora) = state.ollama_model(req.model.as_deref())?;
     let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
     let (effort, show_thinking) = parse_think(req.think.as_ref(), state.config.default_effort)?;
     let response_format = parse_format(req.format.as_ref())?;
@@ -859,7 +870,7 @@ async fn chat_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> 
         response_format,
         ..PromptSpec::default()
     };
-    let turn = state.start(generation(spec, req.options, &tools, logprobs)?)?;
+    let turn = state.start(generation(spec, req.options, &tools, logprobs, lora)?)?;
     run(turn, reply, stream).await
 }
 
@@ -872,7 +883,7 @@ pub(crate) async fn generate(State(state): State<AppState>, body: Bytes) -> Resp
 async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: GenerateRequest = parse_body(body)?;
-    let model = state.ollama_model(req.model.as_deref())?;
+    let (model, lora) = state.ollama_model(req.model.as_deref())?;
     let logprobs = parse_logprobs(req.logprobs, req.top_logprobs)?;
     let unsupported = |what: &str| Err(error(StatusCode::BAD_REQUEST, what.to_string()));
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
@@ -920,7 +931,7 @@ async fn generate_inner(state: AppState, body: &[u8]) -> Result<Response, ApiErr
         response_format,
         ..PromptSpec::default()
     };
-    let turn = state.start(generation(spec, req.options, &[], logprobs)?)?;
+    let turn = state.start(generation(spec, req.options, &[], logprobs, lora)?)?;
     run(turn, reply, stream).await
 }
 

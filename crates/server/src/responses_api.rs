@@ -67,7 +67,7 @@ use crate::responses_tools::{self, ClientTool};
 use crate::sealed::Sealer;
 use crate::store::StoredResponse;
 use crate::turn::{Finish, SegmentKind, Turn, TurnEvent, TurnOptions, TurnUsage};
-use crate::{ids, parse_body, AppState, Generation};
+use crate::{ids, parse_body, AppState, Generation, LoraId};
 
 /// Most built-in tool calls run for one response; a further call ends the
 /// response (its item stays `in_progress`, status `incomplete`).
@@ -714,7 +714,7 @@ pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> Respon
 
 async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let req: ResponsesRequest = parse_body(body)?;
-    state.check_model(req.model.as_deref())?;
+    let lora = state.check_model(req.model.as_deref())?;
     let effort = match req.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
         Some(e) => prompt::parse_effort(e, "reasoning.effort")?,
         None => state.config.default_effort,
@@ -877,6 +877,7 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
         temperature: req.temperature,
         top_p: req.top_p,
         seed: req.seed,
+        lora,
         options: TurnOptions {
             stop: Vec::new(),
             tool_names,
@@ -909,7 +910,10 @@ async fn handle(state: AppState, body: &[u8]) -> Result<Response, ApiError> {
     let head = ResponseHead {
         id: ids::new_id("resp_"),
         created_at: ids::unix_seconds(),
-        model: state.config.model_id.clone(),
+        model: match (lora, &req.model) {
+            (Some(_), Some(m)) => m.clone(),
+            _ => state.config.model_id.clone(),
+        },
         instructions,
         effort,
         tools: tools.echo.iter().chain(&mcp.echo).cloned().collect(),
@@ -1017,6 +1021,7 @@ struct RoundTemplate {
     temperature: Option<f64>,
     top_p: Option<f64>,
     seed: Option<i64>,
+    lora: Option<LoraId>,
     options: TurnOptions,
 }
 
@@ -1045,6 +1050,7 @@ impl RoundTemplate {
             top_p: self.top_p,
             seed: self.seed,
             options: self.options.clone(),
+            lora: self.lora,
         }
     }
 }

@@ -18,6 +18,12 @@
 //! keep fewer positions, see `KvState::rollback_to`) and computes only the
 //! rest.
 //!
+//! LoRA adapters: a request names the adapter it runs under (or none), and its
+//! slot's cache is set to it ([`KvState::set_adapter`]); rows of one batched
+//! step may name different adapters. A cache holds keys and values computed
+//! under one adapter, so prefix reuse, waiting for another prefill and cache
+//! copies only ever pair a request with a cache of its own adapter.
+//!
 //! Cancellation: a request is cancelled when its [`RequestHandle`] is dropped
 //! (the HTTP client went away) or its event channel closes. The engine checks
 //! before every step and every prefill chunk, and frees the slot at once.
@@ -33,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use gptoss_engine::language_model::DecodeRow;
 use gptoss_engine::{
-    common_prefix_len, EngineError, KvState, LanguageModel, LogitsFor, Sampler, SamplingParams,
+    common_prefix_len, EngineError, KvState, LanguageModel, LogitsFor, LoraId, Sampler,
+    SamplingParams,
 };
 use rayon::prelude::*;
 use tokio::sync::mpsc;
@@ -96,6 +103,9 @@ pub struct GenerationRequest {
     /// Report each sampled token's log probability and this many most
     /// likely alternatives (`TokenEvent::Logprob` before each `Token`).
     pub logprobs: Option<usize>,
+    /// The LoRA adapter to run under (one the model holds); None: the model's
+    /// default (its one applied adapter, or the base).
+    pub lora: Option<LoraId>,
 }
 
 /// Most alternatives a request may ask for (OpenAI's limit).
@@ -484,6 +494,23 @@ struct Slot<C> {
     last_used: u64,
 }
 
+impl<C: KvState> Slot<C> {
+    /// The adapter its cached positions were computed under.
+    fn adapter(&self) -> Option<LoraId> {
+        self.cache.as_ref().and_then(KvState::adapter)
+    }
+
+    /// How many leading ids of `prompt` this slot holds for a request under
+    /// `lora`: none when its cache was computed under another adapter.
+    fn prefix_for(&self, prompt: &[u32], lora: Option<LoraId>) -> usize {
+        if self.adapter() == lora {
+            common_prefix_len(&self.tokens, prompt)
+        } else {
+            0
+        }
+    }
+}
+
 enum Phase {
     /// Prompt tokens `[..next]` are in the cache.
     Prefill { next: usize },
@@ -648,7 +675,8 @@ impl<M: LanguageModel> Worker<M> {
     fn admit(&mut self) {
         let mut idx = 0;
         while self.active.len() < self.info.max_concurrency && idx < self.waiting.len() {
-            if self.waits_for_shared_prefill(&self.waiting[idx].request.prompt) {
+            let request = &self.waiting[idx].request;
+            if self.waits_for_shared_prefill(&request.prompt, request.lora) {
                 idx += 1;
                 continue;
             }
@@ -656,6 +684,7 @@ impl<M: LanguageModel> Worker<M> {
                 break;
             };
             self.metrics.queued.fetch_sub(1, Ordering::SeqCst);
+            let lora = sub.request.lora;
             let best = self
                 .slots
                 .iter()
@@ -663,7 +692,7 @@ impl<M: LanguageModel> Worker<M> {
                 .filter(|(_, s)| !s.busy)
                 .max_by_key(|(_, s)| {
                     (
-                        common_prefix_len(&s.tokens, &sub.request.prompt),
+                        s.prefix_for(&sub.request.prompt, lora),
                         u64::MAX - s.last_used,
                     )
                 })
@@ -685,14 +714,29 @@ impl<M: LanguageModel> Worker<M> {
             };
             let context = self.info.context_tokens;
             let slot = &mut self.slots[slot_idx];
-            slot.busy = true;
-            self.clock += 1;
-            slot.last_used = self.clock;
             if slot.cache.is_none() {
                 slot.cache = Some(self.model.new_cache(context));
                 slot.tokens.clear();
                 self.metrics.slots_allocated.fetch_add(1, Ordering::Relaxed);
             }
+            // The slot's cache runs under the request's adapter from here on; what it held
+            // under another adapter is gone (`set_adapter` clears it).
+            if let Some(cache) = slot.cache.as_mut() {
+                if cache.adapter() != lora {
+                    if !cache.set_adapter(lora) {
+                        self.metrics.requests_total.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.failed_total.fetch_add(1, Ordering::Relaxed);
+                        let _ = sub.events.send(TokenEvent::Failed(
+                            "this model cannot run LoRA adapters".into(),
+                        ));
+                        continue;
+                    }
+                    slot.tokens.clear();
+                }
+            }
+            slot.busy = true;
+            self.clock += 1;
+            slot.last_used = self.clock;
             let prompt = &sub.request.prompt;
             // Keep at least the last prompt token to recompute: its logits are needed.
             let common =
@@ -709,7 +753,7 @@ impl<M: LanguageModel> Worker<M> {
                 }
             }
             slot.tokens.truncate(kept);
-            let kept = match self.copy_longer_prefix(slot_idx, &sub.request.prompt) {
+            let kept = match self.copy_longer_prefix(slot_idx, &sub.request.prompt, lora) {
                 Some(copied) => {
                     self.metrics
                         .copied_tokens_total
@@ -750,13 +794,14 @@ impl<M: LanguageModel> Worker<M> {
 
     /// Whether `prompt` continues the whole prompt of a sequence still being
     /// prefilled (and so should wait for it and copy its cache) by more than
-    /// any idle cache already holds. Only where caches can be copied.
-    fn waits_for_shared_prefill(&self, prompt: &[u32]) -> bool {
+    /// any idle cache already holds. Only where caches can be copied, and only
+    /// a sequence under the same adapter (`lora`).
+    fn waits_for_shared_prefill(&self, prompt: &[u32], lora: Option<LoraId>) -> bool {
         let wanted = prompt.len().saturating_sub(1);
         let cached = self
             .slots
             .iter()
-            .map(|s| common_prefix_len(&s.tokens, prompt))
+            .map(|s| s.prefix_for(prompt, lora))
             .max()
             .unwrap_or(0)
             .min(wanted);
@@ -764,6 +809,7 @@ impl<M: LanguageModel> Worker<M> {
             let its_prompt = &seq.request.prompt;
             let shared = its_prompt.len().saturating_sub(1);
             seq.finished.is_none()
+                && seq.request.lora == lora
                 && matches!(seq.phase, Phase::Prefill { .. })
                 && shared <= wanted
                 && shared >= cached + MIN_SHARED_PREFILL
@@ -778,8 +824,14 @@ impl<M: LanguageModel> Worker<M> {
     /// If another slot's cache holds a longer prefix of `prompt` (minus its
     /// last token) than slot `dst` does, make `dst` a copy of it rolled back
     /// to that prefix. Returns the positions `dst` then holds, or None when
-    /// nothing was copied (`dst` unchanged).
-    fn copy_longer_prefix(&mut self, dst: usize, prompt: &[u32]) -> Option<usize> {
+    /// nothing was copied (`dst` unchanged). Only a cache computed under the
+    /// request's adapter `lora` is a source.
+    fn copy_longer_prefix(
+        &mut self,
+        dst: usize,
+        prompt: &[u32],
+        lora: Option<LoraId>,
+    ) -> Option<usize> {
         let wanted = prompt.len().saturating_sub(1);
         let own = self.slots[dst].tokens.len();
         let source = self
@@ -787,7 +839,7 @@ impl<M: LanguageModel> Worker<M> {
             .iter()
             .enumerate()
             .filter(|(i, s)| *i != dst && s.cache.is_some())
-            .map(|(i, s)| (i, common_prefix_len(&s.tokens, prompt).min(wanted)))
+            .map(|(i, s)| (i, s.prefix_for(prompt, lora).min(wanted)))
             // Worth a copy of the whole source cache only for a real gain.
             .filter(|&(_, common)| common >= own + MIN_SHARED_PREFILL)
             .max_by_key(|&(_, common)| common);

@@ -28,6 +28,7 @@ fn request(i: usize, max_tokens: usize) -> GenerationRequest {
         stop_tokens: vec![],
         constraint: None,
         logprobs: None,
+        lora: None,
     }
 }
 

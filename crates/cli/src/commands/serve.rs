@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use gptoss_chat::Effort;
 use gptoss_server::store::{Limits, ResponseStore};
-use gptoss_server::{Engine, ModelFacts, SchedulerConfig, ServerConfig};
+use gptoss_server::{Engine, ModelFacts, SchedulerConfig, ServedAdapter, ServerConfig};
 
 use crate::model_source;
 
@@ -28,10 +28,12 @@ pub struct Args {
     /// read per token on gpt-oss-20b, faster decode, slightly less accurate; docs/numerics.md).
     #[arg(long)]
     pub weights_q8: bool,
-    /// A PEFT LoRA adapter folder applied to every request (CPU only; one adapter per server:
-    /// docs/finetuning.md says why several are not served side by side yet).
-    #[arg(long, value_name = "DIR")]
-    pub lora: Option<PathBuf>,
+    /// A PEFT LoRA adapter (CPU only; docs/finetuning.md). NAME=DIR (repeatable): requests
+    /// choose it with `"model": "<model-name>:NAME"`, listed in /v1/models; NAME is letters,
+    /// digits, `.`, `_` and `-`. A bare DIR (at most one): applied to every request that names
+    /// no adapter. Every adapter is checked against the model before the server listens.
+    #[arg(long, value_name = "[NAME=]DIR", value_parser = parse_lora)]
+    pub lora: Vec<LoraArg>,
     #[command(flatten)]
     pub device: crate::device::DeviceArg,
     /// Address to bind. The default serves this machine only.
@@ -95,6 +97,90 @@ pub struct Args {
     /// Time limit of one MCP request (initialize, tools/list, tools/call), seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub mcp_timeout: f64,
+}
+
+/// Most named adapters one server holds (each is kept in memory as f32).
+pub const MAX_ADAPTERS: usize = 32;
+
+/// One `--lora`: `NAME=DIR` or a bare `DIR`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoraArg {
+    /// None: the adapter of every request that names none.
+    pub name: Option<String>,
+    pub dir: PathBuf,
+}
+
+/// Whether `name` may follow `<model>:` (and never reads as a path or Ollama's default tag).
+fn valid_adapter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "latest"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `NAME=DIR` when the text before the first `=` is a valid name, else a bare DIR (a folder
+/// whose name holds `=` is still reachable as `./a=b`, `/` not being a name character).
+fn parse_lora(s: &str) -> Result<LoraArg, String> {
+    if let Some((name, dir)) = s.split_once('=') {
+        if valid_adapter_name(name) {
+            if dir.is_empty() {
+                return Err(format!("`{s}`: no folder after `{name}=`"));
+            }
+            return Ok(LoraArg {
+                name: Some(name.to_string()),
+                dir: PathBuf::from(dir),
+            });
+        }
+        if name == "latest" {
+            return Err("`latest` cannot name an adapter: Ollama clients add `:latest` to mean the model itself".into());
+        }
+    }
+    if s.is_empty() {
+        return Err("an empty folder name".into());
+    }
+    Ok(LoraArg {
+        name: None,
+        dir: PathBuf::from(s),
+    })
+}
+
+/// Checks the `--lora` list (one bare DIR at most, unique names, at most [`MAX_ADAPTERS`]),
+/// then loads and validates every adapter against `model`: the unnamed one applied to every
+/// request, the named ones held for the requests that choose them. Any problem stops the start
+/// with the adapter's name, folder and what is wrong.
+fn apply_loras(
+    model: &mut gptoss_model::Model,
+    loras: &[LoraArg],
+) -> anyhow::Result<Vec<ServedAdapter>> {
+    let unnamed: Vec<&LoraArg> = loras.iter().filter(|l| l.name.is_none()).collect();
+    if unnamed.len() > 1 {
+        anyhow::bail!(
+            "--lora DIR without a name is given {} times: only one adapter applies to every request; name the others (--lora NAME=DIR)",
+            unnamed.len()
+        );
+    }
+    let named = loras.len() - unnamed.len();
+    if named > MAX_ADAPTERS {
+        anyhow::bail!("{named} named adapters: at most {MAX_ADAPTERS} are served at once");
+    }
+    let mut served: Vec<ServedAdapter> = Vec::new();
+    for lora in loras {
+        let Some(name) = &lora.name else {
+            model_source::apply_lora(model, Some(&lora.dir))?;
+            continue;
+        };
+        if served.iter().any(|s| &s.name == name) {
+            anyhow::bail!("--lora {name}=...: the name `{name}` is given twice");
+        }
+        let id = model_source::add_lora(model, &lora.dir)
+            .with_context(|| format!("adapter `{name}` ({})", lora.dir.display()))?;
+        served.push(ServedAdapter {
+            name: name.clone(),
+            lora: id,
+        });
+    }
+    Ok(served)
 }
 
 fn parse_effort(s: &str) -> Result<Effort, String> {
@@ -190,13 +276,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut model = model_source::load_model(args.model.as_deref())?;
     model_source::apply_experts(&mut model, args.experts);
     model_source::apply_weights_q8(&mut model, args.weights_q8)?;
-    model_source::apply_lora(&mut model, args.lora.as_deref())?;
+    let adapters = apply_loras(&mut model, &args.lora)?;
     let model = crate::device::place(
         model,
         args.device.device,
         &[
             ("--weights-q8", args.weights_q8),
-            ("--lora", args.lora.is_some()),
+            ("--lora", !args.lora.is_empty()),
         ],
     )?;
     let max_context = model.config().max_context();
@@ -222,8 +308,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         response_store,
         model_facts: Some(model_facts),
         mcp,
+        adapters,
     };
     let model_name = config.model_id.clone();
+    for a in &config.adapters {
+        eprintln!(
+            "adapter `{}`: requests name it as model `{model_name}:{}`",
+            a.name, a.name
+        );
+    }
     let store = config.response_store.describe();
     let app = gptoss_server::router(engine.clone(), config);
 
@@ -366,6 +459,26 @@ mod tests {
             want("C:/AppData")
         );
         assert_eq!(default_store_path(None, None, None), None);
+    }
+
+    #[test]
+    fn lora_arguments_parse() {
+        let named = |n: &str, d: &str| LoraArg {
+            name: Some(n.into()),
+            dir: PathBuf::from(d),
+        };
+        let bare = |d: &str| LoraArg {
+            name: None,
+            dir: PathBuf::from(d),
+        };
+        assert_eq!(parse_lora("sql=/a/b"), Ok(named("sql", "/a/b")));
+        assert_eq!(parse_lora("v1.2_x-y=rel"), Ok(named("v1.2_x-y", "rel")));
+        assert_eq!(parse_lora("/a/b"), Ok(bare("/a/b")));
+        assert_eq!(parse_lora("./a=b"), Ok(bare("./a=b")));
+        assert_eq!(parse_lora("a b=c"), Ok(bare("a b=c")));
+        assert!(parse_lora("sql=").is_err());
+        assert!(parse_lora("latest=/a").is_err());
+        assert!(parse_lora("").is_err());
     }
 
     #[test]
