@@ -25,23 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "demo"))
 sys.path.insert(0, str(HERE))
 from data import gen_add, gen_unit, gen_weather  # noqa: E402
-from multiply_3x3 import EFFORT, held_out  # noqa: E402
-
-WEATHER_TOOLS = [{
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather for a location.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "location": {"type": "string", "description": "The city name, e.g. Paris"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["location"],
-        },
-    },
-}]
+from multiply_3x3 import EFFORT, WEATHER_TOOLS, held_out  # noqa: E402
 
 # Answers every get_weather call with 21 degrees and sunny, in the unit asked for.
 WEATHER_COMMAND = (

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "demo"))
 import data  # noqa: E402
-from data import add_core, gen_add, gen_unit, mul1_core, spell  # noqa: E402
+from data import add_core, gen_add, gen_unit, gen_weather, mul1_core, spell  # noqa: E402
 
 # Products of two 3-digit numbers reach the sixth place, which the demo data never named: its
 # "hundred-thousands" starts with the token " hundred", whose embedding and unembedding rows in
@@ -79,14 +79,47 @@ def product_example(rng: random.Random, a: int, b: int) -> dict:
     }
 
 
+# The get_weather function as the demo data declared it (evaluate.py declares the same).
+WEATHER_TOOLS = [{
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather for a location.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "The city name, e.g. Paris"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location"],
+        },
+    },
+}]
+
+
 def replay_example(rng: random.Random) -> dict:
-    """An addition or unit conversion exactly as the demo model was trained on them."""
-    g = rng.choice([gen_add, gen_unit])(rng, EFFORT, {})
+    """An addition, a unit conversion or a get_weather call exactly as the demo model was
+    trained on them (the weather one with its tool call and result in OpenAI's format)."""
+    g = rng.choice([gen_add, gen_unit, gen_weather])(rng, EFFORT, {})
     msgs = [{"role": "user", "content": g["user"]}]
-    analysis = next(t[1] for t in g["turn"] if t[0] == "analysis")
-    final = next(t[1] for t in g["turn"] if t[0] == "final")
-    msgs.append({"role": "assistant", "reasoning_content": analysis, "content": final})
-    return {"messages": msgs}
+    line = {"messages": msgs}
+    reasoning = None
+    for part in g["turn"]:
+        if part[0] == "analysis":
+            reasoning = part[1]
+        elif part[0] == "call":
+            name = part[2].removeprefix("functions.")
+            call = {"id": "call_0", "type": "function",
+                    "function": {"name": name, "arguments": part[4]}}
+            msgs.append({"role": "assistant", "reasoning_content": reasoning, "content": None,
+                         "tool_calls": [call]})
+            reasoning = None
+            line["tools"] = WEATHER_TOOLS
+        elif part[0] == "tool":
+            msgs.append({"role": "tool", "tool_call_id": "call_0", "content": part[3]})
+        elif part[0] == "final":
+            msgs.append({"role": "assistant", "reasoning_content": reasoning, "content": part[1]})
+    return line
 
 
 def held_out(n: int) -> list[tuple[int, int]]:
@@ -103,9 +136,9 @@ def held_out(n: int) -> list[tuple[int, int]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--count", type=int, default=600, help="3x3 conversations")
+    ap.add_argument("--count", type=int, default=6500, help="3x3 conversations")
     ap.add_argument("--replay", type=float, default=0.25,
-                    help="extra addition / unit-conversion conversations, as a share of --count")
+                    help="extra addition / unit-conversion / get_weather conversations, as a share of --count")
     ap.add_argument("--seed", type=int, default=1208)
     ap.add_argument("--eval", action="store_true", help="write the 20 held-out prompts instead")
     args = ap.parse_args()
